@@ -1,0 +1,69 @@
+"""imgctx: make image collections searchable.
+
+``from imgctx import Extractor``; heavy libraries (torch, faiss, transformers) load only when a
+model or store first needs them.
+"""
+
+from imgctx.errors import (
+    ConfigurationError,
+    ImageError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    ImgctxError,
+    IncompatibleIndexError,
+    InvalidImageError,
+    MissingDependencyError,
+    ModelLoadError,
+    PluginCollisionError,
+    PluginNotFoundError,
+    RecordNotFoundError,
+    StoreError,
+)
+from imgctx.extractor import Extractor
+from imgctx.presets import PRESETS, Preset
+from imgctx.settings import Settings
+from imgctx.types import (
+    BatchReport,
+    FailedFile,
+    ImageRecord,
+    ModelStatus,
+    ProcessResult,
+    Progress,
+    SearchHit,
+    SpaceSpec,
+    StoredVectors,
+    Tag,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "BatchReport",
+    "ConfigurationError",
+    "Extractor",
+    "FailedFile",
+    "ImageError",
+    "ImageNotFoundError",
+    "ImageRecord",
+    "ImageTooLargeError",
+    "ImgctxError",
+    "IncompatibleIndexError",
+    "InvalidImageError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelStatus",
+    "PluginCollisionError",
+    "PluginNotFoundError",
+    "Preset",
+    "ProcessResult",
+    "Progress",
+    "RecordNotFoundError",
+    "SearchHit",
+    "Settings",
+    "SpaceSpec",
+    "StoreError",
+    "StoredVectors",
+    "Tag",
+    "__version__",
+]

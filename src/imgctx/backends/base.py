@@ -1,0 +1,59 @@
+"""Shared machinery for model backends: lazy, locked, timed loading and torch device choice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from imgctx.errors import MissingDependencyError
+
+
+class LazyModel:
+    """Loads its weights once, on first use or on ``load()``, and records how long it took."""
+
+    name: str = "model"
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device_setting = device
+        self._load_lock = threading.Lock()
+        self._loaded = False
+        self.load_time: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def device(self) -> str:
+        return resolve_device(self.device_setting) if self._loaded else self.device_setting
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            start = time.perf_counter()
+            self._load()
+            self.load_time = time.perf_counter() - start
+            self._loaded = True
+
+    def _load(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+
+def import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("this model", "offline") from None
+    return torch
+
+
+def resolve_device(setting: str) -> str:
+    """'cpu', 'cuda' or 'auto' (cuda when available) -> a torch device string."""
+    if setting == "auto":
+        torch = import_torch()
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting

@@ -1,0 +1,112 @@
+"""``memory``: an in-process store for notebooks and tests; nothing is persisted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.hookspecs import hookimpl
+from imgctx.settings import Settings
+from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
+
+
+class MemoryStore:
+    """Records and vectors in dictionaries; exact search with numpy."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, ImageRecord] = {}
+        self._vectors: dict[str, dict[str, np.ndarray]] = {}
+        self._spaces: dict[str, SpaceSpec] = {}
+
+    def configure(self, spaces: Sequence[SpaceSpec]) -> None:
+        with self._lock:
+            check_spaces(self._spaces, spaces, "the memory store")
+            if not self._spaces:
+                self._spaces = {s.name: s for s in spaces}
+                self._vectors = {s.name: {} for s in spaces}
+
+    @property
+    def spaces(self) -> dict[str, SpaceSpec]:
+        return dict(self._spaces)
+
+    def upsert(self, items: Sequence[StoredVectors]) -> None:
+        with self._lock:
+            for item in items:
+                self._records[item.record.id] = item.record
+                for space, vec in item.vectors.items():
+                    self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32)
+
+    def get(self, record_id: str) -> ImageRecord | None:
+        return self._records.get(record_id)
+
+    def get_many(self, record_ids: Sequence[str]) -> list[ImageRecord]:
+        return [self._records[i] for i in record_ids if i in self._records]
+
+    def get_by_path(self, path: str) -> ImageRecord | None:
+        with self._lock:
+            return next((r for r in self._records.values() if r.path == path), None)
+
+    def find_by_hash(self, content_hash: str) -> list[ImageRecord]:
+        with self._lock:
+            return [r for r in self._records.values() if r.content_hash == content_hash]
+
+    def vectors(self, space: str, record_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        table = self._vectors.get(space, {})
+        return {i: table[i] for i in record_ids if i in table}
+
+    def delete(self, record_ids: Sequence[str]) -> int:
+        with self._lock:
+            n = 0
+            for rid in record_ids:
+                if self._records.pop(rid, None) is not None:
+                    n += 1
+                for table in self._vectors.values():
+                    table.pop(rid, None)
+            return n
+
+    def _matching(self, objects: Sequence[str] | None) -> list[ImageRecord]:
+        wanted = normalise_objects(objects)
+        with self._lock:
+            records = list(self._records.values())
+        if wanted is None:
+            return records
+        ws = set(wanted)
+        return [r for r in records if ws.intersection(o.lower() for o in r.objects)]
+
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
+        return self._matching(objects)[offset: offset + limit]
+
+    def count(self, objects: Sequence[str] | None = None) -> int:
+        return len(self._matching(objects))
+
+    def query(
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        ids = [r.id for r in self._matching(objects)]
+        table = self._vectors.get(space, {})
+        ids = [i for i in ids if i in table]
+        if not ids or k <= 0:
+            return []
+        matrix = np.stack([table[i] for i in ids])
+        sims = matrix @ np.asarray(vector, np.float32).reshape(-1)
+        order = np.argsort(-sims)[:k]
+        return [(ids[j], float(sims[j])) for j in order]
+
+    def close(self) -> None:
+        return None
+
+
+def memory_factory(settings: Settings, **options: Any) -> MemoryStore:
+    return MemoryStore()
+
+
+@hookimpl
+def register_stores(register: Any) -> None:
+    register("memory", memory_factory)

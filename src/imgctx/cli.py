@@ -1,0 +1,287 @@
+"""The ``imgctx`` command line: index, search, similar, list, show, delete, models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from imgctx.errors import ImgctxError
+from imgctx.settings import Settings
+from imgctx.types import ImageRecord, Progress, SearchHit
+
+log = logging.getLogger("imgctx")
+
+
+class Context:
+    def __init__(self, db: Path | None = None, preset: str | None = None, store: str | None = None,
+                 as_json: bool = False) -> None:
+        self.db = db
+        self.preset = preset
+        self.store = store
+        self.as_json = as_json
+
+    def settings(self) -> Settings:
+        return Settings().with_overrides(db_path=self.db, preset=self.preset, store=self.store)
+
+    @contextmanager
+    def extractor(self) -> Iterator[Any]:
+        from imgctx.extractor import Extractor
+
+        with Extractor(settings=self.settings()) as ex:
+            yield ex
+
+
+def _configure_logging(settings: Settings) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.log_file:
+        handlers.append(logging.FileHandler(settings.log_file))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:  # keep the output clean: no weight-loading progress bars from transformers
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _emit(ctx: Context, data: Any, text: Callable[[], None]) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        text()
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def set_json(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            click_ctx.ensure_object(Context).as_json = True
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
+                        help="Print JSON for scripts.")(f)
+
+
+def _print_record(r: ImageRecord, score: float | None = None) -> None:
+    head = f"{score:.3f}  " if score is not None else ""
+    click.echo(f"{head}{r.id}  {r.path}")
+    click.echo(f"        {r.caption}  [{', '.join(r.objects)}]")
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    if not hits:
+        click.echo("no matches")
+    for h in hits:
+        _print_record(h.record, h.score)
+
+
+class _Group(click.Group):
+    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImgctxError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
+                       "(set IMGCTX_LOG_LEVEL=DEBUG for details)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--db", type=click.Path(path_type=Path), help="Store folder (default: IMGCTX_DB_PATH or ./imgctx_db).")
+@click.option("--preset", help="Model preset (default: IMGCTX_PRESET or 'offline').")
+@click.option("--store", help="Store plugin (default: IMGCTX_STORE or 'faiss').")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.version_option(package_name="imgctx")
+@click.pass_context
+def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool) -> None:
+    """Make a folder of images searchable: index it, then search by text or by example."""
+    obj = click_ctx.ensure_object(Context)
+    obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
+    _configure_logging(obj.settings())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--recursive", "-r", is_flag=True, help="Include subfolders.")
+@click.option("--force", is_flag=True, help="Reprocess files even if unchanged.")
+@_json_option
+@click.pass_obj
+def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -> None:
+    """Index image files and folders (PATHS)."""
+    from tqdm import tqdm
+
+    from imgctx.errors import ImageNotFoundError
+    from imgctx.images import scan_directory
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(scan_directory(p, recursive))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ImageNotFoundError(p, "no such file or directory")
+    with ctx.extractor() as ex:
+        bar = tqdm(total=len(files), unit="img", disable=ctx.as_json or None, file=sys.stderr)
+
+        def progress(p: Progress) -> None:
+            bar.update(1)
+            bar.set_postfix_str(p.status, refresh=False)
+
+        try:
+            report = ex.process_many(files, force=force, progress=progress)
+        finally:
+            bar.close()
+
+    def text() -> None:
+        click.echo(f"{report.processed} processed, {report.skipped} unchanged, {report.failed} failed "
+                   f"of {report.total_files} files in {report.processing_time:.1f}s")
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+
+    _emit(ctx, report.to_dict(), text)
+
+
+def _objects(value: str | None) -> list[str] | None:
+    return [o for o in value.split(",") if o.strip()] if value else None
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1).")
+@_json_option
+@click.pass_obj
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
+    """Find images matching TEXT."""
+    with ctx.extractor() as ex:
+        hits = ex.search(text, objects=_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1).")
+@_json_option
+@click.pass_obj
+def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
+    """Find images that look like IMAGE."""
+    with ctx.extractor() as ex:
+        hits = ex.search_image(image, objects=_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+
+
+@cli.command(name="list")
+@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@_json_option
+@click.pass_obj
+def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
+    """List indexed images."""
+    with ctx.extractor() as ex:
+        records = ex.list(objects=_objects(objects), limit=limit, offset=offset)
+        total = ex.count(objects=_objects(objects))
+
+    def text() -> None:
+        for r in records:
+            _print_record(r)
+        click.echo(f"{len(records)} shown of {total}")
+
+    _emit(ctx, [r.image_info() for r in records], text)
+
+
+@cli.command()
+@click.argument("record_id")
+@_json_option
+@click.pass_obj
+def show(ctx: Context, record_id: str) -> None:
+    """Show everything stored about one image."""
+    with ctx.extractor() as ex:
+        record = ex.get(record_id)
+    data = record.to_dict()
+
+    def text() -> None:
+        for key, value in data.items():
+            if key == "tags":
+                value = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in value)
+            click.echo(f"{key:>13}: {value}")
+
+    _emit(ctx, data, text)
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--delete-file", is_flag=True, help="Also delete the image file from disk.")
+@_json_option
+@click.pass_obj
+def delete(ctx: Context, record_id: str, delete_file: bool) -> None:
+    """Remove an image from the index (and optionally from disk)."""
+    with ctx.extractor() as ex:
+        record = ex.delete(record_id, delete_file=delete_file)
+    _emit(ctx, {"deleted": record.id, "path": record.path, "file_deleted": delete_file},
+          lambda: click.echo(f"deleted {record.id} ({record.path}){' and its file' if delete_file else ''}"))
+
+
+@cli.group()
+def models() -> None:
+    """Model status and preloading."""
+
+
+@models.command()
+@_json_option
+@click.pass_obj
+def status(ctx: Context) -> None:
+    """Which models are loaded (loads nothing)."""
+    from imgctx.extractor import Extractor
+
+    ex = Extractor(settings=ctx.settings(), store="memory")
+    st = ex.models.status()
+    data = {role: {"name": s.name, "loaded": s.loaded, "load_time": s.load_time, "device": s.device}
+            for role, s in st.items()}
+
+    def text() -> None:
+        for role, s in st.items():
+            click.echo(f"{role:>15}: {s.name} ({'loaded' if s.loaded else 'not loaded'}, {s.device})")
+
+    _emit(ctx, data, text)
+
+
+@models.command()
+@_json_option
+@click.pass_obj
+def preload(ctx: Context) -> None:
+    """Load every model now and print the time each took."""
+    from imgctx.extractor import Extractor
+
+    ex = Extractor(settings=ctx.settings(), store="memory")
+    timings = ex.models.preload()
+
+    def text() -> None:
+        for role, seconds in timings.items():
+            click.echo(f"{role:>15}: {seconds:.2f}s")
+
+    _emit(ctx, timings, text)
+
+
+def main() -> None:
+    cli(prog_name="imgctx")

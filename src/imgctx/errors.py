@@ -1,0 +1,99 @@
+"""Every error imgctx raises on purpose, under one root.
+
+    ImgctxError
+    ├── ConfigurationError          bad settings, unknown preset or option
+    │   ├── PluginNotFoundError     a plugin name nobody registered (lists the known ones)
+    │   ├── PluginCollisionError    two plugins registered under one name
+    │   └── MissingDependencyError  an optional extra is not installed (names the pip command)
+    ├── ModelLoadError              weights could not be loaded
+    ├── ImageError                  one image could not be used (carries the path)
+    │   ├── ImageNotFoundError      missing path, or a directory where a file was expected
+    │   ├── InvalidImageError       empty, truncated, corrupt or not an image at all
+    │   └── ImageTooLargeError      over the pixel limit (decompression-bomb guard)
+    ├── RecordNotFoundError         no record with that id
+    └── StoreError                  the store cannot do what was asked
+        └── IncompatibleIndexError  the store was built by models with other vector spaces
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ImgctxError(Exception):
+    """Root of every error imgctx raises on purpose."""
+
+
+class ConfigurationError(ImgctxError):
+    """A setting, preset or option is not usable."""
+
+
+class PluginNotFoundError(ConfigurationError):
+    """No plugin is registered under the requested name for a role."""
+
+    def __init__(self, role: str, name: str, known: list[str]) -> None:
+        self.role = role
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) or "none"
+        super().__init__(f"unknown {role} {name!r}; known {role}s: {listed}")
+
+
+class PluginCollisionError(ConfigurationError):
+    """Two plugins tried to register the same name for the same role."""
+
+    def __init__(self, role: str, name: str) -> None:
+        self.role = role
+        self.name = name
+        super().__init__(f"two plugins register the {role} name {name!r}; names must be unique")
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional dependency is not installed; the message names the install command."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        self.what = what
+        self.extra = extra
+        super().__init__(f"{what} needs the {extra!r} extra: pip install \"imgctx[{extra}]\"")
+
+
+class ModelLoadError(ImgctxError):
+    """A model's weights could not be loaded."""
+
+
+class ImageError(ImgctxError):
+    """One image could not be read, decoded or accepted."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{reason}")
+
+
+class ImageNotFoundError(ImageError):
+    """The path does not exist or is not a regular file."""
+
+
+class InvalidImageError(ImageError):
+    """The file is empty, truncated, corrupt or not an image."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit."""
+
+
+class RecordNotFoundError(ImgctxError):
+    """No record has the requested id."""
+
+    def __init__(self, record_id: str) -> None:
+        self.record_id = record_id
+        super().__init__(f"no image with id {record_id!r}")
+
+
+class StoreError(ImgctxError):
+    """The vector store failed or refused an operation."""
+
+
+class IncompatibleIndexError(StoreError):
+    """The store holds vectors from other models than the ones configured."""

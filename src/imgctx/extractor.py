@@ -1,0 +1,331 @@
+"""The Extractor: one captioner, image embedder, text embedder, taggers and a store, composed."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgctx.errors import ConfigurationError, ImageError, ImgctxError, RecordNotFoundError
+from imgctx.images import as_rgb, load_image, scan_directory
+from imgctx.pipeline import Ingest, ProgressCallback
+from imgctx.plugins import Registry, load_registry
+from imgctx.presets import get_preset
+from imgctx.settings import Settings
+from imgctx.types import BatchReport, ImageRecord, ModelStatus, ProcessResult, SearchHit, SpaceSpec
+
+#: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
+DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
+
+
+@dataclass
+class Components:
+    """The models an Extractor uses, resolved from names, instances and the preset."""
+
+    captioner: Any = None
+    image_embedder: Any = None
+    text_embedder: Any = None
+    taggers: list[Any] = field(default_factory=list)
+
+    def by_role(self) -> dict[str, Any]:
+        roles: dict[str, Any] = {
+            "captioner": self.captioner, "image_embedder": self.image_embedder,
+            "text_embedder": self.text_embedder,
+        }
+        for i, t in enumerate(self.taggers):
+            roles["tagger" if i == 0 else f"tagger_{i}"] = t
+        return {k: v for k, v in roles.items() if v is not None}
+
+    def spaces(self) -> list[SpaceSpec]:
+        out = []
+        if self.image_embedder is not None:
+            out.append(SpaceSpec("image", self.image_embedder.name, int(self.image_embedder.dim)))
+        if self.text_embedder is not None:
+            out.append(SpaceSpec("text", self.text_embedder.name, int(self.text_embedder.dim)))
+        return out
+
+
+class ModelManager:
+    """Load state and timings of an Extractor's models (``extractor.models``)."""
+
+    def __init__(self, components: Components, device: str) -> None:
+        self._components = components
+        self._device = device
+
+    def status(self) -> dict[str, ModelStatus]:
+        """Which models are loaded, without loading any."""
+        out = {}
+        for role, model in self._components.by_role().items():
+            out[role] = ModelStatus(
+                role=role, name=model.name, loaded=bool(model.loaded),
+                load_time=getattr(model, "load_time", None),
+                device=str(getattr(model, "device", self._device)),
+            )
+        return out
+
+    def preload(self) -> dict[str, float]:
+        """Load every model now; seconds per role (0 when already loaded) and the ``total``."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        seen: set[int] = set()
+        for role, model in self._components.by_role().items():
+            t0 = time.perf_counter()
+            if id(model) not in seen:
+                model.load()
+                seen.add(id(model))
+            timings[role] = round(time.perf_counter() - t0, 4)
+        timings["total"] = round(time.perf_counter() - start, 4)
+        return timings
+
+
+class Extractor:
+    """Captions, object tags, embeddings, hashes and file facts for images, kept in a store,
+    with text search, image search and object filters.
+
+    Models are chosen by ``preset`` and overridden per role by name (a registered plugin) or by
+    instance. Nothing loads until it is needed. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        preset: str | None = None,
+        captioner: str | Any | None = None,
+        image_embedder: str | Any | None = None,
+        text_embedder: str | Any | None = None,
+        tagger: str | Any | Sequence[str | Any] | None = None,
+        store: str | Any | None = None,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        space_weights: dict[str, float] | None = None,
+    ) -> None:
+        base = settings if settings is not None else Settings()
+        self.settings = base.with_overrides(
+            db_path=Path(db_path) if db_path is not None else None, preset=preset
+        )
+        self._registry = registry
+        self._instances: dict[int, Any] = {}
+        p = get_preset(self.settings.preset)
+        taggers: Sequence[str | Any]
+        if tagger is None:
+            taggers = p.taggers
+        elif isinstance(tagger, (list, tuple)):
+            taggers = tagger
+        else:
+            taggers = [tagger]
+        self.components = Components(
+            captioner=self._resolve("captioner", captioner if captioner is not None else p.captioner),
+            image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
+            text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
+            taggers=[self._resolve("tagger", t) for t in taggers],
+        )
+        if self.components.image_embedder is None and self.components.text_embedder is None:
+            raise ConfigurationError("an Extractor needs an image embedder or a text embedder")
+        self.space_weights = dict(DEFAULT_SPACE_WEIGHTS if space_weights is None else space_weights)
+        self.models = ModelManager(self.components, self.settings.device)
+        self.store = self._resolve("store", store if store is not None else self.settings.store)
+        self._check_store_models()
+        self._configured = False
+        self._configure_lock = threading.Lock()
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = load_registry()
+        return self._registry
+
+    def _resolve(self, role: str, choice: str | Any | None) -> Any:
+        if choice is None or not isinstance(choice, str):
+            return choice
+        info = self.registry.get(role, choice)
+        if info.meta.get("shared"):
+            key = id(info.factory)
+            if key not in self._instances:
+                self._instances[key] = info.factory(self.settings)
+            return self._instances[key]
+        return info.factory(self.settings)
+
+    def _check_store_models(self) -> None:
+        """Refuse at open a store built by other models (names; dims are checked on first use)."""
+        recorded = getattr(self.store, "spaces", None)
+        if not recorded:
+            return
+        from imgctx.backends.store_common import check_spaces
+
+        check_spaces(recorded, self.components.spaces(), f"the store at {self.settings.db_path}", dims=False)
+
+    def _ready(self) -> None:
+        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+        if self._closed:
+            raise ImgctxError("this Extractor is closed")
+        if self._configured:
+            return
+        with self._configure_lock:
+            if self._configured:
+                return
+            for model in (self.components.image_embedder, self.components.text_embedder):
+                if model is not None:
+                    model.load()
+            self.store.configure(self.components.spaces())
+            self._configured = True
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def _ingest(self) -> Ingest:
+        return Ingest(self.components, self.store, self.settings, self._ready)
+
+    def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
+        """Index one image file. Raises an ImageError subclass for a missing or bad file."""
+        report = self._ingest().run([path], force=force, raise_errors=True)
+        return report.results[0]
+
+    def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
+                     progress: ProgressCallback | None = None) -> BatchReport:
+        """Index many files in batches; a bad file is reported in ``failed_files``, never raised."""
+        return self._ingest().run(list(paths), force=force, progress=progress)
+
+    def process_directory(self, path: str | os.PathLike[str], recursive: bool = False,
+                          force: bool = False, progress: ProgressCallback | None = None) -> BatchReport:
+        """Index every image file (by extension) in a directory, optionally recursively."""
+        return self.process_many(scan_directory(path, recursive), force=force, progress=progress)
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def _text_vectors(self, text: str) -> dict[str, np.ndarray]:
+        vectors: dict[str, np.ndarray] = {}
+        if self.components.text_embedder is not None:
+            vectors["text"] = self.components.text_embedder.embed_texts([text])[0]
+        embedder = self.components.image_embedder
+        if embedder is not None and getattr(embedder, "cross_modal", False):
+            vectors["image"] = embedder.embed_texts([text])[0]
+        return vectors
+
+    def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
+                      limit: int, min_score: float | None, exclude: set[str] | None = None) -> list[SearchHit]:
+        from imgctx.backends.store_common import normalise_objects
+
+        if limit <= 0 or not vectors:
+            return []
+        wanted = normalise_objects(objects)
+        weights = {s: self.space_weights.get(s, 1.0) for s in vectors}
+        weights = {s: w for s, w in weights.items() if w > 0} or {s: 1.0 for s in vectors}
+        k = max(limit * 4, 50) + len(exclude or ())
+        sims: dict[str, dict[str, float]] = {s: {} for s in weights}
+        for space in weights:
+            for rid, sim in self.store.query(space, vectors[space], k, wanted):
+                sims[space][rid] = sim
+        candidates = {rid for table in sims.values() for rid in table} - (exclude or set())
+        for space in weights:
+            missing = [rid for rid in candidates if rid not in sims[space]]
+            if missing:
+                stored = self.store.vectors(space, missing)
+                for rid, vec in stored.items():
+                    sims[space][rid] = float(np.dot(vec, vectors[space]))
+        total = sum(weights.values())
+        scored = []
+        for rid in candidates:
+            parts = {s: min(1.0, max(0.0, sims[s].get(rid, 0.0))) for s in weights}
+            score = sum(weights[s] * parts[s] for s in weights) / total
+            if min_score is None or score >= min_score:
+                scored.append((score, rid, parts))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        top = scored[:limit]
+        records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
+        return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
+
+    def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
+               min_score: float | None = None) -> list[SearchHit]:
+        """Images that match a text query, best first.
+
+        Each vector space the query reaches contributes its cosine similarity, clipped to
+        [0, 1]: ``text`` (the query against each image's caption + tags, via the text embedder)
+        and, with a cross-modal image embedder, ``image``. The score is their weighted mean
+        (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps only
+        images tagged with any of them (case-insensitive).
+        """
+        if not text or not text.strip():
+            raise ConfigurationError("the search text is empty")
+        self._ready()
+        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score)
+
+    def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
+                     limit: int = 10, min_score: float | None = None,
+                     exclude_self: bool = True) -> list[SearchHit]:
+        """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
+
+        With a path that is itself indexed and ``exclude_self``, that record is left out.
+        """
+        embedder = self.components.image_embedder
+        if embedder is None:
+            raise ConfigurationError("image search needs an image embedder")
+        self._ready()
+        exclude: set[str] = set()
+        if isinstance(image, (str, os.PathLike)):
+            decoded = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes)
+            pil = decoded.image
+            if exclude_self:
+                exclude = {r.id for r in self.store.find_by_hash(decoded.content_hash) if r.path == decoded.path}
+        else:
+            pil = as_rgb(image)
+        vec = embedder.embed_images([pil])[0]
+        return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> ImageRecord:
+        """The record with this id; RecordNotFoundError if there is none."""
+        record = self.store.get(record_id)
+        if record is None:
+            raise RecordNotFoundError(record_id)
+        return record
+
+    def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
+             offset: int = 0) -> list[ImageRecord]:
+        """Records in insertion order, optionally only those tagged with any of ``objects``."""
+        from imgctx.backends.store_common import normalise_objects
+
+        if limit < 0 or offset < 0:
+            raise ConfigurationError("limit and offset must not be negative")
+        return self.store.list(normalise_objects(objects), limit, offset)
+
+    def count(self, objects: Sequence[str] | str | None = None) -> int:
+        from imgctx.backends.store_common import normalise_objects
+
+        return self.store.count(normalise_objects(objects))
+
+    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
+        record = self.get(record_id)
+        if delete_file:
+            try:
+                Path(record.path).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
+        self.store.delete([record_id])
+        return record
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Persist and release the store. Models are dropped with the Extractor."""
+        if not self._closed:
+            self._closed = True
+            self.store.close()
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

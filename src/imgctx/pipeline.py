@@ -1,0 +1,295 @@
+"""Batched ingest: scan -> read and decode (threads) -> models (batches) -> store (one
+transaction per batch).
+
+Files are read and decoded in a thread pool while the models work on the previous batch.
+Unchanged files (same path, size and mtime as the stored record) are skipped without being
+read; a file whose bytes match a stored image reuses that image's model outputs. A run killed
+at any moment loses at most the batch in flight; running it again finishes the job, because
+every committed batch is skipped as unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imgctx.errors import ImageError, ImgctxError
+from imgctx.images import DecodedImage, load_image, perceptual_hashes
+from imgctx.types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
+
+if TYPE_CHECKING:
+    from imgctx.extractor import Components
+    from imgctx.protocols import VectorStore
+    from imgctx.settings import Settings
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def record_id_for(path: str) -> str:
+    """Stable id of the record for an absolute path."""
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def text_document(caption: str, objects: Sequence[str]) -> str:
+    """What the text embedder sees for an image: its caption and its object tags."""
+    return f"{caption}. Objects: {', '.join(objects)}." if objects else f"{caption}."
+
+
+def merge_tags(tag_lists: Sequence[Sequence[Tag]]) -> list[Tag]:
+    """Several taggers' tags for one image: highest score per label, best first.
+
+    A single tagger's list keeps its own order (labels lower-cased).
+    """
+    if len(tag_lists) == 1:
+        return [Tag(t.label.lower(), t.score, t.coarse) for t in tag_lists[0]]
+    best: dict[str, Tag] = {}
+    for tags in tag_lists:
+        for t in tags:
+            label = t.label.lower()
+            if label not in best or t.score > best[label].score:
+                best[label] = Tag(label, t.score, t.coarse)
+    return sorted(best.values(), key=lambda t: (-t.score, t.label))
+
+
+@dataclass
+class _Decoded:
+    image: DecodedImage
+    phash: str
+    dhash: str
+
+
+@dataclass
+class ModelOutput:
+    caption: str
+    tags: list[Tag]
+    vectors: dict[str, np.ndarray]
+
+
+def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutput]:
+    """All models on one batch of RGB images: tags and image vectors (one pass when a backend
+    can do both), captions (given the tags), text vectors of caption + tags."""
+    n = len(images)
+    tag_lists: list[list[list[Tag]]] = []
+    vectors: dict[str, np.ndarray] = {}
+    embedder = components.image_embedder
+    fused = None
+    if embedder is not None:
+        fused = next((t for t in components.taggers if t is embedder and hasattr(t, "analyze")), None)
+    if fused is not None:
+        tags, image_vecs = fused.analyze(images)
+        tag_lists.append(tags)
+        vectors["image"] = image_vecs
+    elif embedder is not None:
+        vectors["image"] = embedder.embed_images(images)
+    for tagger in components.taggers:
+        if tagger is not fused:
+            tag_lists.append(tagger.tag(images))
+    merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(n)]
+    captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
+    if components.text_embedder is not None:
+        docs = [text_document(c, [t.label for t in tags]) for c, tags in zip(captions, merged)]
+        vectors["text"] = components.text_embedder.embed_texts(docs)
+    return [
+        ModelOutput(captions[i], merged[i], {s: v[i] for s, v in vectors.items()}) for i in range(n)
+    ]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Ingest:
+    """One multi-file run. Create per run; not thread-safe."""
+
+    def __init__(self, components: Components, store: VectorStore, settings: Settings,
+                 ensure_ready: Callable[[], None]) -> None:
+        self.components = components
+        self.store = store
+        self.settings = settings
+        self.ensure_ready = ensure_ready
+
+    def _decode(self, path: str) -> _Decoded:
+        s = self.settings
+        img = load_image(path, s.max_image_pixels, s.max_file_bytes)
+        ph, dh = perceptual_hashes(img.image)
+        return _Decoded(img, ph, dh)
+
+    def _unchanged(self, path: Path, force: bool) -> ImageRecord | None:
+        if force:
+            return None
+        existing = self.store.get_by_path(str(path))
+        if existing is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if st.st_size == existing.file_size and st.st_mtime_ns == existing.mtime_ns:
+            return existing
+        return None
+
+    def run(self, paths: Iterable[str | Path], force: bool = False,
+            progress: ProgressCallback | None = None, raise_errors: bool = False) -> BatchReport:
+        start = time.perf_counter()
+        all_paths = [Path(p).absolute() for p in paths]
+        total = len(all_paths)
+        results: list[ProcessResult] = []
+        failed: list[FailedFile] = []
+        done = 0
+
+        def report(path: str, status: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(Progress(done, total, path, status))
+
+        def fail(path: str, exc: Exception) -> None:
+            if raise_errors:
+                raise exc
+            reason = exc.reason if isinstance(exc, ImageError) else str(exc)
+            failed.append(FailedFile(path, reason))
+            report(path, "failed")
+
+        to_read: list[Path] = []
+        for p in all_paths:
+            existing = self._unchanged(p, force)
+            if existing is not None:
+                results.append(ProcessResult(existing, True, True, 0.0))
+                report(str(p), "skipped")
+            else:
+                to_read.append(p)
+
+        batch: list[_Decoded] = []
+        if to_read:
+            self.ensure_ready()
+        for path, outcome in self._decoded(to_read):
+            if isinstance(outcome, Exception):
+                fail(str(path), outcome)
+                continue
+            batch.append(outcome)
+            if len(batch) >= self.settings.batch_size:
+                for r in self._flush(batch, force, fail, raise_errors):
+                    results.append(r)
+                    report(r.record.path, "skipped" if r.skipped else "processed")
+                batch = []
+        if batch:
+            for r in self._flush(batch, force, fail, raise_errors):
+                results.append(r)
+                report(r.record.path, "skipped" if r.skipped else "processed")
+
+        return BatchReport(
+            total_files=total,
+            processed=sum(1 for r in results if not r.skipped),
+            skipped=sum(1 for r in results if r.skipped),
+            failed=len(failed),
+            processed_ids=tuple(r.record.id for r in results if not r.skipped),
+            skipped_ids=tuple(r.record.id for r in results if r.skipped),
+            failed_files=tuple(failed),
+            processing_time=time.perf_counter() - start,
+            results=tuple(results),
+        )
+
+    def _decoded(self, paths: Sequence[Path]) -> Iterator[tuple[Path, _Decoded | Exception]]:
+        """Decode in worker threads, yielding in input order with a bounded read-ahead."""
+        if not paths:
+            return
+        window = max(2, 2 * self.settings.batch_size)
+        with ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="imgctx-decode") as pool:
+            pending: list[tuple[Path, Future[_Decoded]]] = []
+            it = iter(paths)
+            for p in it:
+                pending.append((p, pool.submit(self._decode, str(p))))
+                if len(pending) >= window:
+                    break
+            while pending:
+                p, fut = pending.pop(0)
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(self._decode, str(nxt))))
+                try:
+                    yield p, fut.result()
+                except ImgctxError as exc:
+                    yield p, exc
+                except Exception as exc:  # one bad file never stops the run
+                    yield p, ImageError(p, f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _flush(self, batch: list[_Decoded], force: bool, fail: Callable[[str, Exception], None],
+               raise_errors: bool) -> list[ProcessResult]:
+        """Commit a batch; if it fails, retry file by file so only the culprit fails."""
+        try:
+            return self._commit(batch, force)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            if len(batch) > 1:
+                return [r for d in batch for r in self._flush([d], force, fail, raise_errors)]
+            if not isinstance(exc, ImgctxError):
+                exc = ImageError(batch[0].image.path, f"processing failed: {type(exc).__name__}: {exc}")
+            fail(batch[0].image.path, exc)
+            return []
+
+    def _commit(self, batch: list[_Decoded], force: bool) -> list[ProcessResult]:
+        """Models on the files that need them, then one store transaction for the batch."""
+        t0 = time.perf_counter()
+        plans: list[tuple[_Decoded, ImageRecord | None, ImageRecord | None, str | None]] = []
+        need: dict[str, int] = {}
+        batch_hashes: dict[str, str] = {}
+        need_images: list[Any] = []
+        for d in batch:
+            existing = self.store.get_by_path(d.image.path)
+            copies = self.store.find_by_hash(d.image.content_hash)
+            same = next((c for c in copies if c.path == d.image.path), None)
+            other = next((c for c in copies if c.path != d.image.path), None)
+            source = None if force else (same or other)
+            plans.append((d, existing, source, other.id if other else None))
+            if source is None and d.image.content_hash not in need:
+                need[d.image.content_hash] = len(need_images)
+                need_images.append(d.image.image)
+                batch_hashes[d.image.content_hash] = record_id_for(d.image.path)
+        outputs = run_models(self.components, need_images) if need_images else []
+        items: list[StoredVectors] = []
+        results: list[ProcessResult] = []
+        now = _now()
+        for d, existing, source, copy_of in plans:
+            img = d.image
+            rid = record_id_for(img.path)
+            unchanged = (
+                source is not None and source.path == img.path
+                and existing is not None and existing.content_hash == img.content_hash
+            )
+            if source is not None:
+                out = ModelOutput(source.caption, list(source.tags), self._stored_vectors(source.id))
+            else:
+                out = outputs[need[img.content_hash]]
+            first = batch_hashes.get(img.content_hash)
+            dup_of = copy_of or (first if first not in (None, rid) else None)
+            was_dup = unchanged or dup_of is not None
+            record = ImageRecord(
+                id=rid, path=img.path, filename=Path(img.path).name, size=img.size,
+                file_size=img.file_size, format=img.format, caption=out.caption,
+                objects=tuple(t.label for t in out.tags), content_hash=img.content_hash,
+                phash=d.phash, dhash=d.dhash, created_at=existing.created_at if existing else now,
+                updated_at=existing.updated_at if (existing and unchanged) else now,
+                mtime_ns=img.mtime_ns, tags=tuple(out.tags),
+            )
+            items.append(StoredVectors(record, out.vectors))
+            results.append(ProcessResult(record, was_dup, unchanged, 0.0, dup_of))
+        self.store.upsert(items)
+        per_file = (time.perf_counter() - t0) / max(1, len(batch))
+        return [replace(r, processing_time=per_file) for r in results]
+
+    def _stored_vectors(self, record_id: str) -> dict[str, np.ndarray]:
+        out = {}
+        for space in self.components.spaces():
+            vecs = self.store.vectors(space.name, [record_id])
+            if record_id in vecs:
+                out[space.name] = vecs[record_id]
+        return out
