@@ -51,10 +51,11 @@ class PluginCollisionError(ConfigurationError):
 class MissingDependencyError(ConfigurationError):
     """An optional dependency is not installed; the message names the install command."""
 
-    def __init__(self, what: str, extra: str) -> None:
+    def __init__(self, what: str, extra: str, command: str | None = None) -> None:
         self.what = what
         self.extra = extra
-        super().__init__(f"{what} needs the {extra!r} extra: pip install \"imgctx[{extra}]\"")
+        self.command = command or f'pip install "imgctx[{extra}]"'
+        super().__init__(f"{what} needs {extra!r}: {self.command}")
 
 
 class ModelLoadError(ImgctxError):

@@ -164,10 +164,13 @@ class Extractor:
 
         check_spaces(recorded, self.components.spaces(), f"the store at {self.settings.db_path}", dims=False)
 
-    def _ready(self) -> None:
-        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+    def _live(self) -> None:
         if self._closed:
             raise ImgctxError("this Extractor is closed")
+
+    def _ready(self) -> None:
+        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+        self._live()
         if self._configured:
             return
         with self._configure_lock:
@@ -182,6 +185,7 @@ class Extractor:
     # -- ingest ----------------------------------------------------------------------------------
 
     def _ingest(self) -> Ingest:
+        self._live()
         return Ingest(self.components, self.store, self.settings, self._ready)
 
     def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
@@ -284,6 +288,7 @@ class Extractor:
 
     def get(self, record_id: str) -> ImageRecord:
         """The record with this id; RecordNotFoundError if there is none."""
+        self._live()
         record = self.store.get(record_id)
         if record is None:
             raise RecordNotFoundError(record_id)
@@ -294,6 +299,7 @@ class Extractor:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
         from imgctx.backends.store_common import normalise_objects
 
+        self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
         return self.store.list(normalise_objects(objects), limit, offset)
@@ -301,6 +307,7 @@ class Extractor:
     def count(self, objects: Sequence[str] | str | None = None) -> int:
         from imgctx.backends.store_common import normalise_objects
 
+        self._live()
         return self.store.count(normalise_objects(objects))
 
     def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:

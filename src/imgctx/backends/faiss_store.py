@@ -81,7 +81,7 @@ def _import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
-        raise MissingDependencyError("the faiss store", "offline") from None
+        raise MissingDependencyError("the faiss store", "faiss-cpu", "pip install faiss-cpu") from None
     return faiss
 
 
@@ -318,7 +318,8 @@ class FaissStore:
                         conn.execute("DELETE FROM vectors WHERE rid = ?", (rid,))
                     conn.executemany(
                         "INSERT OR IGNORE INTO tags(rid, label, score, coarse, pos) VALUES (?, ?, ?, ?, ?)",
-                        [(rid, t.label.lower(), float(t.score), int(t.coarse), i) for i, t in enumerate(r.tags)],
+                        [(rid, t.label.lower(), float(t.score), int(t.coarse), i)
+                         for i, t in enumerate(r.tags or tuple(Tag(o, 1.0) for o in r.objects))],
                     )
                     for space, vec in item.vectors.items():
                         if space not in self._spaces:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from imgctx.backends.store_common import check_spaces, normalise_objects
 from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
+from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 
 class MemoryStore:
@@ -39,7 +40,9 @@ class MemoryStore:
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         with self._lock:
             for item in items:
-                self._records[item.record.id] = item.record
+                r = item.record
+                tags = tuple(Tag(t.label.lower(), t.score, t.coarse) for t in r.tags)
+                self._records[r.id] = replace(r, tags=tags, objects=tuple(o.lower() for o in r.objects))
                 for space, vec in item.vectors.items():
                     self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32)
 

@@ -1,0 +1,3 @@
+from imgctx.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""The offline preset's real weights (EfficientNet-Lite0, all-MiniLM-L6-v2) on real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgctx import Extractor
+from imgctx.backends.offline import EfficientNetLite0, SentenceTransformerText
+
+pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite_pytorch")
+pytest.importorskip("sentence_transformers")
+pytestmark = pytest.mark.models
+
+
+def _by_name(ex: Extractor, filename: str):  # noqa: ANN202 - test helper
+    return next(r for r in ex.list(limit=100) if r.filename == filename)
+
+
+def test_tags_include_fine_labels_and_coarse_nouns(offline_index: Extractor) -> None:
+    cat = _by_name(offline_index, "chelsea.jpg")
+    assert "cat" in cat.objects and "animal" in cat.objects
+    assert {"tabby", "tiger cat", "egyptian cat"} & set(cat.objects)
+    coffee = _by_name(offline_index, "coffee.jpg")
+    assert "espresso" in coffee.objects and "coffee" in coffee.objects
+    bike = _by_name(offline_index, "motorcycle_left.jpg")
+    assert "motorcycle" in bike.objects
+    assert all(0.0 < t.score <= 1.0 for t in cat.tags)
+
+
+def test_caption_is_composed_from_tags_and_says_so(offline_index: Extractor) -> None:
+    assert offline_index.components.captioner.name == "tags-caption"
+    assert _by_name(offline_index, "chelsea.jpg").caption.startswith("a photo of a cat")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("a cat", "chelsea.jpg"), ("a cup of coffee", "coffee.jpg"), ("rocket launch", "rocket.jpg"),
+     ("a motorbike", "motorcycle_left.jpg")],
+)
+def test_text_query_ranks_the_right_photo_first(offline_index: Extractor, query: str, expected: str) -> None:
+    hits = offline_index.search(query, limit=3)
+    assert hits[0].record.filename == expected
+    assert hits[0].score > hits[1].score
+    assert set(hits[0].scores) == {"text"}
+
+
+def test_objects_filter_finds_cats_by_the_coarse_noun(offline_index: Extractor) -> None:
+    assert [r.filename for r in offline_index.list(objects="cat")] == ["chelsea.jpg"]
+    assert [r.filename for r in offline_index.list(objects="CAT,motorcycle")] == ["chelsea.jpg", "motorcycle_left.jpg"]
+    hits = offline_index.search("an animal", objects=["cat", "dog"])
+    assert [h.record.filename for h in hits] == ["chelsea.jpg"]
+
+
+def test_image_search_finds_a_resized_copy(offline_index: Extractor, photo_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(photo_dir / "coffee.jpg") as im:
+        small = im.resize((300, 200)).convert("RGB")
+    hits = offline_index.search_image(small, limit=2)
+    assert hits[0].record.filename == "coffee.jpg"
+    assert hits[0].score > 0.9 and hits[0].score > hits[1].score + 0.2
+
+
+def test_models_report_load_timings(offline_index: Extractor) -> None:
+    status = offline_index.models.status()
+    assert status["image_embedder"].name == "efficientnet-lite0" and status["image_embedder"].loaded
+    assert status["tagger"].load_time == status["image_embedder"].load_time  # one shared model
+    assert status["text_embedder"].load_time and status["text_embedder"].load_time > 0
+
+
+def test_backends_load_lazily_and_embed_normalised_vectors() -> None:
+    net = EfficientNetLite0()
+    assert not net.loaded
+    from PIL import Image
+
+    vecs = net.embed_images([Image.new("RGB", (100, 80), (120, 30, 200))])
+    assert net.loaded and net.load_time is not None
+    assert vecs.shape == (1, 1280) and vecs.dtype == np.float32
+    assert np.linalg.norm(vecs[0]) == pytest.approx(1.0, abs=1e-5)
+    text = SentenceTransformerText()
+    out = text.embed_texts(["a cat", "a dog"])
+    assert out.shape == (2, 384) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert text.embed_texts([]).shape == (0, 384)
+
+
+def test_fused_single_pass_matches_separate_calls(photo_dir: Path) -> None:
+    from PIL import Image
+
+    net = EfficientNetLite0()
+    images = [Image.open(photo_dir / n).convert("RGB") for n in ("chelsea.jpg", "rocket.jpg")]
+    tags, vecs = net.analyze(images)
+    assert tags == net.tag(images)
+    assert np.allclose(vecs, net.embed_images(images), atol=1e-5)

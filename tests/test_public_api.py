@@ -1,0 +1,89 @@
+"""The public surface: exported names, light import, settings from the environment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import imgctx
+from imgctx import Settings
+
+EXPECTED = {
+    "PRESETS", "BatchReport", "ConfigurationError", "Extractor", "FailedFile", "ImageError",
+    "ImageNotFoundError", "ImageRecord", "ImageTooLargeError", "ImgctxError",
+    "IncompatibleIndexError", "InvalidImageError", "MissingDependencyError", "ModelLoadError",
+    "ModelStatus", "PluginCollisionError", "PluginNotFoundError", "Preset", "ProcessResult",
+    "Progress", "RecordNotFoundError", "SearchHit", "Settings", "SpaceSpec", "StoreError",
+    "StoredVectors", "Tag", "__version__",
+}
+
+
+def test_exported_names() -> None:
+    assert set(imgctx.__all__) == EXPECTED
+    for name in imgctx.__all__:
+        assert getattr(imgctx, name) is not None
+
+
+def test_every_error_derives_from_the_root() -> None:
+    errors = [getattr(imgctx, n) for n in imgctx.__all__ if n.endswith("Error")]
+    assert all(issubclass(e, imgctx.ImgctxError) for e in errors)
+
+
+def test_import_imgctx_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, imgctx\n"
+        "from imgctx import Extractor, Settings\n"
+        "import imgctx.cli, imgctx.plugins\n"
+        "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_settings_read_prefixed_and_contract_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DB_PATH", str(tmp_path / "contract"))
+    monkeypatch.setenv("COLLECTION_NAME", "photos")
+    monkeypatch.setenv("USE_LOCAL_FILES_ONLY", "true")
+    monkeypatch.setenv("DEVICE", "auto")
+    monkeypatch.setenv("LOCAL_CLIP_MODEL_PATH", "/models/clip")
+    monkeypatch.setenv("IMGCTX_BATCH_SIZE", "4")
+    s = Settings()
+    assert s.db_path == tmp_path / "contract" and s.collection_name == "photos"
+    assert s.use_local_files_only is True and s.device == "auto" and s.batch_size == 4
+    assert s.local_clip_model_path == Path("/models/clip")
+    monkeypatch.setenv("IMGCTX_DB_PATH", str(tmp_path / "prefixed"))
+    assert Settings().db_path == tmp_path / "prefixed"  # the prefixed name wins
+
+
+def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("IMGCTX_DEVICE", "tpu")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_with_overrides_ignores_none_and_keeps_the_rest(tmp_path: Path) -> None:
+    s = Settings(db_path=tmp_path, batch_size=3)
+    t = s.with_overrides(preset="tiny", db_path=None)
+    assert t.preset == "tiny" and t.db_path == tmp_path and t.batch_size == 3
+
+
+def test_imagenet_coarse_table_is_consistent() -> None:
+    from imgctx.backends.imagenet import coarse_nouns, group_members, labels
+
+    names = labels()
+    assert len(names) == 1000 and names[281] == "tabby"
+    for members in group_members().values():
+        assert set(members) <= set(names)
+    nouns = coarse_nouns()
+    assert "cat" in nouns[names.index("tabby")] and "animal" in nouns[names.index("tabby")]
+    assert "coffee" in nouns[names.index("espresso")]
+    assert "dog" in nouns[names.index("golden retriever")]
+    assert nouns[names.index("lion")] and "cat" not in nouns[names.index("lion")]
+    assert nouns[names.index("abacus")] == ()
