@@ -25,6 +25,7 @@ from imgctx import Extractor
 from imgctx.testing import TinyImageEmbedder, TinyTextEmbedder, settings_for_tests
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+pytest.importorskip("faiss", reason="the faiss store needs the offline extra")
 
 N_IMAGES = 40
 BATCH_SIZE = 4

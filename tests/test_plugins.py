@@ -209,7 +209,7 @@ def test_unknown_plugin_name_lists_known_names(tmp_path: Path) -> None:
         Extractor(settings=settings, text_embedder="no-such-embedder", store="memory")
     exc = err.value
     assert exc.name == "no-such-embedder"
-    assert exc.role == "text embedder"
+    assert exc.role == "text_embedder"
     assert exc.known == sorted(load_registry().names("text_embedder"))
     for known in ("minilm", "tiny-text"):
         assert known in exc.known
@@ -222,7 +222,7 @@ def test_unknown_plugin_name_lists_known_names(tmp_path: Path) -> None:
     [
         ({"store": "nope"}, "store", "faiss"),
         ({"tagger": ["tiny-colors", "nope"]}, "tagger", "tiny-colors"),
-        ({"image_embedder": "nope"}, "image embedder", "tiny-image"),
+        ({"image_embedder": "nope"}, "image_embedder", "tiny-image"),
         ({"captioner": "nope"}, "captioner", "tags-caption"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ def _unit(rng: np.random.Generator, dim: int) -> np.ndarray:
 
 def make_item(i: int, objects: tuple[str, ...] = (), seed: int | None = None) -> StoredVectors:
     rng = np.random.default_rng(i if seed is None else seed)
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     rec = ImageRecord(
         id=f"id{i:04d}", path=f"/photos/{i:04d}.jpg", filename=f"{i:04d}.jpg", size=(10, 20),
         file_size=100 + i, format="JPEG", caption=f"caption {i}", objects=objects,
@@ -180,7 +180,7 @@ def test_faiss_approximate_index_beyond_the_exact_limit(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     s = FaissStore(tmp_path, exact_search_limit=500)
     s.configure([SpaceSpec("image", "m", 32), SpaceSpec("text", "t", 4)])
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     items = []
     for i in range(2000):
         v = rng.normal(size=32).astype(np.float32)

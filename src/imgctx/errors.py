@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 class ImgctxError(Exception):
@@ -36,7 +36,8 @@ class PluginNotFoundError(ConfigurationError):
         self.name = name
         self.known = sorted(known)
         listed = ", ".join(self.known) or "none"
-        super().__init__(f"unknown {role} {name!r}; known {role}s: {listed}")
+        words = role.replace("_", " ")
+        super().__init__(f"unknown {words} {name!r}; known {words}s: {listed}")
 
 
 class PluginCollisionError(ConfigurationError):
@@ -45,7 +46,8 @@ class PluginCollisionError(ConfigurationError):
     def __init__(self, role: str, name: str) -> None:
         self.role = role
         self.name = name
-        super().__init__(f"two plugins register the {role} name {name!r}; names must be unique")
+        words = role.replace("_", " ")
+        super().__init__(f"two plugins register the {words} name {name!r}; names must be unique")
 
 
 class MissingDependencyError(ConfigurationError):
@@ -65,8 +67,8 @@ class ModelLoadError(ImgctxError):
 class ImageError(ImgctxError):
     """One image could not be read, decoded or accepted."""
 
-    def __init__(self, path: str | Path | None, reason: str) -> None:
-        self.path = str(path) if path is not None else None
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
+        self.path = os.fspath(path) if path is not None else None
         self.reason = reason
         where = f"{self.path}: " if self.path else ""
         super().__init__(f"{where}{reason}")

@@ -6,7 +6,8 @@ a cheap object; weights load on first use.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

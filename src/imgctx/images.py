@@ -122,7 +122,7 @@ def decode(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageTooLargeError(path, f"{w}x{h} pixels is over the {max_pixels}-pixel limit")

@@ -11,11 +11,13 @@ every committed batch is skipped as unchanged.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from imgctx.settings import Settings
 
 ProgressCallback = Callable[[Progress], None]
+log = logging.getLogger(__name__)
 
 
 def record_id_for(path: str) -> str:
@@ -95,7 +98,7 @@ def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutpu
     merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(n)]
     captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
     if components.text_embedder is not None:
-        docs = [text_document(c, [t.label for t in tags]) for c, tags in zip(captions, merged)]
+        docs = [text_document(c, [t.label for t in tags]) for c, tags in zip(captions, merged, strict=True)]
         vectors["text"] = components.text_embedder.embed_texts(docs)
     return [
         ModelOutput(captions[i], merged[i], {s: v[i] for s, v in vectors.items()}) for i in range(n)
@@ -103,7 +106,7 @@ def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutpu
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Ingest:
@@ -136,7 +139,7 @@ class Ingest:
             return existing
         return None
 
-    def run(self, paths: Iterable[str | Path], force: bool = False,
+    def run(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
             progress: ProgressCallback | None = None, raise_errors: bool = False) -> BatchReport:
         start = time.perf_counter()
         all_paths = [Path(p).absolute() for p in paths]
@@ -155,6 +158,7 @@ class Ingest:
             if raise_errors:
                 raise exc
             reason = exc.reason if isinstance(exc, ImageError) else str(exc)
+            log.warning("skipping %s: %s", path, reason)
             failed.append(FailedFile(path, reason))
             report(path, "failed")
 
@@ -185,6 +189,9 @@ class Ingest:
                 results.append(r)
                 report(r.record.path, "skipped" if r.skipped else "processed")
 
+        log.info("%d files: %d processed, %d unchanged, %d failed in %.2fs", total,
+                 len(results) - sum(r.skipped for r in results), sum(r.skipped for r in results),
+                 len(failed), time.perf_counter() - start)
         return BatchReport(
             total_files=total,
             processed=sum(1 for r in results if not r.skipped),

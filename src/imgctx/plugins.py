@@ -63,7 +63,7 @@ class Registry:
     def get(self, role: str, name: str) -> PluginInfo:
         table = self._by_role[role]
         if name not in table:
-            raise PluginNotFoundError(role.replace("_", " "), name, list(table))
+            raise PluginNotFoundError(role, name, list(table))
         return table[name]
 
     def names(self, role: str) -> list[str]:

@@ -6,6 +6,7 @@ Every model-backed role also has ``name`` (stable identifier, recorded by the st
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -109,7 +110,7 @@ class VectorStore(Protocol):
 
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]: ...
+    ) -> builtins.list[tuple[str, float]]: ...
 
     def count(self, objects: Sequence[str] | None = None) -> int: ...
 

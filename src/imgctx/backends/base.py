@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
 from imgctx.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
 
 
 class LazyModel:
@@ -34,10 +37,12 @@ class LazyModel:
         with self._load_lock:
             if self._loaded:
                 return
+            log.info("loading %s on %s", self.name, self.device_setting)
             start = time.perf_counter()
             self._load()
             self.load_time = time.perf_counter() - start
             self._loaded = True
+            log.info("%s loaded in %.2fs", self.name, self.load_time)
 
     def _load(self) -> None:  # pragma: no cover - every backend overrides it
         raise NotImplementedError

@@ -13,6 +13,7 @@ approximate (IVF, inner product) beyond it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import os
@@ -425,7 +426,7 @@ class FaissStore:
 
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         if space not in self._spaces:
             raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
         with self._lock:
@@ -444,7 +445,7 @@ class FaissStore:
                 return []
             marks = ",".join("?" * len(rids))
             id_of = dict(self._conn.execute(f"SELECT rowid, id FROM records WHERE rowid IN ({marks})", [int(r) for r in rids]).fetchall())
-        return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids) if int(r) in id_of]
+        return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids, strict=True) if int(r) in id_of]
 
     def close(self) -> None:
         with self._lock:

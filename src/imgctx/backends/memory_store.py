@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -91,7 +92,7 @@ class MemoryStore:
 
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]:
+    ) -> builtins.list[tuple[str, float]]:
         ids = [r.id for r in self._matching(objects)]
         table = self._vectors.get(space, {})
         ids = [i for i in ids if i in table]
