@@ -180,13 +180,11 @@ def test_faiss_approximate_index_beyond_the_exact_limit(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     s = FaissStore(tmp_path, exact_search_limit=500)
     s.configure([SpaceSpec("image", "m", 32), SpaceSpec("text", "t", 4)])
-    now = datetime(2026, 1, 1, tzinfo=UTC)
     items = []
     for i in range(2000):
         v = rng.normal(size=32).astype(np.float32)
         base = make_item(i).record
         items.append(StoredVectors(base, {"image": v / np.linalg.norm(v), "text": _unit(rng, 4)}))
-    del now
     s.upsert(items)
     s.close()
     s2 = FaissStore(tmp_path, exact_search_limit=500)
@@ -195,3 +193,17 @@ def test_faiss_approximate_index_beyond_the_exact_limit(tmp_path: Path) -> None:
     assert s2._indexes["image"].approximate
     assert hits[0][0] == "id0123"
     s2.close()
+
+
+def test_faiss_switches_to_approximate_when_it_outgrows_exact_search(tmp_path: Path) -> None:
+    s = FaissStore(tmp_path, exact_search_limit=300)
+    s.configure(SPACES)
+    items = [make_item(i) for i in range(600)]
+    s.upsert(items[:200])
+    s.query("image", items[0].vectors["image"], 1)
+    assert not s._indexes["image"].approximate
+    s.upsert(items[200:])
+    hits = s.query("image", items[450].vectors["image"], 3)
+    assert s._indexes["image"].approximate and s._indexes["image"].trained_on == 600
+    assert hits[0][0] == "id0450"
+    s.close()

@@ -95,6 +95,15 @@ class _SpaceIndex:
         self.exact_limit = exact_limit
         self.index: Any = None
         self.approximate = False
+        self.trained_on = 0
+
+    @property
+    def outgrown(self) -> bool:
+        """True when the index type no longer suits its size: flat past the exact-search limit,
+        or IVF with four times the vectors it was trained on (its lists get too long)."""
+        if self.approximate:
+            return self.ntotal > 4 * self.trained_on
+        return self.ntotal > self.exact_limit
 
     def build(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         faiss, dim = self.faiss, self.spec.dim
@@ -108,6 +117,7 @@ class _SpaceIndex:
             index.nprobe = max(8, nlist // 16)
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
             self.approximate = True
+            self.trained_on = n
         else:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
             self.approximate = False
@@ -246,6 +256,7 @@ class FaissStore:
                 try:
                     idx.index = self.faiss.read_index(str(self._index_file(name)))
                     idx.approximate = bool(saved.get("approximate"))
+                    idx.trained_on = int(saved.get("trained_on", 0))
                 except RuntimeError:
                     idx.index = None
             if idx.index is None or idx.ntotal != self._count_vectors(name):
@@ -276,7 +287,10 @@ class FaissStore:
                 tmp = self._index_file(name).with_suffix(".faiss.tmp")
                 self.faiss.write_index(idx.index, str(tmp))
                 os.replace(tmp, self._index_file(name))
-                stamp[name] = {"generation": self._synced_generation, "approximate": idx.approximate}
+                stamp[name] = {
+                    "generation": self._synced_generation, "approximate": idx.approximate,
+                    "trained_on": idx.trained_on,
+                }
             tmp_stamp = self._stamp_file().with_suffix(".tmp")
             tmp_stamp.write_text(json.dumps(stamp))
             os.replace(tmp_stamp, self._stamp_file())
@@ -337,6 +351,8 @@ class FaissStore:
                 if ids:
                     idx.add(ids, np.stack(vecs))
             self._synced_generation = self._expect_own_write()
+            if any(idx.outgrown for idx in self._indexes.values()):
+                self._synced_generation = -2  # rebuild (flat -> IVF, or retrain) on the next query
 
     def _expect_own_write(self) -> int:
         """After our commit: current generation, or -2 to force a rebuild if another writer slipped in."""
