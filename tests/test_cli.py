@@ -93,3 +93,11 @@ def test_console_script_in_a_subprocess(tmp_path: Path, photos: Path) -> None:
     assert (tmp_path / "envdb" / "image_contexts.sqlite3").exists()
     proc = subprocess.run([*cmd, "show", "nope"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("Error:")
+
+
+def test_invalid_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGCTX_BATCH_SIZE", "lots")
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "db"), "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: invalid setting: ") and "batch_size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

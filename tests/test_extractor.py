@@ -229,3 +229,24 @@ def test_records_survive_reopening(tmp_path: Path, photos: Path) -> None:
     with Extractor(settings=settings) as ex:
         assert ex.count() == len(ids)
         assert ex.search("red", limit=50) and {h.record.id for h in ex.search("red", limit=50)} <= set(ids)
+
+
+def test_one_file_given_two_ways_is_one_record(tiny: Extractor, photos: Path) -> None:
+    odd = photos / ".." / photos.name / "rocket.jpg"
+    report = tiny.process_many([photos / "rocket.jpg", odd, photos / "rocket.jpg"])
+    assert report.total_files == 1 and report.processed == 1
+    assert tiny.count() == 1 and tiny.list()[0].path == str(photos / "rocket.jpg")
+
+
+def test_force_still_reports_known_bytes(tiny: Extractor, photos: Path) -> None:
+    tiny.process(photos / "rocket.jpg")
+    forced = tiny.process(photos / "rocket.jpg", force=True)
+    assert forced.was_duplicate and not forced.skipped and forced.duplicate_of is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"limit": -1}, "limit"), ({"min_score": 1.5}, "min_score")])
+def test_search_arguments_are_checked(tiny: Extractor, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        tiny.search("red", **kwargs)
+    with pytest.raises(ConfigurationError, match=message):
+        tiny.search_image(Image.new("RGB", (8, 8)), **kwargs)

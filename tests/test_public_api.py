@@ -87,3 +87,18 @@ def test_imagenet_coarse_table_is_consistent() -> None:
     assert "dog" in nouns[names.index("golden retriever")]
     assert nouns[names.index("lion")] and "cat" not in nouns[names.index("lion")]
     assert nouns[names.index("abacus")] == ()
+
+
+def test_only_contract_names_are_read_without_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCH_SIZE", "3")
+    monkeypatch.setenv("PRESET", "tiny")
+    s = Settings()
+    assert s.batch_size == 16 and s.preset == "offline"
+
+
+def test_from_values_ignores_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IMGCTX_PRESET", "tiny")
+    monkeypatch.setenv("DB_PATH", "/elsewhere")
+    s = Settings.from_values(db_path=tmp_path)
+    assert s.preset == "offline" and s.db_path == tmp_path
+    assert Settings().preset == "tiny"

@@ -207,3 +207,31 @@ def test_faiss_switches_to_approximate_when_it_outgrows_exact_search(tmp_path: P
     assert s._indexes["image"].approximate and s._indexes["image"].trained_on == 600
     assert hits[0][0] == "id0450"
     s.close()
+
+
+def test_faiss_reopen_reuses_the_saved_index_without_rebuilding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = FaissStore(tmp_path)
+    s.configure(SPACES)
+    items = [make_item(i) for i in range(30)]
+    s.upsert(items)
+    s.close()
+
+    def no_rebuild(self: FaissStore, space: str) -> None:
+        raise AssertionError(f"rebuilt {space} from SQLite although the saved index is current")
+
+    monkeypatch.setattr(FaissStore, "_load_vectors", no_rebuild)
+    other = FaissStore(tmp_path)  # merely opening another handle must not make indexes stale
+    s2 = FaissStore(tmp_path)
+    assert s2.query("image", items[9].vectors["image"], 1)[0][0] == "id0009"
+    other.close()
+    s2.close()
+
+
+@pytest.mark.parametrize("limit", [0, 5])
+def test_faiss_tiny_exact_limit_stays_usable(tmp_path: Path, limit: int) -> None:
+    s = FaissStore(tmp_path, exact_search_limit=limit)
+    s.configure(SPACES)
+    items = [make_item(i) for i in range(12)]
+    s.upsert(items)
+    assert s.query("image", items[3].vectors["image"], 1)[0][0] == "id0003"
+    s.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from imgctx.errors import ImgctxError
 from imgctx.settings import Settings
@@ -89,6 +90,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ImgctxError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            click.echo(f"Error: invalid setting: {problems}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

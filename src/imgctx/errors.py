@@ -4,12 +4,12 @@
     ├── ConfigurationError          bad settings, unknown preset or option
     │   ├── PluginNotFoundError     a plugin name nobody registered (lists the known ones)
     │   ├── PluginCollisionError    two plugins registered under one name
-    │   └── MissingDependencyError  an optional extra is not installed (names the pip command)
+    │   └── MissingDependencyError  an optional package is not installed (names the pip command)
     ├── ModelLoadError              weights could not be loaded
     ├── ImageError                  one image could not be used (carries the path)
     │   ├── ImageNotFoundError      missing path, or a directory where a file was expected
     │   ├── InvalidImageError       empty, truncated, corrupt or not an image at all
-    │   └── ImageTooLargeError      over the pixel limit (decompression-bomb guard)
+    │   └── ImageTooLargeError      over the pixel or file-size limit (decompression-bomb guard)
     ├── RecordNotFoundError         no record with that id
     └── StoreError                  the store cannot do what was asked
         └── IncompatibleIndexError  the store was built by models with other vector spaces
@@ -51,7 +51,10 @@ class PluginCollisionError(ConfigurationError):
 
 
 class MissingDependencyError(ConfigurationError):
-    """An optional dependency is not installed; the message names the install command."""
+    """An optional dependency is not installed; the message names the install command.
+
+    ``extra`` is the imgctx extra (or, for a plain dependency, the package) that provides it.
+    """
 
     def __init__(self, what: str, extra: str, command: str | None = None) -> None:
         self.what = what
@@ -83,7 +86,7 @@ class InvalidImageError(ImageError):
 
 
 class ImageTooLargeError(ImageError):
-    """The image has more pixels than the configured limit."""
+    """The image has more pixels, or the file more bytes, than the configured limits."""
 
 
 class RecordNotFoundError(ImgctxError):

@@ -84,6 +84,13 @@ class ModelManager:
         return timings
 
 
+def _check_search_args(limit: int, min_score: float | None) -> None:
+    if limit < 0:
+        raise ConfigurationError(f"limit must not be negative, got {limit}")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise ConfigurationError(f"min_score must be between 0 and 1, got {min_score}")
+
+
 class Extractor:
     """Captions, object tags, embeddings, hashes and file facts for images, kept in a store,
     with text search, image search and object filters.
@@ -259,6 +266,7 @@ class Extractor:
         """
         if not text or not text.strip():
             raise ConfigurationError("the search text is empty")
+        _check_search_args(limit, min_score)
         self._ready()
         return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score)
 
@@ -272,6 +280,7 @@ class Extractor:
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
+        _check_search_args(limit, min_score)
         self._ready()
         exclude: set[str] = set()
         if isinstance(image, (str, os.PathLike)):
@@ -305,6 +314,7 @@ class Extractor:
         return self.store.list(normalise_objects(objects), limit, offset)
 
     def count(self, objects: Sequence[str] | str | None = None) -> int:
+        """How many records there are, optionally only those tagged with any of ``objects``."""
         from imgctx.backends.store_common import normalise_objects
 
         self._live()

@@ -24,7 +24,6 @@ from imgctx.errors import (
     MissingDependencyError,
 )
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF"})
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
      ".heic", ".heif"}
@@ -64,7 +63,7 @@ def sniff_format(head: bytes) -> str | None:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF"
     if head[4:8] == b"ftyp" and head[8:12] in (
-        b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis", b"avif"
+        b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis"
     ):
         return "HEIF"
     return None
@@ -164,7 +163,7 @@ def load_image(
     max_side: int | None = MODEL_MAX_SIDE,
 ) -> DecodedImage:
     """Read and decode one file; every failure is an ImageError naming the path."""
-    p = Path(path).absolute()
+    p = absolute(path)
     data, st = read_file(p, max_bytes)
     img, fmt, size = decode(data, p, max_pixels, max_side)
     return DecodedImage(
@@ -189,6 +188,12 @@ def perceptual_hashes(image: Image.Image) -> tuple[str, str]:
     return str(imagehash.phash(image)), str(imagehash.dhash(image))
 
 
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """Absolute and normalised (``a/../b`` -> ``b``) without resolving symlinks: one file given
+    two ways is one record, while a link keeps the name the user gave it."""
+    return Path(os.path.abspath(path))
+
+
 def is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -207,5 +212,5 @@ def scan_directory(directory: str | os.PathLike[str], recursive: bool = False) -
             found.extend(Path(dirpath, f) for f in filenames if not f.startswith(".") and is_image_name(f))
     else:
         found = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_file() and is_image_name(p.name)]
-    return sorted(p.absolute() for p in found)
+    return sorted(absolute(p) for p in found)
 

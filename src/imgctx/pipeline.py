@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgctx.errors import ImageError, ImgctxError
-from imgctx.images import DecodedImage, load_image, perceptual_hashes
+from imgctx.images import DecodedImage, absolute, load_image, perceptual_hashes
 from imgctx.types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class Ingest:
     def run(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
             progress: ProgressCallback | None = None, raise_errors: bool = False) -> BatchReport:
         start = time.perf_counter()
-        all_paths = [Path(p).absolute() for p in paths]
+        all_paths = list(dict.fromkeys(absolute(p) for p in paths))  # each file once
         total = len(all_paths)
         results: list[ProcessResult] = []
         failed: list[FailedFile] = []
@@ -278,7 +278,8 @@ class Ingest:
                 out = outputs[need[img.content_hash]]
             first = batch_hashes.get(img.content_hash)
             dup_of = copy_of or (first if first not in (None, rid) else None)
-            was_dup = unchanged or dup_of is not None
+            same_bytes_here = existing is not None and existing.content_hash == img.content_hash
+            was_dup = same_bytes_here or dup_of is not None
             record = ImageRecord(
                 id=rid, path=img.path, filename=Path(img.path).name, size=img.size,
                 file_size=img.file_size, format=img.format, caption=out.caption,

@@ -1,7 +1,7 @@
 """The one place environment variables are read.
 
-Every field is read from ``IMGCTX_<NAME>``; the fields the service contract names are also read
-from the contract's plain names (``DEVICE``, ``DB_PATH``, ``COLLECTION_NAME``,
+Every field is read from ``IMGCTX_<NAME>`` only; the fields the service contract names are also
+read from the contract's plain names (``DEVICE``, ``DB_PATH``, ``COLLECTION_NAME``,
 ``USE_LOCAL_FILES_ONLY``, ``LOG_LEVEL``, ``LOG_FILE``, ``LOCAL_BLIP_MODEL_PATH``,
 ``LOCAL_CLIP_MODEL_PATH``). The prefixed name wins when both are set.
 """
@@ -12,98 +12,103 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
-def _env(name: str, contract: bool = False) -> AliasChoices:
-    names = [f"IMGCTX_{name}", f"imgctx_{name.lower()}"]
-    if contract:
-        names.append(name)
-    return AliasChoices(*names)
+def _contract(name: str) -> AliasChoices:
+    """A field the service contract names: read from IMGCTX_<NAME>, then from <NAME>."""
+    return AliasChoices(f"IMGCTX_{name}", name)
 
 
 class Settings(BaseSettings):
     """imgctx settings; pass an instance to ``Extractor(settings=...)`` or set the variables."""
 
     model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", populate_by_name=True, frozen=True
+        env_prefix="IMGCTX_", env_file=None, extra="ignore", populate_by_name=True, frozen=True
     )
 
     db_path: Path = Field(
         Path("./imgctx_db"),
-        validation_alias=_env("DB_PATH", True),
+        validation_alias=_contract("DB_PATH"),
         description="Folder of the store (SQLite file and FAISS indexes).",
     )
     collection_name: str = Field(
         "image_contexts",
-        validation_alias=_env("COLLECTION_NAME", True),
+        validation_alias=_contract("COLLECTION_NAME"),
         description="Name of the collection inside the store.",
     )
     preset: str = Field(
-        "offline", validation_alias=_env("PRESET"), description="Named model set to use."
+        "offline", description="Named model set to use."
     )
     store: str = Field(
-        "faiss", validation_alias=_env("STORE"), description="Vector store plugin name."
+        "faiss", description="Vector store plugin name."
     )
     device: Literal["cpu", "cuda", "auto"] = Field(
-        "cpu", validation_alias=_env("DEVICE", True), description="Device models run on."
+        "cpu", validation_alias=_contract("DEVICE"), description="Device models run on."
     )
     use_local_files_only: bool = Field(
         False,
-        validation_alias=_env("USE_LOCAL_FILES_ONLY", True),
+        validation_alias=_contract("USE_LOCAL_FILES_ONLY"),
         description="Never contact a model hub; load weights only from disk.",
     )
     local_blip_model_path: Path | None = Field(
         None,
-        validation_alias=_env("LOCAL_BLIP_MODEL_PATH", True),
+        validation_alias=_contract("LOCAL_BLIP_MODEL_PATH"),
         description="Folder of a BLIP captioning model (standard preset).",
     )
     local_clip_model_path: Path | None = Field(
         None,
-        validation_alias=_env("LOCAL_CLIP_MODEL_PATH", True),
+        validation_alias=_contract("LOCAL_CLIP_MODEL_PATH"),
         description="Folder of a CLIP model (standard preset).",
     )
     log_level: str = Field(
-        "WARNING", validation_alias=_env("LOG_LEVEL", True), description="Logging level."
+        "WARNING", validation_alias=_contract("LOG_LEVEL"), description="Logging level."
     )
     log_file: Path | None = Field(
-        None, validation_alias=_env("LOG_FILE", True), description="Also log to this file."
+        None, validation_alias=_contract("LOG_FILE"), description="Also log to this file."
     )
     batch_size: int = Field(
-        16, ge=1, le=1024, validation_alias=_env("BATCH_SIZE"),
-        description="Images per model batch and per store transaction.",
+        16, ge=1, le=1024, description="Images per model batch and per store transaction.",
     )
     decode_workers: int = Field(
-        2, ge=1, le=64, validation_alias=_env("DECODE_WORKERS"),
-        description="Threads that read and decode image files.",
+        2, ge=1, le=64, description="Threads that read and decode image files.",
     )
     torch_threads: int | None = Field(
-        None, ge=1, validation_alias=_env("TORCH_THREADS"),
-        description="torch intra-op threads (default: torch's own choice).",
+        None, ge=1, description="torch intra-op threads (default: torch's own choice).",
     )
     max_image_pixels: int = Field(
-        100_000_000, ge=1, validation_alias=_env("MAX_IMAGE_PIXELS"),
-        description="Images with more pixels are refused (decompression-bomb guard).",
+        100_000_000, ge=1, description="Images with more pixels are refused (decompression-bomb guard).",
     )
     max_file_bytes: int = Field(
-        200 * 1024 * 1024, ge=1, validation_alias=_env("MAX_FILE_BYTES"),
-        description="Files larger than this are refused without being read.",
+        200 * 1024 * 1024, ge=1, description="Files larger than this are refused without being read.",
     )
     tag_threshold: float = Field(
-        0.1, ge=0.0, le=1.0, validation_alias=_env("TAG_THRESHOLD"),
-        description="Minimum tagger confidence for an object tag.",
+        0.1, ge=0.0, le=1.0, description="Minimum tagger confidence for an object tag.",
     )
     max_tags: int = Field(
-        5, ge=1, validation_alias=_env("MAX_TAGS"),
-        description="At most this many fine labels per image (coarse nouns come on top).",
+        5, ge=1, description="At most this many fine labels per image (coarse nouns come on top).",
     )
     exact_search_limit: int = Field(
-        50_000, ge=0, validation_alias=_env("EXACT_SEARCH_LIMIT"),
-        description="The faiss store searches exactly up to this many vectors, approximately beyond.",
+        50_000, ge=0, description="The faiss store searches exactly up to this many vectors, approximately beyond.",
     )
+
+    @classmethod
+    def from_values(cls, **values: object) -> Settings:
+        """Settings from these values and the defaults only, ignoring the environment."""
+        return _SettingsWithoutEnvironment(**values)  # type: ignore[arg-type]
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced (``None`` values are ignored)."""
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Settings.model_validate(data)
+
+
+class _SettingsWithoutEnvironment(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

@@ -147,4 +147,4 @@ def write_sample_photos(
 
 def settings_for_tests(db_path: str | Path, **changes: Any) -> Settings:
     """Settings that ignore the environment: a given db path, everything else default."""
-    return Settings.model_validate({"db_path": Path(db_path), **changes})
+    return Settings.from_values(db_path=Path(db_path), **changes)

@@ -100,9 +100,11 @@ class ProcessResult:
     """The outcome of processing one file.
 
     ``was_duplicate`` is True when the store already held an image with the same bytes (same
-    ``content_hash``) before this call: either this very file, unchanged (then ``skipped`` is
-    True and nothing was recomputed), or a copy at another path, named by ``duplicate_of``
-    (then a record for the new path is stored too, reusing the copy's model outputs).
+    ``content_hash``) before this call, or an earlier file of the same run had them: either this
+    very file, unchanged (then ``skipped`` is True and nothing was recomputed), or a copy at
+    another path, named by ``duplicate_of`` (a record for this path is stored too, reusing the
+    copy's model outputs). With ``force=True`` the models run again, and ``was_duplicate`` and
+    ``duplicate_of`` still say whether the bytes were already known.
     """
 
     record: ImageRecord

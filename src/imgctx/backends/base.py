@@ -52,7 +52,7 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError("this model", "offline") from None
+        raise MissingDependencyError("PyTorch (needed by this model)", "offline") from None
     return torch
 
 

@@ -34,6 +34,7 @@ from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 SCHEMA_VERSION = 1
+IVF_MIN_POINTS_PER_LIST = 39
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,18 +104,19 @@ class _SpaceIndex:
         or IVF with four times the vectors it was trained on (its lists get too long)."""
         if self.approximate:
             return self.ntotal > 4 * self.trained_on
-        return self.ntotal > self.exact_limit
+        return self.ntotal > self.exact_limit and self.ntotal >= IVF_MIN_POINTS_PER_LIST
 
     def build(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         faiss, dim = self.faiss, self.spec.dim
         n = len(ids)
-        if n > self.exact_limit:
-            nlist = max(16, int(4 * math.sqrt(n)))
+        if n > self.exact_limit and n >= IVF_MIN_POINTS_PER_LIST:
+            # FAISS wants at least 39 training points per list.
+            nlist = max(1, min(int(4 * math.sqrt(n)), n // IVF_MIN_POINTS_PER_LIST))
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = vecs if n <= 50 * nlist else vecs[np.random.default_rng(0).choice(n, 50 * nlist, replace=False)]
             index.train(sample)
-            index.nprobe = max(8, nlist // 16)
+            index.nprobe = min(nlist, max(8, nlist // 16))
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
             self.approximate = True
             self.trained_on = n
@@ -175,7 +177,7 @@ class FaissStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
-            with self._write():
+            with self._write(bump=False):
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     self._conn.execute(stmt)
                 self._conn.execute(
@@ -192,13 +194,14 @@ class FaissStore:
     # -- SQLite plumbing -------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction that also bumps the generation counter."""
+    def _write(self, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction that (for data changes) also bumps the generation counter."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            if bump:
+                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
