@@ -14,7 +14,8 @@ Method
    for tags and image vectors, ``tags-caption``, all-MiniLM-L6-v2). They are loaded and warmed
    up (a batch of ``--batch-size`` images and a batch of one, through the image model and the
    text model) before anything is timed, and the *same instances* are used by all three runs
-   below, which run in one process, one after the other, ``--repeats`` times (median reported).
+   below, which run in one process, one after the other, in ``--repeats`` rounds. Each run gets
+   a fresh store. The figure reported is the best run of each method, with the median beside it.
 
    (a) **pipeline**: ``Extractor(...).process_many(paths)`` into a fresh faiss store (SQLite +
        FAISS) with the shared model instances. Timed: the ``process_many`` call.
@@ -29,8 +30,9 @@ Method
        ``FaissStore.upsert([item])``, i.e. one SQLite transaction and commit, per image.
        Timed: the loop. What differs from the pipeline, and nothing else:
          - no decode threads: reading/decoding never overlaps the models;
-         - full-resolution decode (the pipeline decodes large JPEGs at a reduced DCT scale and
-           thumbnails to 512 px, which the models' 224-px input does not need);
+         - full-resolution decode (the pipeline decodes JPEGs at a reduced DCT scale and reduces
+           every image to the models' input size, a 224-px short side for this preset, since
+           the models need no more);
          - batch size 1 for every model call;
          - the tagger and image embedder are called separately, as two roles. With the offline
            preset both are the same EfficientNet, so the network runs twice per image, where
@@ -48,12 +50,19 @@ Method
        forward pass), ``caption``, ``embed_texts``. No file I/O, decoding, hashing or store.
        This is the best the models can do; the pipeline's goal is to get close to it.
 
-3. **Peak memory.** The pipeline is also run alone in a child process (``--child-pipeline``):
-   it builds ``Extractor(preset="offline")``, loads and warms the models the same way and runs
-   ``process_many`` over the same folder into a fresh store. Its own
-   ``getrusage(RUSAGE_SELF).ru_maxrss`` is the peak RSS of a real offline-preset ingest, model
-   weights included, free of the parent's extra state (full-resolution images of the naive
-   run, the ceiling's pre-decoded images). The parent's peak is printed for reference.
+3. **Peak memory.** The pipeline is also run alone in a child process (``--child-pipeline``),
+   started before the parent loads anything: it builds ``Extractor(preset="offline")``, loads
+   and warms the models the same way and runs ``process_many`` over the same folder into a
+   fresh store. Its peak RSS (VmHWM, which equals ``getrusage(RUSAGE_SELF).ru_maxrss`` when the
+   parent is small; both are reported) is the peak of a real offline-preset ingest, model
+   weights and libraries included, free of the parent's extra state (full-resolution images of
+   the naive run, the ceiling's pre-decoded images). The parent's peak is printed for reference.
+
+4. **Shared machines.** Other processes' CPU use is measured during every timed run (from
+   /proc/stat minus this process's own CPU time). Before each run the script waits (up to
+   ``--wait-idle`` s) for the machine to be quiet, and a run during which other processes used
+   more than 0.15 cores is run again (up to ``--attempts`` times). Each figure is printed with
+   the other processes' load during it.
 
 Targets (2-core CPU machine): pipeline >= 2x naive, pipeline >= 75 % of the ceiling, pipeline
 peak RSS < 1.5 GiB.
@@ -61,7 +70,8 @@ peak RSS < 1.5 GiB.
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/ingest.py [--files 112] [--batch-size 16] [--repeats 3]
-                                          [--json out.json | --json -] [--workdir DIR] [--strict]
+        [--json out.json | --json -] [--workdir DIR] [--wait-idle 60] [--attempts 3]
+        [--skip-child] [--strict]
 """
 
 from __future__ import annotations
@@ -94,7 +104,7 @@ from imgctx import Extractor, ImageRecord, Settings, StoredVectors
 from imgctx.backends.faiss_store import FaissStore
 from imgctx.extractor import Components
 from imgctx.images import load_image, perceptual_hashes
-from imgctx.pipeline import merge_tags, record_id_for, text_document
+from imgctx.pipeline import documents, merge_tags, record_id_for
 from imgctx.testing import SAMPLE_PHOTOS, sample_photo_path
 
 TARGET_VS_NAIVE = 2.0
@@ -179,8 +189,7 @@ def warm_up(components: Components, paths: Sequence[Path], settings: Settings) -
         tags, _ = model.analyze(batch)
         merged = [merge_tags([t]) for t in tags]
         captions = components.captioner.caption(batch, merged)
-        docs = [text_document(c, [t.label for t in m]) for c, m in zip(captions, merged, strict=True)]
-        components.text_embedder.embed_texts(docs)
+        components.text_embedder.embed_texts(documents(components.captioner, captions, merged))
     perceptual_hashes(images[0])
 
 
@@ -277,7 +286,8 @@ def run_naive(paths: Sequence[Path], db: Path, components: Components, one_pass:
                 tags = merge_tags([tagger.tag([img])[0]])
                 image_vec = embedder.embed_images([img])[0]
             caption = captioner.caption([img], [tags])[0]
-            text_vec = text_embedder.embed_texts([text_document(caption, [t.label for t in tags])])[0]
+            text_vec = text_embedder.embed_texts(documents(captioner, [caption], [tags]))[0]
+            tags = [t for t in tags if t.confident]  # records hold objects, not candidates
             phash, dhash = perceptual_hashes(img)
             now = datetime.now(UTC)
             record = ImageRecord(
@@ -309,7 +319,7 @@ def run_ceiling(images: Sequence[Any], batch_size: int, components: Components) 
             tags, _ = model.analyze(batch)
             merged = [merge_tags([t]) for t in tags]
             captions = captioner.caption(batch, merged)
-            text_embedder.embed_texts([text_document(c, [t.label for t in m]) for c, m in zip(captions, merged, strict=True)])
+            text_embedder.embed_texts(documents(captioner, captions, merged))
 
     timing, _ = timed(loop)
     return timing
@@ -432,7 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             old.unlink()
         t0 = time.perf_counter()
         paths = write_variants(folder, args.files)
-        sizes = [Image.open(p).size for p in paths]
+        sizes = []
+        for p in paths:
+            with Image.open(p) as im:
+                sizes.append(im.size)
         say(f"wrote {len(paths)} JPEG variants in {time.perf_counter() - t0:.1f}s to {folder} "
             f"(long side {min(max(s) for s in sizes)}-{max(max(s) for s in sizes)} px, "
             f"{sum(p.stat().st_size for p in paths) / 2**20:.1f} MiB)")
@@ -500,6 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ips = {k: n / v.best_s() for k, v in results.items()}
     ips_median = {k: n / v.median_s() for k, v in results.items()}
     vs_naive = ips["pipeline"] / ips["naive"]
+
+    def per_round(other: str) -> list[float]:
+        return [o / p for p, o in zip(results["pipeline"].runs_s, results[other].runs_s, strict=True)]
+
     vs_ceiling = ips["pipeline"] / ips["ceiling"]
     peak = child["peak_rss"] if child else None
     checks = {
@@ -523,7 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"pipeline / naive       = {vs_naive:.2f}x   (median {ips_median['pipeline'] / ips_median['naive']:.2f}x; "
         f"pipeline / naive-1pass = {ips['pipeline'] / ips['naive-1pass']:.2f}x)")
     say(f"pipeline / ceiling     = {100 * vs_ceiling:.1f}%   (median {100 * ips_median['pipeline'] / ips_median['ceiling']:.1f}%)")
-    say(f"top tag agreement, pipeline vs naive (512-px vs full-res decode): {100 * agreement:.0f}%")
+    say("per round: pipeline / naive " + ", ".join(f"{a:.2f}x" for a in per_round("naive"))
+        + "; pipeline / ceiling " + ", ".join(f"{100 * a:.0f}%" for a in per_round("ceiling")))
+    say(f"top tag agreement, pipeline vs naive (reduced vs full-res decode): {100 * agreement:.0f}%")
     if child is not None:
         say(f"pipeline alone (child): {child['images_per_s']:.2f} img/s (others {child['foreign_cores']:.2f} cores), peak RSS {child['peak_rss'] / GIB:.2f} GiB "
             f"(at start {child['peak_rss_at_start'] / GIB:.2f} GiB, after model load + warm-up "
@@ -539,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "images_per_s": ips, "images_per_s_median": ips_median,
             "methods": {k: asdict(v) for k, v in results.items()},
             "pipeline_vs_naive": vs_naive, "pipeline_vs_naive_1pass": ips["pipeline"] / ips["naive-1pass"],
-            "pipeline_vs_ceiling": vs_ceiling, "top_tag_agreement": agreement,
+            "pipeline_vs_ceiling": vs_ceiling, "pipeline_vs_naive_per_round": per_round("naive"),
+            "pipeline_vs_ceiling_per_round": per_round("ceiling"), "top_tag_agreement": agreement,
             "child_pipeline": child, "parent_peak_rss": parent_peak,
             "checks": {k: {"pass": ok, "value": v} for k, (ok, v) in checks.items()},
         }

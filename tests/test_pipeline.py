@@ -124,8 +124,26 @@ def test_merge_tags_and_text_document() -> None:
     merged = merge_tags([[Tag("Cat", 0.5)], [Tag("cat", 0.9), Tag("dog", 0.2)]])
     assert merged == [Tag("cat", 0.9), Tag("dog", 0.2)]
     assert merge_tags([[Tag("B", 0.1), Tag("a", 0.9)]]) == [Tag("b", 0.1), Tag("a", 0.9)]
-    assert text_document("a photo of a cat", ["cat", "tabby"]) == "a photo of a cat. Objects: cat, tabby."
-    assert text_document("nothing", []) == "nothing."
+    tags = [Tag("lynx", 0.05, confident=False), Tag("cat", 0.9, coarse=True), Tag("tabby", 0.6)]
+    assert text_document("a cat on a mat", tags) == "a cat on a mat. cat, tabby, lynx"
+    assert text_document(None, tags) == "cat, tabby, lynx"
+    assert text_document("nothing", []) == "nothing"
+    assert merge_tags([[Tag("x", 0.9, confident=False)], [Tag("x", 0.2)], [Tag("y", 0.5, confident=False)]]) == [
+        Tag("x", 0.2), Tag("y", 0.5, confident=False)]
+
+
+def test_candidate_tags_feed_text_search_but_are_not_objects(tmp_path: Path) -> None:
+    class HedgingTagger(TinyColorTagger):
+        def tag(self, images: Sequence[Any]) -> list[list[Tag]]:
+            return [[Tag("red", 0.9), Tag("zebra", 0.05, confident=False)] for _ in images]
+
+    with Extractor(settings=settings_for_tests(tmp_path / "db", preset="tiny"), tagger=HedgingTagger(),
+                   store="memory") as ex:
+        ex.process_many(_images(tmp_path / "imgs", 1))
+        record = ex.list()[0]
+        assert record.objects == ("red",) and [t.label for t in record.tags] == ["red"]
+        assert ex.count(objects="zebra") == 0
+        assert ex.search("zebra")[0].score > 0.5  # the candidate's word is in the text vector
 
 
 @pytest.mark.parametrize("workers", [1, 3])

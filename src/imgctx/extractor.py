@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from imgctx.errors import ConfigurationError, ImageError, ImgctxError, RecordNotFoundError
-from imgctx.images import as_rgb, load_image, scan_directory
+from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
 from imgctx.pipeline import Ingest, ProgressCallback
 from imgctx.plugins import Registry, load_registry
 from imgctx.presets import get_preset
@@ -41,6 +41,11 @@ class Components:
         for i, t in enumerate(self.taggers):
             roles["tagger" if i == 0 else f"tagger_{i}"] = t
         return {k: v for k, v in roles.items() if v is not None}
+
+    def decode_side(self) -> int:
+        """The short side images are decoded to: the largest ``input_size`` a model declares."""
+        sizes = [int(getattr(m, "input_size", 0) or 0) for m in self.by_role().values()]
+        return max(sizes) if any(sizes) else DEFAULT_DECODE_SIDE
 
     def spaces(self) -> list[SpaceSpec]:
         out = []
@@ -284,12 +289,13 @@ class Extractor:
         self._ready()
         exclude: set[str] = set()
         if isinstance(image, (str, os.PathLike)):
-            decoded = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes)
+            decoded = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
+                                 self.components.decode_side())
             pil = decoded.image
             if exclude_self:
                 exclude = {r.id for r in self.store.find_by_hash(decoded.content_hash) if r.path == decoded.path}
         else:
-            pil = as_rgb(image)
+            pil = as_rgb(image, self.components.decode_side())
         vec = embedder.embed_images([pil])[0]
         return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
      ".heic", ".heif"}
 )
-# Models never need more than this many pixels on the long side; larger JPEGs are decoded at a
-# reduced scale straight from the DCT coefficients (Image.draft), which is much faster.
-MODEL_MAX_SIDE = 512
+#: Images are reduced so their short side is this many pixels (or the largest input size of the
+#: configured models, when they declare one): models never need more, and a JPEG is decoded at a
+#: reduced scale straight from its DCT coefficients (Image.draft), which is several times faster.
+DEFAULT_DECODE_SIDE = 256
 
 _heif_registered: bool | None = None
 
@@ -71,7 +73,7 @@ def sniff_format(head: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A decoded RGB image (reduced to at most MODEL_MAX_SIDE where cheap) and its file facts."""
+    """A decoded RGB image (reduced to the models' input size) and its file facts."""
 
     path: str
     image: Image.Image
@@ -110,9 +112,10 @@ def read_file(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, os.s
 
 def decode(
     data: bytes, path: str | os.PathLike[str] | None, max_pixels: int,
-    max_side: int | None = MODEL_MAX_SIDE,
+    short_side: int | None = DEFAULT_DECODE_SIDE,
 ) -> tuple[Image.Image, str, tuple[int, int]]:
-    """Decode bytes to an upright RGB image; returns (image, format, original upright size)."""
+    """Decode bytes to an upright RGB image reduced to ``short_side`` (None: full size);
+    returns (image, format, original upright size)."""
     fmt = sniff_format(data[:32])
     if fmt is None:
         raise InvalidImageError(path, "not a supported image format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)")
@@ -128,8 +131,9 @@ def decode(
             img_format = img.format or fmt
             orientation = img.getexif().get(0x0112, 1)
             upright = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-            if max_side and img_format == "JPEG" and max(w, h) > 2 * max_side:
-                img.draft("RGB", (max_side, max_side))
+            if short_side and img_format == "JPEG" and min(w, h) >= 2 * short_side:
+                scale = short_side / min(w, h)
+                img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
             if getattr(img, "is_animated", False):
                 img.seek(0)
             img.load()
@@ -144,9 +148,17 @@ def decode(
         raise InvalidImageError(path, f"corrupt {fmt} image: the data cannot be decoded") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(path, f"corrupt or truncated {fmt} image: {exc}") from None
-    if max_side and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return img, img_format, upright
+    return reduce(img, short_side), img_format, upright
+
+
+def reduce(img: Image.Image, short_side: int | None) -> Image.Image:
+    """Scale down (never up) so the short side is ``short_side``."""
+    w, h = img.size
+    if not short_side or min(w, h) <= short_side:
+        return img
+    scale = short_side / min(w, h)
+    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
+    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -160,25 +172,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def load_image(
     path: str | os.PathLike[str], max_pixels: int, max_bytes: int,
-    max_side: int | None = MODEL_MAX_SIDE,
+    short_side: int | None = DEFAULT_DECODE_SIDE,
 ) -> DecodedImage:
     """Read and decode one file; every failure is an ImageError naming the path."""
     p = absolute(path)
     data, st = read_file(p, max_bytes)
-    img, fmt, size = decode(data, p, max_pixels, max_side)
+    img, fmt, size = decode(data, p, max_pixels, short_side)
     return DecodedImage(
         path=str(p), image=img, format=fmt, size=size, file_size=st.st_size,
         mtime_ns=st.st_mtime_ns, content_hash=content_hash(data),
     )
 
 
-def as_rgb(image: Image.Image, max_side: int | None = MODEL_MAX_SIDE) -> Image.Image:
+def as_rgb(image: Image.Image, short_side: int | None = DEFAULT_DECODE_SIDE) -> Image.Image:
     """A caller's PIL image as upright RGB, reduced like decoded files are."""
     img = ImageOps.exif_transpose(image) or image
     img = _to_rgb(img) if img.mode != "RGB" else img.copy()
-    if max_side and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return img
+    return reduce(img, short_side)
 
 
 def perceptual_hashes(image: Image.Image) -> tuple[str, str]:

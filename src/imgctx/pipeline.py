@@ -41,25 +41,42 @@ def record_id_for(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def text_document(caption: str, objects: Sequence[str]) -> str:
-    """What the text embedder sees for an image: its caption and its object tags."""
-    return f"{caption}. Objects: {', '.join(objects)}." if objects else f"{caption}."
+def text_document(caption: str | None, tags: Sequence[Tag]) -> str:
+    """What the text embedder sees for an image: its caption, then its tag words, the objects
+    first and the candidate labels after them."""
+    ordered = sorted(tags, key=lambda t: not t.confident)  # stable: keeps each group's order
+    words = ", ".join(dict.fromkeys(t.label for t in ordered))
+    if caption:
+        return f"{caption}. {words}" if words else caption
+    return words
+
+
+def documents(captioner: Any, captions: Sequence[str], tag_lists: Sequence[Sequence[Tag]]) -> list[str]:
+    """Text documents for a batch. A caption composed from the tags (``from_tags``) adds no
+    information beyond them, only boilerplate, so it is left out."""
+    use_caption = not getattr(captioner, "from_tags", False)
+    return [
+        text_document(c if use_caption else None, tags)
+        for c, tags in zip(captions, tag_lists, strict=True)
+    ]
 
 
 def merge_tags(tag_lists: Sequence[Sequence[Tag]]) -> list[Tag]:
     """Several taggers' tags for one image: highest score per label, best first.
 
-    A single tagger's list keeps its own order (labels lower-cased).
+    A single tagger's list keeps its own order (labels lower-cased). A label that any tagger is
+    confident about is confident.
     """
     if len(tag_lists) == 1:
-        return [Tag(t.label.lower(), t.score, t.coarse) for t in tag_lists[0]]
+        return [Tag(t.label.lower(), t.score, t.coarse, t.confident) for t in tag_lists[0]]
     best: dict[str, Tag] = {}
     for tags in tag_lists:
         for t in tags:
             label = t.label.lower()
-            if label not in best or t.score > best[label].score:
-                best[label] = Tag(label, t.score, t.coarse)
-    return sorted(best.values(), key=lambda t: (-t.score, t.label))
+            old = best.get(label)
+            if old is None or (t.confident, t.score) > (old.confident, old.score):
+                best[label] = Tag(label, t.score, t.coarse, t.confident)
+    return sorted(best.values(), key=lambda t: (not t.confident, -t.score, t.label))
 
 
 @dataclass
@@ -98,10 +115,11 @@ def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutpu
     merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(n)]
     captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
     if components.text_embedder is not None:
-        docs = [text_document(c, [t.label for t in tags]) for c, tags in zip(captions, merged, strict=True)]
+        docs = documents(components.captioner, captions, merged)
         vectors["text"] = components.text_embedder.embed_texts(docs)
     return [
-        ModelOutput(captions[i], merged[i], {s: v[i] for s, v in vectors.items()}) for i in range(n)
+        ModelOutput(captions[i], [t for t in merged[i] if t.confident], {s: v[i] for s, v in vectors.items()})
+        for i in range(n)
     ]
 
 
@@ -118,10 +136,11 @@ class Ingest:
         self.store = store
         self.settings = settings
         self.ensure_ready = ensure_ready
+        self.decode_side = components.decode_side()
 
     def _decode(self, path: str) -> _Decoded:
         s = self.settings
-        img = load_image(path, s.max_image_pixels, s.max_file_bytes)
+        img = load_image(path, s.max_image_pixels, s.max_file_bytes, self.decode_side)
         ph, dh = perceptual_hashes(img.image)
         return _Decoded(img, ph, dh)
 

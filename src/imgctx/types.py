@@ -14,11 +14,14 @@ class Tag:
     """An object tag with the tagger's confidence in [0, 1].
 
     ``coarse`` marks a common noun derived from finer labels (a "cat" for a "tabby").
+    ``confident`` False marks a candidate below the tagger's threshold: it is not one of the
+    record's ``objects`` (not stored, not filterable) but its words still help text search.
     """
 
     label: str
     score: float
     coarse: bool = False
+    confident: bool = True
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ def _article(word: str) -> str:
 
 def compose_caption(tags: Sequence[Tag]) -> str:
     """'a photo of a <coarse noun>: <fine labels>' from tags, best first."""
-    fine = [t.label for t in tags if not t.coarse]
-    coarse = [t.label for t in tags if t.coarse]
+    fine = [t.label for t in tags if not t.coarse and t.confident]
+    coarse = [t.label for t in tags if t.coarse and t.confident]
     if not fine and not coarse:
         return "a photo with no recognised objects"
     head = coarse[0] if coarse else fine[0]
@@ -34,6 +34,7 @@ class TagsCaptioner:
     """Captions composed from tags; needs no weights, so it is always loaded."""
 
     name = "tags-caption"
+    from_tags = True  # the caption says nothing the tags don't: leave it out of the text vector
     loaded = True
     load_time = 0.0
     device = "cpu"
