@@ -12,9 +12,11 @@ Method
   answer, written from what the photos show (as a user would phrase them), not from the
   ImageNet label names, and not tuned after seeing results.
 - **offline**: ``Extractor(preset="offline").process_directory(folder)`` then
-  ``Extractor.search(query)``: MiniLM cosine between the query and each image's indexed text
-  (caption composed from tags + object tags; EfficientNet-Lite0 vectors are not cross-modal,
-  so they do not take part in text search).
+  ``Extractor.search(query)``: MiniLM cosine between the query and each image's text document
+  (its object tags, coarse nouns first, then below-threshold candidates: the coarse nouns of the
+  three most likely classes and the ten most likely labels; the caption composed from tags is
+  left out as it repeats them). EfficientNet-Lite0 vectors are not cross-modal, so they do not
+  take part in text search.
 - **baseline**: the same EfficientNet-Lite0 probabilities on the same decoded image
   (``imgctx.images.load_image``, then the model's own preprocessing): its top-5 ImageNet label
   names joined into one sentence ("tabby, tiger cat, Egyptian cat, lynx, plastic bag"),
@@ -179,7 +181,8 @@ def baseline_sentences(ex: Extractor, paths: dict[str, Path], top: int = 5) -> d
     s = ex.settings
     out = {}
     for name, path in paths.items():
-        image = load_image(path, s.max_image_pixels, s.max_file_bytes).image
+        # Exactly the image the pipeline hands to the models (same reduced decode).
+        image = load_image(path, s.max_image_pixels, s.max_file_bytes, ex.components.decode_side()).image
         _, probs = model.forward(model.preprocess([image]))
         out[name] = ", ".join(names[i] for i in np.argsort(-probs[0])[:top])
     return out
