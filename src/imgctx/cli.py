@@ -169,12 +169,21 @@ def _objects(value: str | None) -> list[str] | None:
     return [o for o in value.split(",") if o.strip()] if value else None
 
 
+def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--objects, --limit, --min-score and --json, shared by ``search`` and ``similar``."""
+    for option in reversed((
+        click.option("--objects", help="Only images tagged with any of these (comma-separated)."),
+        click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000)),
+        click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1)."),
+        _json_option,
+    )):
+        f = option(f)
+    return f
+
+
 @cli.command()
 @click.argument("text")
-@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1).")
-@_json_option
+@_search_options
 @click.pass_obj
 def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images matching TEXT."""
@@ -185,10 +194,7 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
 
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1).")
-@_json_option
+@_search_options
 @click.pass_obj
 def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images that look like IMAGE."""
