@@ -250,3 +250,33 @@ def test_search_arguments_are_checked(tiny: Extractor, kwargs: dict, message: st
         tiny.search("red", **kwargs)
     with pytest.raises(ConfigurationError, match=message):
         tiny.search_image(Image.new("RGB", (8, 8)), **kwargs)
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone(tiny: Extractor, photos: Path) -> None:
+    import os
+    import sys
+
+    if sys.platform != "linux":
+        pytest.skip("needs a file system that accepts arbitrary bytes in names")
+    raw = os.fsencode(photos) + b"/caf\xe9.jpg"
+    with open(photos / "rocket.jpg", "rb") as src, open(raw, "wb") as dst:
+        dst.write(src.read())
+    report = tiny.process_directory(photos)
+    assert report.processed == 6 and report.failed == 1
+    assert "not valid UTF-8" in report.failed_files[0].reason
+
+
+def test_search_image_excludes_its_own_path_even_after_an_edit(tiny: Extractor, photos: Path) -> None:
+    tiny.process_directory(photos)
+    Image.new("RGB", (40, 40), (9, 9, 9)).save(photos / "rocket.jpg", "JPEG")
+    hits = tiny.search_image(photos / "rocket.jpg", limit=10)
+    assert "rocket.jpg" not in {h.record.filename for h in hits}
+
+
+def test_wrong_argument_types_are_clear_errors(tiny: Extractor, photos: Path) -> None:
+    with pytest.raises(ConfigurationError, match="PIL image"):
+        tiny.search_image(b"\x89PNG...")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="list of paths"):
+        tiny.process_many(str(photos / "rocket.jpg"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="integer"):
+        tiny.search("red", limit=2.5)  # type: ignore[arg-type]

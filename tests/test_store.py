@@ -235,3 +235,55 @@ def test_faiss_tiny_exact_limit_stays_usable(tmp_path: Path, limit: int) -> None
     s.upsert(items)
     assert s.query("image", items[3].vectors["image"], 1)[0][0] == "id0003"
     s.close()
+
+
+def test_faiss_goes_back_to_exact_search_when_the_store_shrinks(tmp_path: Path) -> None:
+    s = FaissStore(tmp_path, exact_search_limit=100)
+    s.configure(SPACES)
+    items = [make_item(i) for i in range(400)]
+    s.upsert(items)
+    s.query("image", items[0].vectors["image"], 1)
+    assert s._indexes["image"].approximate
+    s.delete([it.record.id for it in items[50:]])
+    hits = s.query("image", items[7].vectors["image"], 50)
+    assert not s._indexes["image"].approximate
+    assert len(hits) == 50 and hits[0][0] == "id0007"
+    s.close()
+    reopened = FaissStore(tmp_path, exact_search_limit=10_000)  # a raised limit also means exact
+    reopened.upsert([make_item(i) for i in range(50, 400)])
+    reopened.query("image", items[0].vectors["image"], 1)
+    assert not reopened._indexes["image"].approximate
+    reopened.close()
+
+
+def test_faiss_two_handles_writing_and_saving_stay_consistent(tmp_path: Path) -> None:
+    a, b = FaissStore(tmp_path), FaissStore(tmp_path)
+    a.configure(SPACES)
+    b.configure(SPACES)
+    a.upsert([make_item(i) for i in range(10)])
+    a.query("image", make_item(0).vectors["image"], 1)
+    replacement = make_item(0, seed=1234)
+    b.upsert([replacement])  # a's in-memory index is now behind
+    b.close()
+    a.close()  # a notices, resyncs and saves what SQLite holds
+    c = FaissStore(tmp_path)
+    hit = c.query("image", replacement.vectors["image"], 1)[0]
+    assert hit[0] == "id0000" and hit[1] == pytest.approx(1.0, abs=1e-5)
+    c.close()
+
+
+def test_faiss_locked_database_is_a_store_error(tmp_path: Path) -> None:
+    s = FaissStore(tmp_path)
+    s.configure(SPACES)
+    s._conn.execute("PRAGMA busy_timeout=100")
+    other = sqlite3.connect(tmp_path / "image_contexts.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            s.upsert([make_item(1)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    s.upsert([make_item(1)])
+    assert s.count() == 1
+    s.close()

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL.Image import Image as PILImage
 
-from imgctx.errors import ConfigurationError, ImageError, ImgctxError, RecordNotFoundError
+from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
-from imgctx.pipeline import Ingest, ProgressCallback
+from imgctx.pipeline import Ingest, ProgressCallback, record_id_for
 from imgctx.plugins import Registry, load_registry
 from imgctx.presets import get_preset
 from imgctx.settings import Settings
@@ -90,6 +91,10 @@ class ModelManager:
 
 
 def _check_search_args(limit: int, min_score: float | None) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ConfigurationError(f"limit must be an integer, got {limit!r}")
+    if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
+        raise ConfigurationError(f"min_score must be a number, got {min_score!r}")
     if limit < 0:
         raise ConfigurationError(f"limit must not be negative, got {limit}")
     if min_score is not None and not 0.0 <= min_score <= 1.0:
@@ -208,6 +213,8 @@ class Extractor:
     def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
                      progress: ProgressCallback | None = None) -> BatchReport:
         """Index many files in batches; a bad file is reported in ``failed_files``, never raised."""
+        if isinstance(paths, (str, os.PathLike)):
+            raise ConfigurationError("process_many takes a list of paths; use process() for one file")
         return self._ingest().run(list(paths), force=force, progress=progress)
 
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False,
@@ -293,9 +300,14 @@ class Extractor:
                                  self.components.decode_side())
             pil = decoded.image
             if exclude_self:
-                exclude = {r.id for r in self.store.find_by_hash(decoded.content_hash) if r.path == decoded.path}
+                exclude = {record_id_for(decoded.path)}
+        elif isinstance(image, PILImage):
+            try:
+                pil = as_rgb(image, self.components.decode_side())
+            except (OSError, ValueError) as exc:
+                raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
         else:
-            pil = as_rgb(image, self.components.decode_side())
+            raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
         return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgctx.errors import ImageError, ImgctxError
+from imgctx.errors import ImageError, ImgctxError, StoreError
 from imgctx.images import DecodedImage, absolute, load_image, perceptual_hashes
 from imgctx.types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
 
@@ -123,6 +123,14 @@ def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutpu
     ]
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -183,6 +191,9 @@ class Ingest:
 
         to_read: list[Path] = []
         for p in all_paths:
+            if not _utf8(str(p)):
+                fail(str(p), ImageError(p, "the file name is not valid UTF-8; rename the file"))
+                continue
             existing = self._unchanged(p, force)
             if existing is not None:
                 results.append(ProcessResult(existing, True, True, 0.0))
@@ -252,6 +263,8 @@ class Ingest:
         """Commit a batch; if it fails, retry file by file so only the culprit fails."""
         try:
             return self._commit(batch, force)
+        except StoreError:
+            raise  # the store itself failed (locked, full disk): no use going on file by file
         except Exception as exc:
             if raise_errors:
                 raise

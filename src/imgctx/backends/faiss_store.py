@@ -14,16 +14,18 @@ approximate (IVF, inner product) beyond it.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
+import logging
 import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +34,30 @@ from imgctx.errors import MissingDependencyError, StoreError
 from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _store_errors(method: F) -> F:
+    """SQLite failures (a locked database, a full disk, a path SQLite cannot encode) become
+    StoreError naming the store, never a raw sqlite3 exception."""
+
+    @functools.wraps(method)
+    def wrapper(self: FaissStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store at {self.db_file} failed: {exc}") from None
+        except UnicodeEncodeError:
+            raise StoreError("a path or label is not valid UTF-8 and cannot be stored") from None
+
+    return wrapper  # type: ignore[return-value]
 
 SCHEMA_VERSION = 1
 IVF_MIN_POINTS_PER_LIST = 39
@@ -99,12 +125,14 @@ class _SpaceIndex:
         self.trained_on = 0
 
     @property
-    def outgrown(self) -> bool:
-        """True when the index type no longer suits its size: flat past the exact-search limit,
-        or IVF with four times the vectors it was trained on (its lists get too long)."""
-        if self.approximate:
-            return self.ntotal > 4 * self.trained_on
-        return self.ntotal > self.exact_limit and self.ntotal >= IVF_MIN_POINTS_PER_LIST
+    def needs_rebuild(self) -> bool:
+        """True when the index kind no longer suits its size: flat past the exact-search limit,
+        IVF at or below it (shrunk, or the limit was raised), or IVF with four times the vectors
+        it was trained on (its lists get too long)."""
+        want_approximate = self.ntotal > self.exact_limit and self.ntotal >= IVF_MIN_POINTS_PER_LIST
+        if want_approximate != self.approximate:
+            return True
+        return self.approximate and self.ntotal > 4 * self.trained_on
 
     def build(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         faiss, dim = self.faiss, self.spec.dim
@@ -217,6 +245,7 @@ class FaissStore:
             return {}
         return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(row[0]).items()}
 
+    @_store_errors
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
         with self._lock:
             self._spaces = self._read_spaces()
@@ -245,29 +274,52 @@ class FaissStore:
         if generation == self._synced_generation and set(self._indexes) == set(self._spaces):
             return
         self._spaces = self._read_spaces()
-        stamp: dict[str, Any] = {}
-        if self._synced_generation < 0 and self._stamp_file().exists():
-            try:
-                stamp = json.loads(self._stamp_file().read_text())
-            except (OSError, ValueError):
-                stamp = {}
         indexes: dict[str, _SpaceIndex] = {}
+        saved = self._load_saved(generation) if self._synced_generation < 0 else {}
         for name, spec in self._spaces.items():
-            idx = _SpaceIndex(self.faiss, spec, self.exact_limit)
-            saved = stamp.get(name)
-            if saved and saved.get("generation") == generation and self._index_file(name).exists():
-                try:
-                    idx.index = self.faiss.read_index(str(self._index_file(name)))
-                    idx.approximate = bool(saved.get("approximate"))
-                    idx.trained_on = int(saved.get("trained_on", 0))
-                except RuntimeError:
-                    idx.index = None
-            if idx.index is None or idx.ntotal != self._count_vectors(name):
+            idx = saved.get(name) or _SpaceIndex(self.faiss, spec, self.exact_limit)
+            if idx.index is None or idx.ntotal != self._count_vectors(name) or idx.needs_rebuild:
                 ids, vecs = self._load_vectors(name)
                 idx.build(ids, vecs)
             indexes[name] = idx
         self._indexes = indexes
         self._synced_generation = generation
+
+    @contextmanager
+    def _files_lock(self) -> Iterator[None]:
+        """An exclusive lock across processes while index files and their stamp are written or
+        read, so a stamp always describes the files beside it."""
+        if fcntl is None:  # pragma: no cover - Windows: no cross-process lock
+            yield
+            return
+        with open(self.root / f"{self.collection}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _load_saved(self, generation: int) -> dict[str, _SpaceIndex]:
+        """The saved indexes, if they were saved at this generation; unreadable ones are skipped."""
+        out: dict[str, _SpaceIndex] = {}
+        with self._files_lock():
+            try:
+                stamp = json.loads(self._stamp_file().read_text())
+            except (OSError, ValueError):
+                return out
+            for name, spec in self._spaces.items():
+                info = stamp.get(name)
+                if not info or info.get("generation") != generation:
+                    continue
+                idx = _SpaceIndex(self.faiss, spec, self.exact_limit)
+                try:
+                    idx.index = self.faiss.read_index(str(self._index_file(name)))
+                except RuntimeError:
+                    continue
+                idx.approximate = bool(info.get("approximate"))
+                idx.trained_on = int(info.get("trained_on", 0))
+                out[name] = idx
+        return out
 
     def _count_vectors(self, space: str) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
@@ -279,6 +331,7 @@ class FaissStore:
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, np.ascontiguousarray(vecs)
 
+    @_store_errors
     def save(self) -> None:
         """Write the FAISS indexes and the generation they reflect (atomically, via rename)."""
         with self._lock:
@@ -286,20 +339,23 @@ class FaissStore:
                 return
             self._sync()
             stamp = {}
-            for name, idx in self._indexes.items():
-                tmp = self._index_file(name).with_suffix(".faiss.tmp")
-                self.faiss.write_index(idx.index, str(tmp))
-                os.replace(tmp, self._index_file(name))
-                stamp[name] = {
-                    "generation": self._synced_generation, "approximate": idx.approximate,
-                    "trained_on": idx.trained_on,
-                }
-            tmp_stamp = self._stamp_file().with_suffix(".tmp")
-            tmp_stamp.write_text(json.dumps(stamp))
-            os.replace(tmp_stamp, self._stamp_file())
+            suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+            with self._files_lock():
+                for name, idx in self._indexes.items():
+                    tmp = self._index_file(name).with_name(self._index_file(name).name + suffix)
+                    self.faiss.write_index(idx.index, str(tmp))
+                    os.replace(tmp, self._index_file(name))
+                    stamp[name] = {
+                        "generation": self._synced_generation, "approximate": idx.approximate,
+                        "trained_on": idx.trained_on,
+                    }
+                tmp_stamp = self._stamp_file().with_name(self._stamp_file().name + suffix)
+                tmp_stamp.write_text(json.dumps(stamp))
+                os.replace(tmp_stamp, self._stamp_file())
 
     # -- records ---------------------------------------------------------------------------------
 
+    @_store_errors
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         if not items:
             return
@@ -354,8 +410,11 @@ class FaissStore:
                 if ids:
                     idx.add(ids, np.stack(vecs))
             self._synced_generation = self._expect_own_write()
-            if any(idx.outgrown for idx in self._indexes.values()):
-                self._synced_generation = -2  # rebuild (flat -> IVF, or retrain) on the next query
+            self._rebuild_if_needed()
+
+    def _rebuild_if_needed(self) -> None:
+        if any(idx.needs_rebuild for idx in self._indexes.values()):
+            self._synced_generation = -2  # rebuilt from SQLite (flat <-> IVF, retrain) when next used
 
     def _expect_own_write(self) -> int:
         """After our commit: current generation, or -2 to force a rebuild if another writer slipped in."""
@@ -376,6 +435,7 @@ class FaissStore:
             objects=tuple(t.label for t in tags), tags=tags,
         )
 
+    @_store_errors
     def get(self, record_id: str) -> ImageRecord | None:
         with self._lock:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
@@ -384,11 +444,13 @@ class FaissStore:
     def get_many(self, record_ids: Sequence[str]) -> list[ImageRecord]:
         return [r for r in (self.get(i) for i in record_ids) if r is not None]
 
+    @_store_errors
     def get_by_path(self, path: str) -> ImageRecord | None:
         with self._lock:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM records WHERE path = ?", (path,)).fetchone()
             return self._row_to_record(row) if row else None
 
+    @_store_errors
     def find_by_hash(self, content_hash: str) -> list[ImageRecord]:
         with self._lock:
             rows = self._conn.execute(
@@ -396,6 +458,7 @@ class FaissStore:
             ).fetchall()
             return [self._row_to_record(r) for r in rows]
 
+    @_store_errors
     def vectors(self, space: str, record_ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not record_ids:
             return {}
@@ -407,6 +470,7 @@ class FaissStore:
             ).fetchall()
         return {rid: np.frombuffer(blob, dtype=np.float32) for rid, blob in rows}
 
+    @_store_errors
     def delete(self, record_ids: Sequence[str]) -> int:
         if not record_ids:
             return 0
@@ -420,6 +484,7 @@ class FaissStore:
             for idx in self._indexes.values():
                 idx.remove(rids)
             self._synced_generation = self._expect_own_write()
+            self._rebuild_if_needed()
             return len(rids)
 
     def _filter_sql(self, objects: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -429,6 +494,7 @@ class FaissStore:
         marks = ",".join("?" * len(wanted))
         return f"WHERE rowid IN (SELECT rid FROM tags WHERE label IN ({marks}))", tuple(wanted)
 
+    @_store_errors
     def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
         where, args = self._filter_sql(objects)
         with self._lock:
@@ -438,11 +504,13 @@ class FaissStore:
             ).fetchall()
             return [self._row_to_record(r) for r in rows]
 
+    @_store_errors
     def count(self, objects: Sequence[str] | None = None) -> int:
         where, args = self._filter_sql(objects)
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0])
 
+    @_store_errors
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
     ) -> builtins.list[tuple[str, float]]:
@@ -472,6 +540,8 @@ class FaissStore:
                 return
             try:
                 self.save()
+            except (OSError, RuntimeError, StoreError) as exc:  # the index is rebuilt on next open
+                log.warning("could not save the FAISS indexes of %s: %s", self.db_file, exc)
             finally:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]

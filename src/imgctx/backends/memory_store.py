@@ -48,10 +48,12 @@ class MemoryStore:
                     self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32)
 
     def get(self, record_id: str) -> ImageRecord | None:
-        return self._records.get(record_id)
+        with self._lock:
+            return self._records.get(record_id)
 
     def get_many(self, record_ids: Sequence[str]) -> list[ImageRecord]:
-        return [self._records[i] for i in record_ids if i in self._records]
+        with self._lock:
+            return [self._records[i] for i in record_ids if i in self._records]
 
     def get_by_path(self, path: str) -> ImageRecord | None:
         with self._lock:
@@ -62,8 +64,9 @@ class MemoryStore:
             return [r for r in self._records.values() if r.content_hash == content_hash]
 
     def vectors(self, space: str, record_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        table = self._vectors.get(space, {})
-        return {i: table[i] for i in record_ids if i in table}
+        with self._lock:
+            table = self._vectors.get(space, {})
+            return {i: table[i] for i in record_ids if i in table}
 
     def delete(self, record_ids: Sequence[str]) -> int:
         with self._lock:
@@ -93,12 +96,13 @@ class MemoryStore:
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
     ) -> builtins.list[tuple[str, float]]:
-        ids = [r.id for r in self._matching(objects)]
-        table = self._vectors.get(space, {})
-        ids = [i for i in ids if i in table]
-        if not ids or k <= 0:
-            return []
-        matrix = np.stack([table[i] for i in ids])
+        with self._lock:  # one consistent snapshot of ids and vectors
+            ids = [r.id for r in self._matching(objects)]
+            table = self._vectors.get(space, {})
+            ids = [i for i in ids if i in table]
+            if not ids or k <= 0:
+                return []
+            matrix = np.stack([table[i] for i in ids])
         sims = matrix @ np.asarray(vector, np.float32).reshape(-1)
         order = np.argsort(-sims)[:k]
         return [(ids[j], float(sims[j])) for j in order]
