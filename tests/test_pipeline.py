@@ -153,3 +153,10 @@ def test_results_keep_input_order_whatever_the_workers(tmp_path: Path, workers: 
                                                batch_size=3), store="memory") as ex:
         report = ex.process_many(paths)
     assert [r.record.path for r in report.results] == [str(p) for p in paths]
+    more = _images(tmp_path / "more", 9)[7:]  # two new files around already indexed ones
+    with Extractor(settings=settings_for_tests(tmp_path / "db2", preset="tiny", batch_size=3)) as ex:
+        ex.process_many(paths[2:5])
+        mixed = [more[0], *paths, more[1]]
+        report = ex.process_many(mixed)
+    assert [r.record.path for r in report.results] == [str(p) for p in mixed]
+    assert [r.skipped for r in report.results] == [False, False, False, True, True, True, False, False, False]

@@ -148,7 +148,12 @@ class Extractor:
         self.space_weights = dict(DEFAULT_SPACE_WEIGHTS if space_weights is None else space_weights)
         self.models = ModelManager(self.components, self.settings.device)
         self.store = self._resolve("store", store if store is not None else self.settings.store)
-        self._check_store_models()
+        try:
+            self._check_store_models()
+        except ImgctxError:
+            if isinstance(store, str) or store is None:  # we opened it, so we close it
+                self.store.close()
+            raise
         self._configured = False
         self._configure_lock = threading.Lock()
         self._closed = False

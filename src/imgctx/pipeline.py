@@ -219,6 +219,8 @@ class Ingest:
                 results.append(r)
                 report(r.record.path, "skipped" if r.skipped else "processed")
 
+        position = {str(p): i for i, p in enumerate(all_paths)}
+        results.sort(key=lambda r: position.get(r.record.path, total))  # input order
         log.info("%d files: %d processed, %d unchanged, %d failed in %.2fs", total,
                  len(results) - sum(r.skipped for r in results), sum(r.skipped for r in results),
                  len(failed), time.perf_counter() - start)
