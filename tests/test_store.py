@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -286,4 +287,29 @@ def test_faiss_locked_database_is_a_store_error(tmp_path: Path) -> None:
         other.close()
     s.upsert([make_item(1)])
     assert s.count() == 1
+    s.close()
+
+
+@pytest.mark.parametrize("kind", ["faiss", "memory"])
+def test_same_id_twice_in_one_upsert_keeps_the_last(tmp_path: Path, kind: str) -> None:
+    s: FaissStore | MemoryStore = FaissStore(tmp_path) if kind == "faiss" else MemoryStore()
+    s.configure(SPACES)
+    first, last = make_item(3, ("cat",)), make_item(3, ("dog",), seed=77)
+    s.upsert([first, last])
+    assert s.count() == 1 and s.get("id0003").objects == ("dog",)  # type: ignore[union-attr]
+    hits = s.query("image", last.vectors["image"], 5)
+    assert [h[0] for h in hits] == ["id0003"] and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    s.close()
+
+
+def test_faiss_a_new_id_at_an_old_path_replaces_it_everywhere(tmp_path: Path) -> None:
+    s = FaissStore(tmp_path)
+    s.configure(SPACES)
+    s.upsert([make_item(1)])
+    moved = make_item(2)
+    moved = StoredVectors(replace(moved.record, path=make_item(1).record.path), moved.vectors)
+    s.upsert([moved])
+    assert s.count() == 1 and s.get("id0001") is None
+    assert s._indexes["image"].ntotal == 1
+    assert s.query("image", make_item(1).vectors["image"], 5)[0][0] == "id0002"
     s.close()

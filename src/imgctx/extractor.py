@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image as PILImage
 
+from imgctx.backends.store_common import check_spaces, normalise_objects
 from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
 from imgctx.pipeline import Ingest, ProgressCallback, record_id_for
@@ -182,8 +183,6 @@ class Extractor:
         recorded = getattr(self.store, "spaces", None)
         if not recorded:
             return
-        from imgctx.backends.store_common import check_spaces
-
         check_spaces(recorded, self.components.spaces(), f"the store at {self.settings.db_path}", dims=False)
 
     def _live(self) -> None:
@@ -240,8 +239,6 @@ class Extractor:
 
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None) -> list[SearchHit]:
-        from imgctx.backends.store_common import normalise_objects
-
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
@@ -329,8 +326,6 @@ class Extractor:
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
              offset: int = 0) -> list[ImageRecord]:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
-        from imgctx.backends.store_common import normalise_objects
-
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
@@ -338,8 +333,6 @@ class Extractor:
 
     def count(self, objects: Sequence[str] | str | None = None) -> int:
         """How many records there are, optionally only those tagged with any of ``objects``."""
-        from imgctx.backends.store_common import normalise_objects
-
         self._live()
         return self.store.count(normalise_objects(objects))
 

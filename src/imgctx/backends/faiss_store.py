@@ -361,7 +361,7 @@ class FaissStore:
             return
         with self._lock:
             self._sync()
-            added: dict[str, tuple[list[int], list[np.ndarray]]] = {s: ([], []) for s in self._spaces}
+            added: dict[str, dict[int, np.ndarray]] = {s: {} for s in self._spaces}  # last one wins
             replaced: list[int] = []
             with self._write() as conn:
                 for item in items:
@@ -373,6 +373,8 @@ class FaissStore:
                         r.updated_at.isoformat(),
                     )
                     if row is None:
+                        # Another id at this path is replaced too (and leaves the FAISS indexes).
+                        replaced += [old[0] for old in conn.execute("SELECT rowid FROM records WHERE path = ?", (r.path,))]
                         conn.execute("DELETE FROM records WHERE path = ?", (r.path,))
                         cur = conn.execute(
                             "INSERT INTO records(id, path, filename, width, height, file_size, format, "
@@ -402,13 +404,12 @@ class FaissStore:
                         if v.shape[0] != self._spaces[space].dim:
                             raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {self._spaces[space].dim}")
                         conn.execute("INSERT INTO vectors(rid, space, vec) VALUES (?, ?, ?)", (rid, space, v.tobytes()))
-                        added[space][0].append(rid)
-                        added[space][1].append(v)
+                        added[space][rid] = v
             for space, idx in self._indexes.items():
                 idx.remove(replaced)
-                ids, vecs = added.get(space, ([], []))
-                if ids:
-                    idx.add(ids, np.stack(vecs))
+                fresh = added.get(space, {})
+                if fresh:
+                    idx.add(list(fresh), np.stack(list(fresh.values())))
             self._synced_generation = self._expect_own_write()
             self._rebuild_if_needed()
 
