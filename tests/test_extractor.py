@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -280,3 +281,34 @@ def test_wrong_argument_types_are_clear_errors(tiny: Extractor, photos: Path) ->
         tiny.process_many(str(photos / "rocket.jpg"))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="integer"):
         tiny.search("red", limit=2.5)  # type: ignore[arg-type]
+
+
+class ColourWordsEmbedder(TinyImageEmbedder):
+    """A cross-modal stand-in: colour names embed to the histogram of a pure swatch."""
+
+    name = "colour-words"
+    cross_modal = True
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        swatches = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
+        colours = [next((c for w, c in swatches.items() if w in t.lower()), (128, 128, 128)) for t in texts]
+        return self.embed_images([Image.new("RGB", (8, 8), c) for c in colours])
+
+
+def test_cross_modal_search_fuses_both_spaces_by_weight(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    folder.mkdir()
+    for name, rgb in {"red": (230, 20, 20), "blue": (20, 20, 230)}.items():
+        Image.new("RGB", (32, 32), rgb).save(folder / f"{name}.png")
+    settings = settings_for_tests(tmp_path / "db", preset="tiny")
+    with Extractor(settings=settings, image_embedder=ColourWordsEmbedder(), store="memory") as ex:
+        ex.process_directory(folder)
+        hit = ex.search("something red", limit=1)[0]
+        assert hit.record.filename == "red.png" and set(hit.scores) == {"text", "image"}
+        assert hit.scores["image"] == pytest.approx(1.0, abs=1e-5)
+        assert hit.score == pytest.approx((hit.scores["text"] + hit.scores["image"]) / 2)
+        ex.space_weights = {"image": 3.0, "text": 1.0}
+        weighted = ex.search("something red", limit=1)[0]
+        assert weighted.score == pytest.approx((weighted.scores["text"] + 3 * weighted.scores["image"]) / 4)
+        ex.space_weights = {"image": 0.0, "text": 1.0}
+        assert set(ex.search("something red", limit=1)[0].scores) == {"text"}

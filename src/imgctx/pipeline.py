@@ -221,20 +221,17 @@ class Ingest:
 
         position = {str(p): i for i, p in enumerate(all_paths)}
         results.sort(key=lambda r: position.get(r.record.path, total))  # input order
-        log.info("%d files: %d processed, %d unchanged, %d failed in %.2fs", total,
-                 len(results) - sum(r.skipped for r in results), sum(r.skipped for r in results),
-                 len(failed), time.perf_counter() - start)
-        return BatchReport(
-            total_files=total,
-            processed=sum(1 for r in results if not r.skipped),
-            skipped=sum(1 for r in results if r.skipped),
-            failed=len(failed),
-            processed_ids=tuple(r.record.id for r in results if not r.skipped),
-            skipped_ids=tuple(r.record.id for r in results if r.skipped),
-            failed_files=tuple(failed),
-            processing_time=time.perf_counter() - start,
+        processed_ids = tuple(r.record.id for r in results if not r.skipped)
+        skipped_ids = tuple(r.record.id for r in results if r.skipped)
+        report_ = BatchReport(
+            total_files=total, processed=len(processed_ids), skipped=len(skipped_ids),
+            failed=len(failed), processed_ids=processed_ids, skipped_ids=skipped_ids,
+            failed_files=tuple(failed), processing_time=time.perf_counter() - start,
             results=tuple(results),
         )
+        log.info("%d files: %d processed, %d unchanged, %d failed in %.2fs", total,
+                 report_.processed, report_.skipped, report_.failed, report_.processing_time)
+        return report_
 
     def _decoded(self, paths: Sequence[Path]) -> Iterator[tuple[Path, _Decoded | Exception]]:
         """Decode in worker threads, yielding in input order with a bounded read-ahead."""
@@ -282,19 +279,19 @@ class Ingest:
         t0 = time.perf_counter()
         plans: list[tuple[_Decoded, ImageRecord | None, ImageRecord | None, str | None]] = []
         need: dict[str, int] = {}
-        batch_hashes: dict[str, str] = {}
+        first_in_batch: dict[str, str] = {}
         need_images: list[Any] = []
         for d in batch:
-            existing = self.store.get_by_path(d.image.path)
-            copies = self.store.find_by_hash(d.image.content_hash)
-            same = next((c for c in copies if c.path == d.image.path), None)
-            other = next((c for c in copies if c.path != d.image.path), None)
-            source = None if force else (same or other)
-            plans.append((d, existing, source, other.id if other else None))
-            if source is None and d.image.content_hash not in need:
-                need[d.image.content_hash] = len(need_images)
-                need_images.append(d.image.image)
-                batch_hashes[d.image.content_hash] = record_id_for(d.image.path)
+            img = d.image
+            existing = self.store.get_by_path(img.path)
+            unchanged = not force and existing is not None and existing.content_hash == img.content_hash
+            copy = next((c for c in self.store.find_by_hash(img.content_hash) if c.path != img.path), None)
+            source = existing if unchanged else (None if force else copy)
+            plans.append((d, existing, source, copy.id if copy else None))
+            if source is None and img.content_hash not in need:
+                need[img.content_hash] = len(need_images)
+                need_images.append(img.image)
+                first_in_batch[img.content_hash] = record_id_for(img.path)
         outputs = run_models(self.components, need_images) if need_images else []
         items: list[StoredVectors] = []
         results: list[ProcessResult] = []
@@ -302,15 +299,12 @@ class Ingest:
         for d, existing, source, copy_of in plans:
             img = d.image
             rid = record_id_for(img.path)
-            unchanged = (
-                source is not None and source.path == img.path
-                and existing is not None and existing.content_hash == img.content_hash
-            )
+            unchanged = source is not None and source is existing
             if source is not None:
                 out = ModelOutput(source.caption, list(source.tags), self._stored_vectors(source.id))
             else:
                 out = outputs[need[img.content_hash]]
-            first = batch_hashes.get(img.content_hash)
+            first = first_in_batch.get(img.content_hash)
             dup_of = copy_of or (first if first not in (None, rid) else None)
             same_bytes_here = existing is not None and existing.content_hash == img.content_hash
             was_dup = same_bytes_here or dup_of is not None

@@ -213,7 +213,9 @@ class SentenceTransformerText(LazyModel):
             )
         except Exception as exc:  # sentence-transformers raises many kinds; name the path
             raise ModelLoadError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
-        self.dim = int(self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method (the old name warns); 3 to 5 have the old one.
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
