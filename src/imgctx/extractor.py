@@ -102,6 +102,14 @@ def _check_search_args(limit: int, min_score: float | None) -> None:
         raise ConfigurationError(f"min_score must be between 0 and 1, got {min_score}")
 
 
+def calibrate(similarity: float, cosine_range: tuple[float, float] | None = None) -> float:
+    """A cosine as a score in [0, 1]: clipped, or with a (low, high) range mapped linearly."""
+    if cosine_range is not None:
+        low, high = cosine_range
+        similarity = (similarity - low) / (high - low)
+    return min(1.0, max(0.0, float(similarity)))
+
+
 class Extractor:
     """Captions, object tags, embeddings, hashes and file facts for images, kept in a store,
     with text search, image search and object filters.
@@ -203,11 +211,18 @@ class Extractor:
             self.store.configure(self.components.spaces())
             self._configured = True
 
+    def _ready_to_ingest(self) -> None:
+        """Load every model before the first image is read, so that weights that cannot be had
+        fail the run once, up front, instead of failing each file."""
+        self._ready()
+        for model in self.components.by_role().values():
+            model.load()
+
     # -- ingest ----------------------------------------------------------------------------------
 
     def _ingest(self) -> Ingest:
         self._live()
-        return Ingest(self.components, self.store, self.settings, self._ready)
+        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest)
 
     def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
         """Index one image file. Raises an ImageError subclass for a missing or bad file."""
@@ -228,6 +243,14 @@ class Extractor:
 
     # -- search ----------------------------------------------------------------------------------
 
+    def _text_query_ranges(self) -> dict[str, tuple[float, float]]:
+        """Per space, the cosine range a text query's similarity is mapped from (see ``search``)."""
+        embedder = self.components.image_embedder
+        text_range = getattr(embedder, "text_score_range", None) if embedder is not None else None
+        if text_range is not None and getattr(embedder, "cross_modal", False):
+            return {"image": (float(text_range[0]), float(text_range[1]))}
+        return {}
+
     def _text_vectors(self, text: str) -> dict[str, np.ndarray]:
         vectors: dict[str, np.ndarray] = {}
         if self.components.text_embedder is not None:
@@ -238,7 +261,8 @@ class Extractor:
         return vectors
 
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
-                      limit: int, min_score: float | None, exclude: set[str] | None = None) -> list[SearchHit]:
+                      limit: int, min_score: float | None, exclude: set[str] | None = None,
+                      ranges: dict[str, tuple[float, float]] | None = None) -> list[SearchHit]:
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
@@ -259,7 +283,7 @@ class Extractor:
         total = sum(weights.values())
         scored = []
         for rid in candidates:
-            parts = {s: min(1.0, max(0.0, sims[s].get(rid, 0.0))) for s in weights}
+            parts = {s: calibrate(sims[s].get(rid, 0.0), (ranges or {}).get(s)) for s in weights}
             score = sum(weights[s] * parts[s] for s in weights) / total
             if min_score is None or score >= min_score:
                 scored.append((score, rid, parts))
@@ -272,17 +296,20 @@ class Extractor:
                min_score: float | None = None) -> list[SearchHit]:
         """Images that match a text query, best first.
 
-        Each vector space the query reaches contributes its cosine similarity, clipped to
-        [0, 1]: ``text`` (the query against each image's caption + tags, via the text embedder)
-        and, with a cross-modal image embedder, ``image``. The score is their weighted mean
-        (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps only
-        images tagged with any of them (case-insensitive).
+        Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
+        query against each image's caption + tags, via the text embedder: the cosine, clipped)
+        and, with a cross-modal image embedder, ``image`` (the text-to-image cosine mapped from
+        the embedder's ``text_score_range`` (low, high) linearly onto [0, 1], clipped, because
+        CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
+        mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
+        only images tagged with any of them (case-insensitive).
         """
         if not text or not text.strip():
             raise ConfigurationError("the search text is empty")
         _check_search_args(limit, min_score)
         self._ready()
-        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score)
+        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
+                                  ranges=self._text_query_ranges())
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,

@@ -23,6 +23,9 @@ ENTRY_POINT_GROUP = "imgctx"
 DEFAULT_PLUGINS = (
     "imgctx.backends.offline",
     "imgctx.backends.composed",
+    "imgctx.backends.blip",
+    "imgctx.backends.clip",
+    "imgctx.backends.sentence",
     "imgctx.backends.memory_store",
     "imgctx.backends.faiss_store",
     "imgctx.testing",

@@ -20,6 +20,18 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
+    "standard": Preset(
+        name="standard",
+        description=(
+            "Weights from the model hub or local folders (the standard extra): BLIP captions, "
+            "open_clip ViT-B/32 image vectors that text queries reach too, zero-shot tags over a "
+            "shipped vocabulary, all-MiniLM-L6-v2 vectors of caption + tags."
+        ),
+        captioner="blip",
+        image_embedder="open-clip",
+        text_embedder="sentence-transformers",
+        taggers=("clip-zero-shot",),
+    ),
     "offline": Preset(
         name="offline",
         description=(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -61,6 +61,35 @@ class Settings(BaseSettings):
         validation_alias=_contract("LOCAL_CLIP_MODEL_PATH"),
         description="Folder of a CLIP model (standard preset).",
     )
+    blip_model: str = Field(
+        "Salesforce/blip-image-captioning-base",
+        description="BLIP captioning model: a hub id or a folder (local_blip_model_path wins).",
+    )
+    caption_max_length: int = Field(
+        30, ge=1, le=512, description="At most this many tokens per generated caption.",
+    )
+    caption_num_beams: int = Field(
+        3, ge=1, le=16, description="Beam-search width of caption generation (1: greedy).",
+    )
+    clip_model: str = Field(
+        "ViT-B-32",
+        description="open_clip model: an architecture name, hf-hub:org/repo, or a folder (local_clip_model_path wins).",
+    )
+    clip_pretrained: str = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag (or checkpoint file) for clip_model.",
+    )
+    hf_clip_model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="transformers CLIP model for the `clip` embedder: a hub id or a folder.",
+    )
+    clip_score_range: tuple[float, float] = Field(
+        (0.15, 0.35),
+        description="CLIP text-to-image cosines mapped linearly onto [0, 1] for search scores (low, high).",
+    )
+    text_model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="sentence-transformers model of the `sentence-transformers` text embedder: a hub id or a folder.",
+    )
     log_level: str = Field(
         "WARNING", validation_alias=_contract("LOG_LEVEL"), description="Logging level."
     )
@@ -96,6 +125,14 @@ class Settings(BaseSettings):
     def from_values(cls, **values: object) -> Settings:
         """Settings from these values and the defaults only, ignoring the environment."""
         return _SettingsWithoutEnvironment(**values)  # type: ignore[arg-type]
+
+    @field_validator("clip_score_range")
+    @classmethod
+    def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not -1.0 <= low < high <= 1.0:
+            raise ValueError("clip_score_range needs -1 <= low < high <= 1")
+        return value
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced (``None`` values are ignored)."""

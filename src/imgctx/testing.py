@@ -148,3 +148,151 @@ def write_sample_photos(
 def settings_for_tests(db_path: str | Path, **changes: Any) -> Settings:
     """Settings that ignore the environment: a given db path, everything else default."""
     return Settings.from_values(db_path=Path(db_path), **changes)
+
+
+# -- tiny real-architecture models on disk (standard preset tests) ---------------------------------
+#
+# These build BLIP, CLIP (transformers and open_clip) and sentence-transformers models with the
+# real classes, random weights and a few thousand parameters, and save them to a folder in the
+# same layout as the published weights. Loading them goes through the same ``from_pretrained`` /
+# ``create_model_and_transforms`` / ``SentenceTransformer`` code path as real weights, so a test
+# exercises everything but the quality of the output. torch, transformers, open_clip and
+# sentence-transformers are imported inside the functions (the ``standard`` extra).
+
+_SPECIAL_WORDPIECE = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+_CAPTION_WORDS = (
+    "a an the of in on with and at photo picture image sitting standing cup plate table man woman "
+    "cat dog rocket astronaut coffee motorcycle galaxy space sky red blue green black white"
+).split()
+
+
+def _wordpiece_vocab() -> dict[str, int]:
+    """A small lower-case WordPiece vocabulary: specials, letters (whole and ``##``), words."""
+    from imgctx.backends.vocabulary import load_vocabulary
+
+    words: list[str] = list(_SPECIAL_WORDPIECE)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,-'")
+    words += letters + [f"##{c}" for c in letters]
+    for text in [*_CAPTION_WORDS, *(e.noun for e in load_vocabulary())]:
+        words += text.split()
+    return {w: i for i, w in enumerate(dict.fromkeys(words))}
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def build_tiny_blip(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny BLIP captioning model (``BlipForConditionalGeneration`` + ``BlipProcessor`` with a
+    BERT WordPiece tokenizer and 32x32 input) saved with ``save_pretrained``; returns the folder."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder = Path(folder)
+    vocab = _wordpiece_vocab()
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    config = BlipConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8, projection_dim=32),
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, encoder_hidden_size=32, max_position_embeddings=64,
+                         bos_token_id=vocab["[DEC]"], sep_token_id=vocab["[SEP]"], pad_token_id=vocab["[PAD]"],
+                         eos_token_id=vocab["[SEP]"]),
+        projection_dim=32,
+    )
+    _seed(seed)
+    model = BlipForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    BlipProcessor(image_processor, tokenizer).save_pretrained(folder)
+    return folder
+
+
+def _byte_level_vocab() -> dict[str, int]:
+    """CLIP's byte-level BPE alphabet (each byte alone and as a word end) with no merges."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    chars = [chr(c) for c in cs]
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny transformers CLIP model (``CLIPModel`` + ``CLIPProcessor``, byte-level BPE
+    tokenizer, 32x32 input, 16-d projection) saved with ``save_pretrained``; returns the folder."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder = Path(folder)
+    vocab = _byte_level_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=77,
+                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                         pad_token_id=vocab["<|endoftext|>"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    _seed(seed)
+    model = CLIPModel(config).eval()
+    model.save_pretrained(folder)
+    CLIPProcessor(image_processor, tokenizer).save_pretrained(folder)
+    return folder
+
+
+TINY_OPEN_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def build_tiny_open_clip(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny open_clip ViT (32x32 input, 16-d embeddings, open_clip's own BPE tokenizer) saved
+    like a hub model folder: ``open_clip_config.json`` + ``open_clip_pytorch_model.bin``.
+    Load it with ``create_model_and_transforms("local-dir:<folder>")``; returns the folder."""
+    import json
+
+    import open_clip
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _seed(seed)
+    model = open_clip.CLIP(**TINY_OPEN_CLIP_CONFIG).eval()
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    config = {
+        "model_cfg": TINY_OPEN_CLIP_CONFIG,
+        "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
+                           "interpolation": "bicubic", "resize_mode": "shortest"},
+    }
+    (folder / "open_clip_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def build_tiny_sentence_transformer(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny sentence-transformers model (BERT, 2 layers, 32-d, mean pooling, normalised)
+    saved with ``SentenceTransformer.save``; returns the folder."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = Path(folder)
+    hf = folder.parent / f"{folder.name}-hf"
+    vocab = _wordpiece_vocab()
+    _seed(seed)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=128)).save_pretrained(hf)
+    BertTokenizer(vocab=vocab).save_pretrained(hf)
+    transformer = models.Transformer(str(hf), max_seq_length=64)
+    st = SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    st.save(str(folder))
+    return folder

@@ -212,10 +212,13 @@ class SentenceTransformerText(LazyModel):
                 local_files_only=self.local_files_only,
             )
         except Exception as exc:  # sentence-transformers raises many kinds; name the path
-            raise ModelLoadError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
+            raise self._load_error(path, exc) from None
         # sentence-transformers 6 renamed the method (the old name warns); 3 to 5 have the old one.
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
+
+    def _load_error(self, path: str, exc: Exception) -> Exception:
+        return ModelLoadError(f"cannot load sentence-transformers model {path!r}: {exc}")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -1,0 +1,96 @@
+"""``blip``: image captions from a transformers BLIP captioning model.
+
+``Salesforce/blip-image-captioning-base`` by default; ``-large`` or any BLIP captioning model id
+or folder via ``blip_model`` / ``local_blip_model_path``. Captions are generated for the whole
+batch at once (beam search, ``caption_num_beams``; at most ``caption_max_length`` new tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from imgctx.backends.base import LazyModel
+from imgctx.backends.hub import is_folder, load_error, short
+from imgctx.backends.torch_common import prepare_torch
+from imgctx.errors import MissingDependencyError
+from imgctx.hookspecs import hookimpl
+from imgctx.settings import Settings
+from imgctx.types import Tag
+
+DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
+
+
+class BlipCaptioner(LazyModel):
+    """Captions with ``BlipForConditionalGeneration.generate``, batch by batch."""
+
+    #: BLIP's image processor resizes to 384x384; images are decoded to at least this short side.
+    input_size = 384
+
+    def __init__(
+        self, model: str = DEFAULT_BLIP_MODEL, device: str = "cpu", local_files_only: bool = False,
+        max_length: int = 30, num_beams: int = 3, torch_threads: int | None = None,
+    ) -> None:
+        super().__init__(device)
+        self.source = str(model)
+        self.name = f"blip:{short(self.source)}"
+        self.local_files_only = local_files_only or is_folder(self.source)
+        self.max_length = max_length
+        self.num_beams = num_beams
+        self.torch_threads = torch_threads
+        self._model: Any = None
+        self._processor: Any = None
+        self._torch: Any = None
+        self._dtype: Any = None
+
+    def _load(self) -> None:
+        try:
+            from transformers import BlipForConditionalGeneration, BlipProcessor
+        except ImportError:
+            raise MissingDependencyError("the blip captioner", "standard") from None
+        torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
+        try:
+            processor = BlipProcessor.from_pretrained(self.source, local_files_only=self.local_files_only)
+            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=self.local_files_only)
+        except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
+            raise load_error("the BLIP captioning model", self.source, "IMGCTX_LOCAL_BLIP_MODEL_PATH",
+                             exc, self.local_files_only) from None
+        self._model = model.eval().to(device=device, dtype=dtype)
+        self._processor = processor
+        self._torch, self._dtype = torch, dtype
+        size = getattr(processor.image_processor, "size", None) or {}
+        self.input_size = int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
+
+    def caption(self, images: Sequence[Any], tags: Sequence[Sequence[Tag]] | None = None) -> list[str]:
+        if not images:
+            return []
+        self.load()
+        torch = self._torch
+        device = next(self._model.parameters()).device
+        inputs = self._processor(images=list(images), return_tensors="pt")
+        pixels = inputs["pixel_values"].to(device=device, dtype=self._dtype)
+        with torch.inference_mode():
+            out = self._model.generate(
+                pixel_values=pixels, max_new_tokens=self.max_length, num_beams=self.num_beams,
+            )
+        texts = self._processor.batch_decode(out, skip_special_tokens=True)
+        return [" ".join(t.split()) for t in texts]
+
+
+def blip_model_source(settings: Settings) -> str:
+    return str(settings.local_blip_model_path) if settings.local_blip_model_path else settings.blip_model
+
+
+def blip_factory(settings: Settings, **options: Any) -> BlipCaptioner:
+    kwargs: dict[str, Any] = dict(
+        model=blip_model_source(settings), device=settings.device,
+        local_files_only=settings.use_local_files_only, max_length=settings.caption_max_length,
+        num_beams=settings.caption_num_beams, torch_threads=settings.torch_threads,
+    )
+    kwargs.update(options)
+    return BlipCaptioner(**kwargs)
+
+
+@hookimpl
+def register_captioners(register: Any) -> None:
+    register("blip", blip_factory)

@@ -1,0 +1,41 @@
+"""``sentence-transformers``: text vectors from any sentence-transformers model id or folder.
+
+``sentence-transformers/all-MiniLM-L6-v2`` by default (``text_model``). Unlike the ``offline``
+preset's ``minilm``, the weights come from the model hub or its local cache (or a folder).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgctx.backends.hub import is_folder, load_error, short
+from imgctx.backends.offline import SentenceTransformerText
+from imgctx.hookspecs import hookimpl
+from imgctx.settings import Settings
+
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class HubSentenceTransformer(SentenceTransformerText):
+    """SentenceTransformerText whose load error names the setting for a local folder."""
+
+    def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu", local_files_only: bool = False,
+                 batch_size: int = 64) -> None:
+        super().__init__(model=str(model), device=device, name=f"st:{short(str(model))}",
+                         local_files_only=local_files_only or is_folder(str(model)), batch_size=batch_size)
+
+    def _load_error(self, path: str, exc: Exception) -> Exception:
+        return load_error("the sentence-transformers model", path, "IMGCTX_TEXT_MODEL", exc, self.local_files_only)
+
+
+def sentence_transformers_factory(settings: Settings, **options: Any) -> HubSentenceTransformer:
+    kwargs: dict[str, Any] = dict(
+        model=settings.text_model, device=settings.device, local_files_only=settings.use_local_files_only,
+    )
+    kwargs.update(options)
+    return HubSentenceTransformer(**kwargs)
+
+
+@hookimpl
+def register_text_embedders(register: Any) -> None:
+    register("sentence-transformers", sentence_transformers_factory)
