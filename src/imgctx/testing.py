@@ -187,7 +187,13 @@ def _seed(seed: int) -> None:
 def build_tiny_blip(folder: str | Path, seed: int = 0) -> Path:
     """A tiny BLIP captioning model (``BlipForConditionalGeneration`` + ``BlipProcessor`` with a
     BERT WordPiece tokenizer and 32x32 input) saved with ``save_pretrained``; returns the folder."""
-    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     folder = Path(folder)
     vocab = _wordpiece_vocab()

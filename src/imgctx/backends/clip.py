@@ -14,7 +14,7 @@ the model). An image's cosine to every prompt is multiplied by the model's own l
 scale (100 for the released CLIP weights) and soft-maxed over the whole vocabulary, which is how
 CLIP was trained to compare one image with many texts. A noun is a tag when its probability is
 at least ``tag_threshold``; a coarse parent (``animal``) scores the summed probability of its
-group. With 375 nouns, chance is 0.27%, so the default threshold of 0.1 is 37 times chance.
+nouns among the 10 most likely. With 375 nouns, chance is 0.27%, so the default threshold of 0.1 is 37 times chance.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ DEFAULT_HF_CLIP_MODEL = "openai/clip-vit-base-patch32"
 #: Text-to-image cosines of CLIP ViT-B/32 models sit around 0.10-0.20 for unrelated pairs and
 #: 0.25-0.35 for matching ones; this range is mapped linearly onto [0, 1] (see docs/models.md).
 DEFAULT_TEXT_SCORE_RANGE = (0.15, 0.35)
+#: A coarse parent sums the probabilities of its nouns among this many most likely nouns.
+GROUP_TOP_K = 10
 #: Below-threshold nouns kept as candidates for the text vector (never ``objects``).
 CANDIDATES = 5
 LOCAL_CLIP_SETTING = "IMGCTX_LOCAL_CLIP_MODEL_PATH"
@@ -144,9 +146,12 @@ class ClipBackend(LazyModel):
         if len(vectors) == 0:
             return []
         probs = self.probabilities(vectors)
-        scores = probs @ self._groups
         out: list[list[Tag]] = []
-        for p, s in zip(probs, scores, strict=True):
+        for p in probs:
+            # Groups sum only the most likely nouns, so a spread-out, uncertain distribution
+            # (every animal at 0.3%) never adds up to a false "animal".
+            top = np.argsort(-p)[:GROUP_TOP_K]
+            s = p[top] @ self._groups[top]
             keep = [j for j in np.flatnonzero(s >= self.threshold)]
             leaves = sorted((j for j in keep if not self._is_parent[j]), key=lambda j: -s[j])[: self.max_tags]
             groups = [j for j in keep if self._is_parent[j]]
