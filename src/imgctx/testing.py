@@ -288,7 +288,11 @@ def build_tiny_open_clip(folder: str | Path, seed: int = 0) -> Path:
 def build_tiny_sentence_transformer(folder: str | Path, seed: int = 0) -> Path:
     """A tiny sentence-transformers model (BERT, 2 layers, 32-d, mean pooling, normalised)
     saved with ``SentenceTransformer.save``; returns the folder."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    try:  # sentence-transformers 6 moved the modules; the old path warns there
+        import sentence_transformers.sentence_transformer.modules as st_models
+    except ImportError:
+        import sentence_transformers.models as st_models  # type: ignore[no-redef]
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder = Path(folder)
@@ -298,7 +302,8 @@ def build_tiny_sentence_transformer(folder: str | Path, seed: int = 0) -> Path:
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, max_position_embeddings=128)).save_pretrained(hf)
     BertTokenizer(vocab=vocab).save_pretrained(hf)
-    transformer = models.Transformer(str(hf), max_seq_length=64)
-    st = SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    transformer = st_models.Transformer(str(hf), max_seq_length=64)
+    modules = [transformer, st_models.Pooling(32, "mean"), st_models.Normalize()]
+    st = SentenceTransformer(modules=modules, device="cpu")
     st.save(str(folder))
     return folder

@@ -289,8 +289,9 @@ class HfClipModel(ClipBackend):
         self._model = model.eval().to(device=device, dtype=dtype)
         self._processor, self._torch = processor, torch
         self._device, self._dtype = device, dtype
-        self.dim = int(model.config.projection_dim)
-        self.input_size = int(model.config.vision_config.image_size)
+        config: Any = model.config
+        self.dim = int(config.projection_dim)
+        self.input_size = int(config.vision_config.image_size)
         self.logit_scale = float(model.logit_scale.exp().item())
 
     @staticmethod

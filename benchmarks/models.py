@@ -1,0 +1,304 @@
+"""Per-backend model speed on CPU at batch sizes 1, 8 and 32, peak memory, and the pipeline.
+
+Method
+------
+For each preset (``offline``: the real bundled weights; ``standard``: tiny models with the
+real BLIP, open_clip and sentence-transformers architectures built by ``imgctx.testing``, since
+no published weights can be downloaded here; pass ``--blip``, ``--clip``, ``--text`` folders
+to measure real weights instead), every distinct model of the preset runs in **its own child
+process**, started fresh, so that its peak memory is its own:
+
+1. The child builds the preset's ``Extractor`` (memory store), takes the one model, records
+   the RSS before loading (libraries imported), loads it and warms it up (a batch of each size).
+2. It times the model on ``--images`` images (distinct random crops of scikit-image's sample
+   photos, decoded once beforehand to the preset's decode side, as the pipeline hands them
+   over) at batch sizes 1, 8 and 32, in ``--repeats`` rounds that cycle through the sizes (so
+   drift on a shared machine hits all sizes alike). A model that fills the tagger and the image
+   embedder (``analyze``) is timed through ``analyze``; captioners through ``caption``; text
+   embedders on each image's text document (``embed_texts``). The figure is the best round;
+   images/s = images / seconds.
+3. It reports its peak RSS (VmHWM) and the RSS before loading (torch and the model libraries
+   already imported); the difference is roughly the model's weights plus activations at
+   batch 32.
+
+Then the whole **pipeline** (``Extractor.process_many`` over the same images written as JPEG
+files, a fresh memory store per run, ``batch_size`` = 1, 8, 32) runs in one more child per
+preset, timed the same way. The check: per-image time at batch 32 is not worse than at batch 1
+(ratio ``t32 / t1`` <= 1.0, printed per backend and for the pipeline; ``--strict`` exits 1 when
+the pipeline's is above 1.05, i.e. outside timing noise).
+
+Every comparison is a ratio within one child process (same machine, same moment). Absolute
+images/s depend on the machine and on its load. On a machine whose cores are busy with other
+work, pass ``--threads 1``: torch's OpenMP threads otherwise spin-wait for each other at every
+operator, which costs a fixed ~0.1 s per call and swamps small batches.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/models.py [--presets offline,standard] [--images 64]
+        [--repeats 3] [--threads N] [--json out.json] [--strict]
+        [--blip DIR] [--clip DIR] [--text DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+BATCH_SIZES = (1, 8, 32)
+MIB = 1024**2
+
+
+def rss(field: str) -> float:
+    """VmRSS or VmHWM (peak) of this process, bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(int(line.split()[1]) * 1024)
+    return float("nan")
+
+
+def write_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` distinct JPEGs: random crops (60-100 % of each side) of the sample photos."""
+    from PIL import Image
+
+    from imgctx.testing import SAMPLE_PHOTOS, sample_photo_path
+
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in SAMPLE_PHOTOS:
+        with Image.open(sample_photo_path(name)) as im:
+            sources.append(im.convert("RGB"))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(n):
+        src = sources[k % len(sources)]
+        w, h = src.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        path = folder / f"img{k:03d}.jpg"
+        src.crop((x, y, x + cw, y + ch)).save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def settings_for(preset: str, db: Path, args: argparse.Namespace, batch_size: int = 16) -> Any:
+    from imgctx import Settings
+
+    values: dict[str, Any] = dict(db_path=db, preset=preset, store="memory", batch_size=batch_size,
+                                  torch_threads=args.threads)
+    if preset == "standard":
+        values.update(local_blip_model_path=Path(args.blip), local_clip_model_path=Path(args.clip),
+                      text_model=str(args.text))
+    return Settings.from_values(**values)
+
+
+def roles_of(components: Any) -> dict[str, list[str]]:
+    """Distinct model objects of a preset -> the roles each fills."""
+    out: dict[int, tuple[Any, list[str]]] = {}
+    for role, model in components.by_role().items():
+        out.setdefault(id(model), (model, []))[1].append(role)
+    return {f"{m.name}": roles for m, roles in out.values()}
+
+
+def time_rounds(run: Any, items: list[Any], repeats: int) -> dict[int, dict[str, float]]:
+    """Best and median seconds per image at each batch size, over ``repeats`` rounds."""
+    times: dict[int, list[float]] = {b: [] for b in BATCH_SIZES}
+    for _ in range(repeats):
+        for b in BATCH_SIZES:
+            t0 = time.perf_counter()
+            for start in range(0, len(items), b):
+                run(items[start:start + b])
+            times[b].append((time.perf_counter() - t0) / len(items))
+    return {b: {"best_s_per_image": min(ts), "median_s_per_image": float(np.median(ts))} for b, ts in times.items()}
+
+
+def import_libraries(preset: str) -> None:
+    """Import what the preset's models need, so that the RSS before loading includes them."""
+    import importlib
+
+    names = ["torch", "sentence_transformers"]
+    names += ["transformers", "open_clip"] if preset == "standard" else ["efficientnet_lite_pytorch"]
+    for name in names:
+        importlib.import_module(name)
+
+
+def child_backend(args: argparse.Namespace) -> dict[str, Any]:
+    from imgctx import Extractor
+    from imgctx.images import load_image
+    from imgctx.pipeline import documents, merge_tags
+
+    work = Path(args.workdir)
+    paths = sorted((work / "images").glob("*.jpg"))
+    with Extractor(settings=settings_for(args.preset, work / "db-child", args)) as ex:
+        comps = ex.components
+        model = next(m for m in comps.by_role().values() if m.name == args.backend)
+        roles = [r for r, m in comps.by_role().items() if m is model]
+        side = comps.decode_side()
+        import_libraries(args.preset)
+        images = [load_image(p, 10**9, 10**9, side).image for p in paths]
+        rss_before = rss("VmRSS")
+        t0 = time.perf_counter()
+        model.load()
+        load_s = time.perf_counter() - t0
+        if hasattr(model, "analyze") and any(r.startswith("tagger") for r in roles) and "image_embedder" in roles:
+            run, kind = model.analyze, "analyze (tags + image vectors)"
+            items: list[Any] = images
+        elif "captioner" in roles:
+            run, kind, items = model.caption, "caption", images
+        elif "text_embedder" in roles:
+            # the documents the pipeline embeds: caption + tags of each image (offline: tags only)
+            for m in comps.by_role().values():
+                m.load()
+            outs = []
+            for start in range(0, len(images), 16):
+                chunk = images[start:start + 16]
+                tag_lists = [t.tag(chunk) for t in comps.taggers]
+                merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(len(chunk))]
+                caps = comps.captioner.caption(chunk, merged) if comps.captioner else [""] * len(chunk)
+                outs += documents(comps.captioner, caps, merged)
+            run, kind, items = model.embed_texts, "embed_texts (caption + tags documents)", outs
+        elif "image_embedder" in roles:
+            run, kind, items = model.embed_images, "embed_images", images
+        else:
+            run, kind, items = model.tag, "tag", images
+        for b in BATCH_SIZES:  # warm-up
+            run(items[:b])
+        timing = time_rounds(run, items, args.repeats)
+    return {"preset": args.preset, "backend": args.backend, "roles": roles, "call": kind,
+            "load_s": load_s, "rss_before_load_mib": rss_before / MIB, "peak_rss_mib": rss("VmHWM") / MIB,
+            "timing": {str(k): v for k, v in timing.items()}}
+
+
+def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from imgctx import Extractor
+
+    work = Path(args.workdir)
+    paths = sorted((work / "images").glob("*.jpg"))
+    ex = Extractor(settings=settings_for(args.preset, work / "db-pipeline", args))
+    ex.models.preload()
+    base = ex.settings
+
+    def run(b: int, files: list[Path]) -> float:
+        ex.settings = base.with_overrides(batch_size=b)  # the same model instances for every size
+        ex.store.delete([r.id for r in ex.list(limit=10**6)])  # a fresh (memory) store each run
+        t0 = time.perf_counter()
+        report = ex.process_many(files)
+        elapsed = time.perf_counter() - t0
+        assert report.processed == len(files) and report.failed == 0, report.failed_files
+        return elapsed / len(files)
+
+    for b in BATCH_SIZES:  # warm-up
+        run(b, paths[:b])
+    times: dict[int, list[float]] = {b: [] for b in BATCH_SIZES}
+    for _ in range(args.repeats):
+        for b in BATCH_SIZES:
+            times[b].append(run(b, paths))
+    ex.close()
+    timing = {str(b): {"best_s_per_image": min(ts), "median_s_per_image": float(np.median(ts))} for b, ts in times.items()}
+    return {"preset": args.preset, "backend": "pipeline (process_many)", "roles": ["all"],
+            "call": "process_many", "load_s": float("nan"), "rss_before_load_mib": float("nan"),
+            "peak_rss_mib": rss("VmHWM") / MIB, "timing": timing}
+
+
+def run_child(args: argparse.Namespace, preset: str, backend: str | None) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", "--workdir", args.workdir, "--preset", preset,
+           "--repeats", str(args.repeats), "--blip", str(args.blip), "--clip", str(args.clip), "--text", str(args.text)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if backend is not None:
+        cmd += ["--backend", backend]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"child {preset}/{backend} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--presets", default="offline,standard")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--blip", default=None)
+    ap.add_argument("--clip", default=None)
+    ap.add_argument("--text", default=None)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        result = child_backend(args) if args.backend else child_pipeline(args)
+        print(json.dumps(result))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="imgctx-models-bench-") as tmp:
+        args.workdir = args.workdir or tmp
+        work = Path(args.workdir)
+        write_images(work / "images", args.images)
+        presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+        weights = {"offline": "real bundled weights"}
+        if "standard" in presets:
+            from imgctx import testing
+
+            if not (args.blip and args.clip and args.text):
+                weights["standard"] = "TINY random-weight models (real architectures, not real weights)"
+                args.blip = args.blip or str(testing.build_tiny_blip(work / "tiny-blip"))
+                args.clip = args.clip or str(testing.build_tiny_open_clip(work / "tiny-open-clip"))
+                args.text = args.text or str(testing.build_tiny_sentence_transformer(work / "tiny-st"))
+            else:
+                weights["standard"] = f"weights from {args.blip}, {args.clip}, {args.text}"
+        results = []
+        for preset in presets:
+            from imgctx import Extractor
+
+            with Extractor(settings=settings_for(preset, work / "db-names", args)) as ex:
+                backends = roles_of(ex.components)
+            for backend in backends:
+                results.append(run_child(args, preset, backend))
+            results.append(run_child(args, preset, None))
+
+        print(f"{args.images} images, {args.repeats} rounds, torch threads: {args.threads or 'default'}; "
+              f"CPU ({os.cpu_count()} cores); best round (median in brackets)")
+        header = f"{'preset':9} {'backend':38} {'roles':34}" + "".join(f" {'b=' + str(b) + ' img/s':>18}" for b in BATCH_SIZES)
+        print(header + f" {'t32/t1':>7} {'peak MiB':>9} {'before':>7}")
+        worst_pipeline = 0.0
+        for r in results:
+            t = r["timing"]
+            cells = "".join(
+                f" {1 / t[str(b)]['best_s_per_image']:>8.1f} ({1 / t[str(b)]['median_s_per_image']:>6.1f})"
+                for b in BATCH_SIZES)
+            ratio = t["32"]["best_s_per_image"] / t["1"]["best_s_per_image"]
+            r["t32_over_t1"] = ratio
+            if r["backend"].startswith("pipeline"):
+                worst_pipeline = max(worst_pipeline, ratio)
+            before = r["rss_before_load_mib"]
+            print(f"{r['preset']:9} {r['backend'][:38]:38} {'+'.join(r['roles'])[:34]:34}{cells} {ratio:>7.2f} "
+                  f"{r['peak_rss_mib']:>9.0f} {'' if before != before else f'{before:.0f}':>7}")
+        for preset in presets:
+            print(f"{preset}: {weights[preset]}")
+        ok = worst_pipeline <= 1.05
+        print(f"pipeline per-image time at batch 32 vs batch 1: worst ratio {worst_pipeline:.2f} "
+              f"({'OK: not slower' if ok else 'SLOWER at batch 32'})")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"weights": weights, "results": results}, indent=2))
+        return 1 if (args.strict and not ok) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
