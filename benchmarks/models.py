@@ -2,10 +2,10 @@
 
 Method
 ------
-For each preset (``offline``: the real bundled weights; ``standard``: tiny models with the
-real BLIP, open_clip and sentence-transformers architectures built by ``imgctx.testing``, since
-no published weights can be downloaded here; pass ``--blip``, ``--clip``, ``--text`` folders
-to measure real weights instead), every distinct model of the preset runs in **its own child
+For each preset (``offline``: the real bundled weights; ``standard``: the published weights
+cannot be downloaded here, so either tiny models built by ``imgctx.testing`` (the default) or,
+with ``--full-size``, the published architectures with random weights (same cost; see
+below); pass ``--blip``, ``--clip``, ``--text`` folders to measure real weights), every distinct model of the preset runs in **its own child
 process**, started fresh, so that its peak memory is its own:
 
 1. The child builds the preset's ``Extractor`` (memory store), takes the one model, records
@@ -36,7 +36,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/models.py [--presets offline,standard] [--images 64]
         [--repeats 3] [--threads N] [--json out.json] [--strict]
-        [--blip DIR] [--clip DIR] [--text DIR]
+        [--blip DIR] [--clip DIR] [--text DIR] [--full-size] [--caption-max-length N]
 """
 
 from __future__ import annotations
@@ -93,11 +93,88 @@ def write_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
+# -- full-size random-weight stand-ins (``--full-size``) -------------------------------------------
+#
+# Speed and memory depend on the architecture, not on the weight values, so where the published
+# weights cannot be downloaded the same architectures with random weights give the real cost:
+# BLIP base (ViT-B/16 at 384 px + BERT-base decoder), open_clip ViT-B-32, MiniLM-L6 (384-d,
+# 6 layers). Random weights never emit an end token, so every caption runs to
+# ``caption_max_length`` tokens: an upper bound of real captioning time (real captions stop
+# at about 10-15 tokens).
+
+
+def _synthetic_wordpiece(size: int) -> dict[str, int]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    words = specials + letters + [f"##{c}" for c in letters]
+    words += [f"[unused{i}]" for i in range(size - len(words))]
+    return {w: i for i, w in enumerate(words)}
+
+
+def build_full_size_blip(folder: Path) -> Path:
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    vocab = _synthetic_wordpiece(30524)
+    config = BlipConfig(  # Salesforce/blip-image-captioning-base's architecture
+        vision_config=dict(image_size=384, patch_size=16, hidden_size=768, num_hidden_layers=12,
+                           num_attention_heads=12, intermediate_size=3072),
+        text_config=dict(vocab_size=30524, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                         intermediate_size=3072, encoder_hidden_size=768, max_position_embeddings=512,
+                         bos_token_id=vocab["[DEC]"], sep_token_id=vocab["[SEP]"], pad_token_id=0, eos_token_id=vocab["[SEP]"]),
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).eval().save_pretrained(folder)
+    BlipProcessor(BlipImageProcessor(size={"height": 384, "width": 384}),
+                  BertTokenizer(vocab=vocab, bos_token="[DEC]")).save_pretrained(folder)
+    return folder
+
+
+def build_full_size_open_clip(folder: Path) -> Path:
+    import open_clip
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = open_clip.get_model_config("ViT-B-32")
+    torch.manual_seed(0)
+    torch.save(open_clip.CLIP(**cfg).state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    return folder
+
+
+def build_full_size_minilm(folder: Path) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    try:
+        import sentence_transformers.sentence_transformer.modules as st_models
+    except ImportError:
+        import sentence_transformers.models as st_models  # type: ignore[no-redef]
+    from sentence_transformers import SentenceTransformer
+
+    hf = folder.parent / f"{folder.name}-hf"
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                         intermediate_size=1536)).save_pretrained(hf)
+    BertTokenizer(vocab=_synthetic_wordpiece(30522)).save_pretrained(hf)
+    modules = [st_models.Transformer(str(hf), max_seq_length=256), st_models.Pooling(384, "mean"), st_models.Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder
+
+
 def settings_for(preset: str, db: Path, args: argparse.Namespace, batch_size: int = 16) -> Any:
     from imgctx import Settings
 
     values: dict[str, Any] = dict(db_path=db, preset=preset, store="memory", batch_size=batch_size,
                                   torch_threads=args.threads)
+    if args.caption_max_length:
+        values["caption_max_length"] = args.caption_max_length
     if preset == "standard":
         values.update(local_blip_model_path=Path(args.blip), local_clip_model_path=Path(args.clip),
                       text_model=str(args.text))
@@ -214,7 +291,10 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_child(args: argparse.Namespace, preset: str, backend: str | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--workdir", args.workdir, "--preset", preset,
-           "--repeats", str(args.repeats), "--blip", str(args.blip), "--clip", str(args.clip), "--text", str(args.text)]
+           "--repeats", str(args.repeats), "--blip", str(args.blip), "--clip", str(args.clip), "--text", str(args.text),
+           "--images", str(args.images)]
+    if args.caption_max_length:
+        cmd += ["--caption-max-length", str(args.caption_max_length)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if backend is not None:
@@ -236,6 +316,9 @@ def main() -> int:
     ap.add_argument("--blip", default=None)
     ap.add_argument("--clip", default=None)
     ap.add_argument("--text", default=None)
+    ap.add_argument("--full-size", action="store_true",
+                    help="standard preset: the real architectures with random weights instead of tiny models")
+    ap.add_argument("--caption-max-length", type=int, default=None)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)
@@ -256,8 +339,14 @@ def main() -> int:
         if "standard" in presets:
             from imgctx import testing
 
-            if not (args.blip and args.clip and args.text):
-                weights["standard"] = "TINY random-weight models (real architectures, not real weights)"
+            if args.full_size and not (args.blip and args.clip and args.text):
+                weights["standard"] = ("FULL-SIZE architectures with RANDOM weights (BLIP base, open_clip "
+                                       "ViT-B-32, MiniLM-L6): real cost, captions run to max length")
+                args.blip = args.blip or str(build_full_size_blip(work / "blip-base"))
+                args.clip = args.clip or str(build_full_size_open_clip(work / "vit-b-32"))
+                args.text = args.text or str(build_full_size_minilm(work / "minilm-l6"))
+            elif not (args.blip and args.clip and args.text):
+                weights["standard"] = "TINY random-weight models (real classes, a few thousand parameters)"
                 args.blip = args.blip or str(testing.build_tiny_blip(work / "tiny-blip"))
                 args.clip = args.clip or str(testing.build_tiny_open_clip(work / "tiny-open-clip"))
                 args.text = args.text or str(testing.build_tiny_sentence_transformer(work / "tiny-st"))
