@@ -49,7 +49,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _settings(db: Path, models: dict[str, Path], clip: str = "open_clip", **changes: object) -> Settings:
     values: dict[str, object] = dict(
         preset="standard", local_blip_model_path=models["blip"], local_clip_model_path=models[clip],
-        text_model=str(models["st"]), caption_max_length=6, caption_num_beams=2,
+        text_model=str(models["st"]), caption_max_length=6, caption_num_beams=2, cache_dir=db / "cache",
     )
     values.update(changes)
     return settings_for_tests(db, **values)
@@ -312,6 +312,42 @@ def test_zero_shot_nothing_above_threshold_gives_no_objects() -> None:
     vec = _image_vector(nouns, {"pizza": 0.3, "sushi": 0.3, "salad": 0.3, "car": 0.3})
     leaves = [t for t in few.tags_from_vectors(vec)[0] if t.confident and not t.coarse]
     assert len(leaves) == 2
+
+
+def test_prompt_vectors_are_cached_on_disk_per_weights(tmp_path: Path, tiny_models) -> None:  # noqa: ANN001
+    cache = tmp_path / "cache"
+    n = len(load_vocabulary())
+
+    def counting(model: OpenClipModel) -> list[int]:
+        sizes: list[int] = []
+        embed = model.embed_texts
+
+        def spy(texts):  # noqa: ANN001, ANN202
+            sizes.append(len(texts))
+            return embed(texts)
+
+        model.embed_texts = spy  # type: ignore[method-assign]
+        return sizes
+
+    first = OpenClipModel(model=str(tiny_models["open_clip"]), pretrained=None, cache_dir=cache)
+    first_calls = counting(first)
+    vectors = first.prompt_vectors()
+    assert vectors.shape == (n, 16) and sum(first_calls) == n + 1  # the probe, then every prompt
+    assert len(list((cache / "zero-shot-prompts").glob("*.npy"))) == 1
+    nouns = [e.noun for e in load_vocabulary()[:3]]
+    expected = first.embed_texts([f"a photo of {'an' if w[0] in 'aeiou' else 'a'} {w}." for w in nouns])
+    np.testing.assert_allclose(vectors[:3], expected, atol=1e-5)
+
+    again = OpenClipModel(model=str(tiny_models["open_clip"]), pretrained=None, cache_dir=cache)
+    again_calls = counting(again)
+    np.testing.assert_array_equal(again.prompt_vectors(), vectors)
+    assert again_calls == [1]  # only the probe that checks the weights
+
+    other_weights = build_tiny_open_clip(tmp_path / "other" / tiny_models["open_clip"].name, seed=1)
+    other = OpenClipModel(model=str(other_weights), pretrained=None, cache_dir=cache)
+    assert other.name == first.name  # same folder name, other weights: not the cached vectors
+    assert not np.allclose(other.prompt_vectors(), vectors)
+    assert len(list((cache / "zero-shot-prompts").glob("*.npy"))) == 2
 
 
 # -- no hub, no local copy ------------------------------------------------------------------------

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         "sentence-transformers/all-MiniLM-L6-v2",
         description="sentence-transformers model of the `sentence-transformers` text embedder: a hub id or a folder.",
     )
+    cache_dir: Path | None = Field(
+        Path("~/.cache/imgctx"),
+        description="Folder for imgctx's own caches (zero-shot prompt embeddings); empty: no disk cache.",
+    )
     log_level: str = Field(
         "WARNING", validation_alias=_contract("LOG_LEVEL"), description="Logging level."
     )
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
     def from_values(cls, **values: object) -> Settings:
         """Settings from these values and the defaults only, ignoring the environment."""
         return _SettingsWithoutEnvironment(**values)  # type: ignore[arg-type]
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("clip_score_range")
     @classmethod

@@ -19,7 +19,9 @@ nouns among the 10 most likely. With 375 nouns, chance is 0.27%, so the default 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,8 +67,10 @@ class ClipBackend(LazyModel):
 
     def __init__(self, device: str = "cpu", threshold: float = 0.1, max_tags: int = 5,
                  torch_threads: int | None = None,
-                 text_score_range: tuple[float, float] = DEFAULT_TEXT_SCORE_RANGE) -> None:
+                 text_score_range: tuple[float, float] = DEFAULT_TEXT_SCORE_RANGE,
+                 cache_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(device)
+        self.cache_dir = cache_dir
         self.threshold = threshold
         self.max_tags = max_tags
         self.torch_threads = torch_threads
@@ -125,12 +129,42 @@ class ClipBackend(LazyModel):
     # -- zero-shot -------------------------------------------------------------------------------
 
     def prompt_vectors(self) -> np.ndarray:
-        """The vocabulary's prompt embeddings, computed once per model and kept."""
+        """The vocabulary's prompt embeddings, computed once per model and kept (in memory, and
+        in ``cache_dir`` when set: embedding 375 prompts takes CLIP's text tower a while on CPU)."""
         if self._prompts is None:
             with self._prompt_lock:
                 if self._prompts is None:
-                    self._prompts = self.embed_texts([_prompt(e.noun) for e in self._vocab])
+                    self._prompts = self._cached_prompts()
         return self._prompts
+
+    def _embed_chunked(self, texts: list[str], chunk: int = 64) -> np.ndarray:
+        return np.concatenate([self.embed_texts(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
+
+    def _cached_prompts(self) -> np.ndarray:
+        prompts = [_prompt(e.noun) for e in self._vocab]
+        if self.cache_dir is None:
+            return self._embed_chunked(prompts)
+        # The key covers the model's name, the prompts and the first prompt's vector, so other
+        # weights under the same name (a re-trained folder) never reuse stale vectors.
+        probe = np.round(self.embed_texts(prompts[:1])[0], 3).astype(np.float32)
+        key = hashlib.sha256("\n".join([self.name, *prompts]).encode() + probe.tobytes()).hexdigest()[:24]
+        path = Path(self.cache_dir).expanduser() / "zero-shot-prompts" / f"{key}.npy"
+        try:
+            cached = np.load(path)
+            if cached.shape == (len(prompts), self.dim):
+                return cached.astype(np.float32)
+        except (OSError, ValueError):
+            pass
+        vectors = self._embed_chunked(prompts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, vectors)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only home is no reason to fail
+            log.warning("cannot cache zero-shot prompt vectors in %s: %s", path.parent, exc)
+        return vectors
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """(n images, n nouns): softmax over the vocabulary of ``logit_scale`` x cosine."""
@@ -313,7 +347,7 @@ def _common(settings: Settings) -> dict[str, Any]:
     return dict(
         device=settings.device, threshold=settings.tag_threshold, max_tags=settings.max_tags,
         torch_threads=settings.torch_threads, text_score_range=tuple(settings.clip_score_range),
-        local_files_only=settings.use_local_files_only,
+        local_files_only=settings.use_local_files_only, cache_dir=settings.cache_dir,
     )
 
 
