@@ -16,7 +16,9 @@ process**, started fresh, so that its peak memory is its own:
    drift on a shared machine hits all sizes alike). A model that fills the tagger and the image
    embedder (``analyze``) is timed through ``analyze``; captioners through ``caption``; text
    embedders on each image's text document (``embed_texts``). The figure is the best round;
-   images/s = images / seconds.
+   images/s = images / seconds. Text embedders are timed on one synthetic caption + tags
+   document per image (a caption-like sentence and ten tag words), so that no other model is
+   loaded in their process.
 3. It reports its peak RSS (VmHWM) and the RSS before loading (torch and the model libraries
    already imported); the difference is roughly the model's weights plus activations at
    batch 32.
@@ -201,6 +203,22 @@ def time_rounds(run: Any, items: list[Any], repeats: int) -> dict[int, dict[str,
     return {b: {"best_s_per_image": min(ts), "median_s_per_image": float(np.median(ts))} for b, ts in times.items()}
 
 
+def text_documents(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct caption + tags documents as the pipeline embeds them: a caption-like
+    sentence, then about ten tag words from the zero-shot vocabulary. Built without running the
+    other models, so the text embedder's peak memory is its own."""
+    from imgctx.backends.vocabulary import load_vocabulary
+
+    rng = np.random.default_rng(seed)
+    nouns = [e.noun for e in load_vocabulary()]
+    docs = []
+    for _ in range(n):
+        a, b, c = rng.choice(nouns, 3, replace=False)
+        tags = ", ".join(rng.choice(nouns, 10, replace=False))
+        docs.append(f"a {a} next to a {b} on a {c} in the afternoon light. {tags}")
+    return docs
+
+
 def import_libraries(preset: str) -> None:
     """Import what the preset's models need, so that the RSS before loading includes them."""
     import importlib
@@ -214,7 +232,6 @@ def import_libraries(preset: str) -> None:
 def child_backend(args: argparse.Namespace) -> dict[str, Any]:
     from imgctx import Extractor
     from imgctx.images import load_image
-    from imgctx.pipeline import documents, merge_tags
 
     work = Path(args.workdir)
     paths = sorted((work / "images").glob("*.jpg"))
@@ -235,17 +252,7 @@ def child_backend(args: argparse.Namespace) -> dict[str, Any]:
         elif "captioner" in roles:
             run, kind, items = model.caption, "caption", images
         elif "text_embedder" in roles:
-            # the documents the pipeline embeds: caption + tags of each image (offline: tags only)
-            for m in comps.by_role().values():
-                m.load()
-            outs = []
-            for start in range(0, len(images), 16):
-                chunk = images[start:start + 16]
-                tag_lists = [t.tag(chunk) for t in comps.taggers]
-                merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(len(chunk))]
-                caps = comps.captioner.caption(chunk, merged) if comps.captioner else [""] * len(chunk)
-                outs += documents(comps.captioner, caps, merged)
-            run, kind, items = model.embed_texts, "embed_texts (caption + tags documents)", outs
+            run, kind, items = model.embed_texts, "embed_texts (caption + tags documents)", text_documents(len(images))
         elif "image_embedder" in roles:
             run, kind, items = model.embed_images, "embed_images", images
         else:

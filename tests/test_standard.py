@@ -236,7 +236,10 @@ def test_batches_give_the_same_outputs_as_single_images(tiny_models, photo_dir: 
     single = np.concatenate([clip.embed_images([im]) for im in images])
     np.testing.assert_allclose(batch, single, atol=1e-5)
     blip = BlipCaptioner(model=str(tiny_models["blip"]), max_length=5, num_beams=1)
-    assert blip.caption(images) == [blip.caption([im])[0] for im in images]
+    captions = blip.caption(images)
+    assert captions == [blip.caption([im])[0] for im in images]
+    pairs = BlipCaptioner(model=str(tiny_models["blip"]), max_length=5, num_beams=1, micro_batch=2)
+    assert pairs.caption(images) == captions  # three images in generate calls of 2 and 1
 
 
 def test_concurrent_first_use_loads_once(tiny_models, photo_dir: Path) -> None:  # noqa: ANN001

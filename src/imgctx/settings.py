@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     caption_num_beams: int = Field(
         3, ge=1, le=16, description="Beam-search width of caption generation (1: greedy).",
     )
+    caption_batch_size: int | None = Field(
+        None, ge=1, le=1024,
+        description="Images per BLIP generate call (none: the whole model batch).",
+    )
     clip_model: str = Field(
         "ViT-B-32",
         description="open_clip model: an architecture name, hf-hub:org/repo, or a folder (local_clip_model_path wins).",

@@ -1,8 +1,9 @@
 """``blip``: image captions from a transformers BLIP captioning model.
 
 ``Salesforce/blip-image-captioning-base`` by default; ``-large`` or any BLIP captioning model id
-or folder via ``blip_model`` / ``local_blip_model_path``. Captions are generated for the whole
-batch at once (beam search, ``caption_num_beams``; at most ``caption_max_length`` new tokens).
+or folder via ``blip_model`` / ``local_blip_model_path``. Captions are generated in micro-batches
+(``caption_batch_size``; 4 images per call on CPU by default, the whole batch on CUDA) with beam
+search (``caption_num_beams``; at most ``caption_max_length`` new tokens).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from imgctx.settings import Settings
 from imgctx.types import Tag
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
+#: Images per generate call on CPU. Beam search reorders the decoder's caches, the image
+#: cross-attention included, at every step, so per-image time grows with the batch beyond a
+#: few images: BLIP base, 3 beams, 1 thread: 3.1 s/image one at a time, 2.8 in fours, 4.1 in
+#: eights, 8.8 in batches of 32 (benchmarks/models.py --full-size; docs/models.md).
+CPU_MICRO_BATCH = 4
 
 
 class BlipCaptioner(LazyModel):
@@ -30,6 +36,7 @@ class BlipCaptioner(LazyModel):
     def __init__(
         self, model: str = DEFAULT_BLIP_MODEL, device: str = "cpu", local_files_only: bool = False,
         max_length: int = 30, num_beams: int = 3, torch_threads: int | None = None,
+        micro_batch: int | None = None,
     ) -> None:
         super().__init__(device)
         self.source = str(model)
@@ -38,6 +45,7 @@ class BlipCaptioner(LazyModel):
         self.max_length = max_length
         self.num_beams = num_beams
         self.torch_threads = torch_threads
+        self.micro_batch = micro_batch
         self._model: Any = None
         self._processor: Any = None
         self._torch: Any = None
@@ -62,9 +70,18 @@ class BlipCaptioner(LazyModel):
         self.input_size = int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
 
     def caption(self, images: Sequence[Any], tags: Sequence[Sequence[Tag]] | None = None) -> list[str]:
+        """Captions for a batch, generated ``micro_batch`` images at a time (when None: 4 on
+        CPU, the whole batch on CUDA)."""
         if not images:
             return []
         self.load()
+        step = self.micro_batch or (CPU_MICRO_BATCH if self.device == "cpu" else len(images))
+        out: list[str] = []
+        for start in range(0, len(images), step):
+            out += self._generate(images[start:start + step])
+        return out
+
+    def _generate(self, images: Sequence[Any]) -> list[str]:
         torch = self._torch
         device = next(self._model.parameters()).device
         inputs = self._processor(images=list(images), return_tensors="pt")
@@ -86,6 +103,7 @@ def blip_factory(settings: Settings, **options: Any) -> BlipCaptioner:
         model=blip_model_source(settings), device=settings.device,
         local_files_only=settings.use_local_files_only, max_length=settings.caption_max_length,
         num_beams=settings.caption_num_beams, torch_threads=settings.torch_threads,
+        micro_batch=settings.caption_batch_size,
     )
     kwargs.update(options)
     return BlipCaptioner(**kwargs)
