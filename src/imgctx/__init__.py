@@ -20,8 +20,9 @@ from imgctx.errors import (
     StoreError,
 )
 from imgctx.extractor import Extractor
+from imgctx.images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx.presets import PRESETS, Preset
-from imgctx.settings import Settings
+from imgctx.settings import ServerSettings, Settings
 from imgctx.types import (
     BatchReport,
     FailedFile,
@@ -41,6 +42,7 @@ __all__ = [
     "PRESETS",
     "BatchReport",
     "ConfigurationError",
+    "DecodedImage",
     "Extractor",
     "FailedFile",
     "ImageError",
@@ -60,10 +62,14 @@ __all__ = [
     "Progress",
     "RecordNotFoundError",
     "SearchHit",
+    "ServerSettings",
     "Settings",
     "SpaceSpec",
     "StoreError",
     "StoredVectors",
     "Tag",
     "__version__",
+    "load_image",
+    "scan_directory",
+    "sniff_format",
 ]

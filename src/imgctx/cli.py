@@ -1,4 +1,4 @@
-"""The ``imgctx`` command line: index, search, similar, list, show, delete, models."""
+"""The ``imgctx`` command line: index, search, similar, list, show, delete, models, serve."""
 
 from __future__ import annotations
 
@@ -294,6 +294,33 @@ def preload(ctx: Context) -> None:
             click.echo(f"{role:>15}: {seconds:.2f}s")
 
     _emit(ctx, timings, text)
+
+
+@click.command(name="serve")
+@click.option("--host", help="Interface to listen on (default: IMGCTX_HOST or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: IMGCTX_PORT or 8000).")
+@click.option("--preset", "serve_preset", help="Model preset (overrides the global --preset).")
+@click.option("--db", "serve_db", type=click.Path(path_type=Path), help="Store folder (overrides the global --db).")
+@click.option("--dev", is_flag=True, default=None, help="Reload when the code changes (development).")
+@click.pass_context
+def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
+                  serve_db: Path | None, dev: bool | None) -> None:
+    """Run the REST and WebSocket service (needs the server extra)."""
+    from imgctx.errors import MissingDependencyError
+    from imgctx.settings import ServerSettings
+
+    try:
+        from imgctx.server.run import serve
+    except ImportError:
+        raise MissingDependencyError("imgctx serve", "server") from None
+    ctx = click_ctx.find_object(Context) or Context()
+    settings = ctx.settings().with_overrides(db_path=serve_db, preset=serve_preset)
+    if click_ctx.find_object(Context) is None:
+        _configure_logging(settings)
+    serve(settings, ServerSettings().with_overrides(host=host, port=port, dev=dev))
+
+
+cli.add_command(serve_command)
 
 
 def main() -> None:

@@ -1,0 +1,290 @@
+"""HTTP request and response bodies (pydantic), converted to and from the library's types.
+
+The field names are the service contract's. These models are the server's; the library's
+dataclasses (``ImageRecord``, ``SearchHit``, ``BatchReport``, ...) never double as them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imgctx import BatchReport, FailedFile, ImageRecord, ProcessResult, SearchHit
+
+TaskStatus = Literal["queued", "processing", "completed", "failed", "interrupted"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class ErrorDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status_code: int
+
+
+class ErrorResponse(BaseModel):
+    """The contract's error envelope."""
+
+    success: Literal[False] = False
+    error: str
+    message: str
+    details: ErrorDetails
+    timestamp: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Bad request"), (401, "Missing or wrong API key"), (403, "Path outside the allowed roots"),
+        (404, "Not found"), (422, "Invalid request data"), (500, "Internal server error"),
+    )
+}
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+class ImageInfo(BaseModel):
+    """The contract's ``image_info``."""
+
+    id: str
+    path: str
+    filename: str
+    size: list[int] = Field(description="[width, height] in pixels, upright")
+    file_size: int
+    format: str
+    caption: str
+    objects: list[str]
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageInfo:
+        return cls(**record.image_info())
+
+
+class TagInfo(BaseModel):
+    label: str
+    score: float
+
+
+class ImageDetails(ImageInfo):
+    """``image_info`` plus hashes, tags and timestamps (``GET /images/info/{id}``)."""
+
+    content_hash: str
+    phash: str
+    dhash: str
+    tags: list[TagInfo]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageDetails:
+        return cls(**record.to_dict())
+
+
+class SearchResult(ImageInfo):
+    """A search hit: ``image_info`` plus ``score`` in [0, 1] and ``distance`` = 1 - score."""
+
+    score: float | None = None
+    distance: float | None = None
+
+    @classmethod
+    def of_hit(cls, hit: SearchHit, include_metadata: bool = True) -> SearchResult:
+        data = hit.to_dict()
+        if not include_metadata:
+            for key in ("score", "distance"):
+                data.pop(key)
+        return cls(**data)
+
+
+class ProcessImageRequest(_Request):
+    image_path: str = Field(min_length=1, description="Path of an image file inside an allowed root")
+    force_reprocess: bool = False
+
+
+class ProcessImageResponse(BaseModel):
+    success: bool = True
+    image_id: str
+    message: str
+    image_info: ImageInfo
+    processing_time: float
+    was_duplicate: bool
+    skipped: bool = False
+    duplicate_of: str | None = None
+
+    @classmethod
+    def of(cls, result: ProcessResult) -> ProcessImageResponse:
+        if result.skipped:
+            message = "Image already processed and unchanged"
+        elif result.duplicate_of:
+            message = "Image processed successfully (same content as an indexed image)"
+        else:
+            message = "Image processed successfully"
+        return cls(
+            image_id=result.record.id, message=message, image_info=ImageInfo.of(result.record),
+            processing_time=round(result.processing_time, 4), was_duplicate=result.was_duplicate,
+            skipped=result.skipped, duplicate_of=result.duplicate_of,
+        )
+
+
+class UploadResponse(BaseModel):
+    success: bool = True
+    filename: str
+    file_path: str
+    file_size: int
+    image_id: str | None = None
+    message: str
+    image_info: ImageInfo | None = None
+    was_duplicate: bool | None = None
+
+
+class DeleteImageResponse(BaseModel):
+    success: bool = True
+    image_id: str
+    path: str
+    file_deleted: bool
+    message: str
+
+
+# -- directories -------------------------------------------------------------------------------
+
+
+class DirectoryRequest(_Request):
+    directory_path: str = Field(min_length=1, description="A folder inside an allowed root")
+    force_reprocess: bool = False
+    recursive: bool = False
+
+
+class FailureInfo(BaseModel):
+    path: str
+    reason: str
+
+
+class DirectoryProcessResponse(BaseModel):
+    success: bool = True
+    total_files: int
+    processed: int
+    skipped: int
+    failed: int
+    processed_ids: list[str]
+    failed_files: list[str] = Field(description="Paths that could not be processed")
+    failures: list[FailureInfo] = Field(description="The same files, each with its reason")
+    processing_time: float
+    message: str
+
+    @classmethod
+    def of(cls, report: BatchReport, refused: list[FailedFile] | None = None) -> DirectoryProcessResponse:
+        failures = [*report.failed_files, *(refused or [])]
+        return cls(
+            total_files=report.total_files + len(refused or []), processed=report.processed,
+            skipped=report.skipped, failed=len(failures), processed_ids=list(report.processed_ids),
+            failed_files=[f.path for f in failures],
+            failures=[FailureInfo(path=f.path, reason=f.reason) for f in failures],
+            processing_time=round(report.processing_time, 4),
+            message=f"Directory processed: {report.processed} images processed",
+        )
+
+
+class TaskCreated(BaseModel):
+    task_id: str
+    status: TaskStatus
+    message: str
+
+
+class TaskInfo(BaseModel):
+    task_id: str
+    status: TaskStatus
+    progress: float = Field(description="Percent done, 0 to 100")
+    message: str
+    result: DirectoryProcessResponse | None = None
+    error: str | None = None
+    created_at: str
+    updated_at: str
+    directory_path: str | None = None
+
+
+class ScannedFile(BaseModel):
+    path: str
+    filename: str
+    file_size: int
+    indexed: bool
+
+
+class ScanResponse(BaseModel):
+    success: bool = True
+    directory_path: str
+    recursive: bool
+    total_files: int
+    total_size: int
+    files: list[ScannedFile]
+
+
+# -- health, status, models -------------------------------------------------------------------
+
+
+class HealthStats(BaseModel):
+    total_images: int | None
+    collection_name: str
+    db_path: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded"]
+    version: str
+    database_connected: bool
+    models_loaded: bool
+    uptime: float
+    stats: HealthStats
+
+
+class ModelDetail(BaseModel):
+    name: str
+    loaded: bool
+    load_time: float | None
+    device: str
+
+
+class ModelsStatusResponse(BaseModel):
+    models: dict[str, bool]
+    details: dict[str, ModelDetail]
+    device: str
+    timestamp: str
+
+
+class PreloadResponse(BaseModel):
+    success: bool
+    timings: dict[str, float]
+    device: str
+    timestamp: str
+
+
+# -- duplicates -------------------------------------------------------------------------------
+
+
+class DuplicateCheckRequest(_Request):
+    image_path: str | None = Field(None, description="Check this image against the store")
+    directory_path: str | None = Field(None, description="Check within this folder (default: the store)")
+    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+
+
+class CompareRequest(_Request):
+    image1_path: str = Field(min_length=1)
+    image2_path: str = Field(min_length=1)
+
+
+# -- websockets --------------------------------------------------------------------------------
+
+
+class WebSocketStats(BaseModel):
+    active_connections: int
+    total_connections: int
+    connections_by_endpoint: dict[str, int]
+    subscriptions: dict[str, int]
+    messages_sent: int
+    messages_received: int
+    messages_dropped: int
+    timestamp: str
