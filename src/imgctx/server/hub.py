@@ -20,6 +20,8 @@ from imgctx.server.errors import now_iso
 
 #: Channels a client may subscribe to on ``/ws``.
 CHANNELS = ("processing", "images")
+#: The WebSocket endpoints.
+WEBSOCKET_PATHS = ("/ws", "/ws/processing", "/ws/search")
 QUEUE_SIZE = 1000
 
 

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from imgctx import ImgctxError, __version__
 from imgctx.server.errors import now_iso
+from imgctx.server.hub import WEBSOCKET_PATHS
 from imgctx.server.schemas import HealthResponse
 from imgctx.server.state import AppState, get_state
 
@@ -133,14 +134,8 @@ async def metrics(state: AppState = Depends(get_state)) -> dict[str, Any]:
 @router.get("/info")
 async def info(request: Request, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """What this service is, which models it uses, and every endpoint it serves."""
-    endpoints, websockets = [], []
-    for route in request.app.routes:
-        path = getattr(route, "path", "")
-        methods = sorted(getattr(route, "methods", None) or [])
-        if type(route).__name__ == "APIWebSocketRoute":
-            websockets.append(path)
-        elif path.startswith(("/api/", "/ws")):
-            endpoints.extend(f"{m} {path}" for m in methods if m != "HEAD")
+    paths = request.app.openapi()["paths"]
+    endpoints = [f"{method.upper()} {path}" for path, ops in paths.items() for method in ops]
     return {
         "name": "imgctx",
         "version": __version__,
@@ -150,6 +145,6 @@ async def info(request: Request, state: AppState = Depends(get_state)) -> dict[s
         "models": {role: s.name for role, s in state.extractor.models.status().items()},
         "documentation": {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
         "endpoints": endpoints,
-        "websockets": websockets,
+        "websockets": list(WEBSOCKET_PATHS),
         "timestamp": now_iso(),
     }

@@ -106,7 +106,7 @@ async def upload_image(
             raise InvalidImageError(name, "not a supported image format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)")
         stem, suffix = os.path.splitext(name)
         if suffix.lower() not in SUFFIXES[fmt]:
-            name = f"{stem or 'upload'}{SUFFIXES[fmt][0]}"
+            name = f"{stem.rstrip('._-') or 'upload'}{SUFFIXES[fmt][0]}"
         await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
         target = folder / name
         if target.exists() and not overwrite:
