@@ -14,13 +14,13 @@ import numpy as np
 from PIL.Image import Image as PILImage
 
 from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
 from imgctx.pipeline import Ingest, ProgressCallback, record_id_for
 from imgctx.plugins import Registry, load_registry
 from imgctx.presets import get_preset
 from imgctx.settings import Settings
-from imgctx.duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx.types import (
     BatchReport,
     Comparison,
