@@ -130,7 +130,7 @@ def hash_to_int(hex_hash: str) -> int:
         return 0
 
 
-def popcount(x: np.ndarray) -> np.ndarray:
+def popcount(x: np.ndarray | np.integer[Any] | int) -> np.ndarray:
     """Set bits per uint64 element."""
     x = np.asarray(x, dtype=np.uint64)
     if hasattr(np, "bitwise_count"):
@@ -202,6 +202,7 @@ def knn(vectors: np.ndarray, k: int, exact_limit: int = 20_000) -> tuple[np.ndar
     n, dim = vectors.shape
     k = min(k, n)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
+    index: Any
     if n > exact_limit:
         nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)

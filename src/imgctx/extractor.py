@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import time
@@ -384,7 +385,7 @@ class Extractor:
         return self._duplicates().find_duplicates(threshold, directory, recursive)
 
     def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
-                    limit: int = 50) -> list[DuplicateMatch]:
+                    limit: int = 50) -> builtins.list[DuplicateMatch]:
         """Stored images that duplicate the image at ``path``, most similar first (at most
         ``limit``). The file need not be indexed; if it is, its own record is left out (a copy
         at another path is reported). Raises an ImageError subclass for a missing or bad file.
