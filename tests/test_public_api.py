@@ -18,6 +18,7 @@ EXPECTED = {
     "ModelStatus", "PluginCollisionError", "PluginNotFoundError", "Preset", "ProcessResult",
     "Progress", "RecordNotFoundError", "SearchHit", "ServerSettings", "Settings", "SpaceSpec", "StoreError",
     "StoredVectors", "Tag", "__version__", "DecodedImage", "load_image", "scan_directory", "sniff_format",
+    "Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport",
 }
 
 

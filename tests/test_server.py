@@ -96,7 +96,9 @@ def test_info_lists_every_contract_endpoint(client: TestClient) -> None:
         "GET /api/v1/images/download/{image_id}", "GET /api/v1/images/", "DELETE /api/v1/images/{image_id}",
         "POST /api/v1/directories/process", "POST /api/v1/directories/process-async",
         "GET /api/v1/directories/scan", "GET /api/v1/directories/task/{task_id}",
-        "GET /api/v1/directories/tasks", "GET /ws/stats",
+        "GET /api/v1/directories/tasks", "GET /ws/stats", "POST /api/v1/duplicates/check",
+        "GET /api/v1/duplicates/check-image", "GET /api/v1/duplicates/check-directory",
+        "POST /api/v1/duplicates/compare", "DELETE /api/v1/duplicates/remove-duplicates",
     }
     assert expected <= set(body["endpoints"])
     assert {"/ws", "/ws/processing", "/ws/search"} <= set(body["websockets"])

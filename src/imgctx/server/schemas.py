@@ -10,7 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imgctx import BatchReport, FailedFile, ImageRecord, ProcessResult, SearchHit
+from imgctx import (
+    BatchReport,
+    DuplicateReport,
+    FailedFile,
+    ImageRecord,
+    ProcessResult,
+    RemovalReport,
+    SearchHit,
+)
 
 TaskStatus = Literal["queued", "processing", "completed", "failed", "interrupted"]
 
@@ -266,14 +274,100 @@ class PreloadResponse(BaseModel):
 
 
 class DuplicateCheckRequest(_Request):
-    image_path: str | None = Field(None, description="Check this image against the store")
-    directory_path: str | None = Field(None, description="Check within this folder (default: the store)")
+    image_path: str | None = Field(None, min_length=1, description="Check this image (against the store, "
+                                   "or against directory_path's images when both are given)")
+    directory_path: str | None = Field(None, min_length=1, description="Group the images of this folder "
+                                       "(neither path: group the whole store)")
     similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+    recursive: bool = False
+
+
+class DuplicateGroupInfo(BaseModel):
+    """The contract's ``duplicate_groups`` item (``paths``: the representative's first)."""
+
+    representative_id: str | None = Field(description="None for a checked image that is not indexed")
+    duplicate_ids: list[str]
+    similarity_scores: list[float]
+    paths: list[str]
+    exact: list[bool]
+
+
+class DuplicateCheckResponse(BaseModel):
+    success: bool = True
+    total_images: int
+    duplicate_groups: list[DuplicateGroupInfo]
+    total_duplicates: int
+    similarity_threshold: float
+    check_time: float
+    failed_files: list[FailureInfo]
+    message: str
+
+    @classmethod
+    def of(cls, report: DuplicateReport) -> DuplicateCheckResponse:
+        return cls(**report.to_dict())
+
+
+class ComparisonInfo(BaseModel):
+    similarity: float = Field(description="Combined similarity in [0, 1]")
+    is_duplicate: bool
+    threshold: float
+    exact: bool
+    phash_distance: int
+    dhash_distance: int
+    hash_similarity: float
+    embedding_cosine: float | None
+    embedding_similarity: float | None
+
+
+class DuplicateMatchInfo(ImageInfo):
+    similarity: float
+    comparison: ComparisonInfo
+
+
+class CheckImageResponse(BaseModel):
+    success: bool = True
+    image_path: str
+    image_id: str | None = Field(description="The checked image's id when it is indexed")
+    similarity_threshold: float
+    total_matches: int
+    duplicates: list[DuplicateMatchInfo]
+    check_time: float
+    message: str
 
 
 class CompareRequest(_Request):
     image1_path: str = Field(min_length=1)
     image2_path: str = Field(min_length=1)
+    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+
+
+class CompareResponse(ComparisonInfo):
+    success: bool = True
+    image1_path: str
+    image2_path: str
+    message: str
+
+
+class RemovalResponse(BaseModel):
+    success: bool = True
+    dry_run: bool
+    keep: str
+    similarity_threshold: float
+    duplicate_groups: list[DuplicateGroupInfo]
+    kept_ids: list[str]
+    removed_ids: list[str]
+    removed_paths: list[str]
+    files_deleted: list[str]
+    failed_files: list[FailureInfo]
+    total_removed: int
+    message: str
+
+    @classmethod
+    def of(cls, report: RemovalReport) -> RemovalResponse:
+        data = report.to_dict()
+        verb = "Would remove" if report.dry_run else "Removed"
+        return cls(**data, message=f"{verb} {len(report.removed_ids)} duplicate images "
+                                   f"from {len(report.groups)} groups")
 
 
 # -- websockets --------------------------------------------------------------------------------
