@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,14 +106,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["imgctx serve", "python -m imgctx.server"])
+@pytest.mark.parametrize("how", ["imgctx serve", "imgctx serve --dev", "python -m imgctx.server"])
 def test_entry_points_start_the_server(tmp_path: Path, photo_dir: Path, how: str) -> None:
     root = photo_root(tmp_path, photo_dir)
     port = free_port()
     env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root)}
     db = str(tmp_path / "db")
-    if how == "imgctx serve":
-        args = [sys.executable, "-m", "imgctx", "serve", "--port", str(port), "--preset", "tiny", "--db", db]
+    if how.startswith("imgctx serve"):
+        args = [sys.executable, "-m", "imgctx", "serve", "--port", str(port), "--preset", "tiny", "--db", db,
+                *how.split()[2:]]
     else:
         env["IMGCTX_PORT"] = str(port)
         args = [sys.executable, "-m", "imgctx.server", "--preset", "tiny", "--db", db]

@@ -49,9 +49,8 @@ MAX_EXAMPLES = 25
 def test_no_request_makes_a_500(api_schema: Any, mode: str) -> None:
     """Each operation gets a bounded number of generated requests, valid ones (positive) or
     deliberately invalid ones (negative); ``not_a_server_error`` fails on any 5xx."""
-    from schemathesis import GenerationMode
-
     import httpx
+    from schemathesis import GenerationMode
 
     api_schema, base = api_schema
     before = httpx.get(f"{base}/api/v1/metrics").json()["requests"]
