@@ -159,3 +159,14 @@ def test_killed_server_shows_its_task_as_interrupted(tmp_path: Path, photo_dir: 
         assert 0 < task["progress"] < 100
     finally:
         _stop(proc)
+
+
+@pytest.mark.slow
+def test_example_client_runs_against_a_live_server(live: tuple[str, Path]) -> None:
+    base, root = live
+    script = Path(__file__).resolve().parent.parent / "examples" / "api_examples.py"
+    out = subprocess.run([sys.executable, str(script), "--url", base, "--photos", str(root / "photos")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "all endpoints answered as expected" in out.stdout
+    assert "completed 100.0%" in out.stdout  # the background task, polled to its end
