@@ -100,13 +100,14 @@ class SearchResult(ImageInfo):
     score: float | None = None
     distance: float | None = None
 
-    @classmethod
-    def of_hit(cls, hit: SearchHit, include_metadata: bool = True) -> SearchResult:
+    @staticmethod
+    def data(hit: SearchHit, include_metadata: bool = True) -> dict[str, Any]:
+        """The hit as this model's fields (without score and distance unless ``include_metadata``)."""
         data = hit.to_dict()
         if not include_metadata:
             for key in ("score", "distance"):
                 data.pop(key)
-        return cls(**data)
+        return data
 
 
 class ProcessImageRequest(_Request):

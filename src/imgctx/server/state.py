@@ -102,7 +102,7 @@ class AppState:
         self.hub.publish("images", message)
 
 
-def get_state(conn: HTTPConnection) -> AppState:
-    """FastAPI dependency: the app's state (works for requests and WebSockets)."""
+async def get_state(conn: HTTPConnection) -> AppState:
+    """FastAPI dependency: the app's state (async, so FastAPI runs it without a thread hop)."""
     state: AppState = conn.app.state.imgctx
     return state

@@ -155,15 +155,15 @@ async def list_images(
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Search mode only"),
     include_metadata: bool = Query(True, description="Search mode only: include score and distance"),
     state: AppState = Depends(get_state),
-) -> list[SearchResult]:
+) -> list[dict[str, Any]]:
     """List images (optionally by object) or, with ``query``, search them by text."""
     wanted = objects_list(objects)
     ex = state.extractor
     if query is not None and query.strip():
         hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score)
-        return [SearchResult.of_hit(h, include_metadata) for h in hits]
+        return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
     records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
-    return [SearchResult(**r.image_info()) for r in records]
+    return [r.image_info() for r in records]
 
 
 @router.delete("/{image_id}", response_model=DeleteImageResponse)

@@ -126,7 +126,7 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
                                min_score=min_score)
     except ImgctxError as exc:
         return {"type": "error", "id": message.get("id"), "message": str(exc)}
-    results = [SearchResult.of_hit(h).model_dump() for h in hits]
+    results = [SearchResult.data(h) for h in hits]
     return {**reply, "results": results, "count": len(results),
             "search_time": round(time.perf_counter() - start, 4)}
 
