@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
 pytest.importorskip("psutil")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from server_support import assert_envelope, make_app, photo_root, wait_for  # noqa: E402
 
-from imgctx import Extractor  # noqa: E402
+from imgctx import Extractor, ServerSettings  # noqa: E402
 from imgctx.testing import TinyImageEmbedder, settings_for_tests  # noqa: E402
 
 API = "/api/v1"
@@ -133,7 +134,7 @@ def test_models_status_then_preload_with_the_offline_preset(tmp_path: Path, root
     from imgctx.server import create_app
 
     app = create_app(settings_for_tests(tmp_path / "db", preset="offline"),
-                     server_settings=__import__("imgctx").ServerSettings.from_values(allowed_roots=[root]))
+                     server_settings=ServerSettings.from_values(allowed_roots=[root]))
     with TestClient(app) as c:
         before = c.get(f"{API}/models/status").json()
         assert before["models"]["image_embedder"] is False

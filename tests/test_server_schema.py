@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-from server_support import make_app, wait_for  # noqa: E402
-from test_server_live import free_port  # noqa: E402
+from server_support import free_port, make_app, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -55,7 +54,7 @@ class AppState:
         self.hub = Hub()
         self.metrics = Metrics()
         self.limiter = CapacityLimiter(server.worker_threads)
-        self.ingest_lock = threading.Lock()
+        self.write_limiter = CapacityLimiter(1)
         self.started = time.monotonic()
         self.tasks: TaskManager | None = None
 
@@ -83,15 +82,11 @@ class AppState:
         """Run blocking work (models, store, disk) in the worker pool, off the event loop."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
 
-    def locked(self, fn: Callable[[], T]) -> Callable[[], T]:
-        """``fn`` holding the ingest lock: one writer at a time, searches never wait for it."""
-        def call() -> T:
-            with self.ingest_lock:
-                return fn()
-        return call
-
-    async def ingest(self, fn: Callable[[], T]) -> T:
-        return await self.run(self.locked(fn))
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like :meth:`run` for work that changes the store: one at a time, in a thread of its
+        own, so waiting writers hold no worker thread and searches never wait for them."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
+                                              limiter=self.write_limiter)
 
     def announce(self, event: str, record: ImageRecord | None = None, **extra: Any) -> None:
         """Tell ``images`` channel subscribers that a record changed (call on the event loop)."""

@@ -158,7 +158,8 @@ class TaskManager:
     def submit(self, job: Callable[[Callable[[int, int], None]], dict[str, Any]],
                run: Callable[[Callable[[], dict[str, Any]]], Any],
                directory_path: str) -> Task:
-        """Queue ``job(progress)`` to run via ``run`` (which awaits it in a worker thread)."""
+        """Queue ``job(progress)``; ``run`` awaits it in a worker thread. The job calls
+        ``progress(done, total)`` when it starts and after each file."""
         self._loop = asyncio.get_running_loop()
         stamp = now_iso()
         task = Task(task_id=str(uuid.uuid4()), status="queued", progress=0.0,
@@ -178,8 +179,7 @@ class TaskManager:
             self.update(task.task_id, status="processing", progress=percent,
                         message=f"Processing image {done} of {total}")
 
-        async def body() -> None:
-            self.update(task.task_id, status="processing", message="Scanning directory")
+        async def body() -> None:  # stays "queued" until the job's first progress call
             try:
                 result = await run(lambda: job(progress))
             except TaskCancelled:

@@ -41,7 +41,7 @@ def confined_scan(state: AppState, folder: Path, recursive: bool) -> tuple[list[
 
 def process_folder(state: AppState, folder: Path, recursive: bool, force: bool,
                    progress: Callable[[int, int], None] | None = None) -> DirectoryProcessResponse:
-    """Scan and process a folder (in a worker thread); one bad file never stops the run."""
+    """Scan and process a folder (in the writer thread); one bad file never stops the run."""
     files, refused = confined_scan(state, folder, recursive)
     if progress is not None:
         progress(0, len(files))
@@ -50,21 +50,15 @@ def process_folder(state: AppState, folder: Path, recursive: bool, force: bool,
         if progress is not None:
             progress(p.done, p.total)
 
-    with state.ingest_lock:
-        report = state.extractor.process_many(files, force=force, progress=on_progress)
+    report = state.extractor.process_many(files, force=force, progress=on_progress)
     return DirectoryProcessResponse.of(report, refused)
-
-
-def _folder(state: AppState, value: str) -> Path:
-    folder = state.guard.resolve(value, "directory_path")
-    return folder
 
 
 @router.post("/process", response_model=DirectoryProcessResponse)
 async def process_directory(body: DirectoryRequest, state: AppState = Depends(get_state)) -> DirectoryProcessResponse:
     """Process every image file of a folder and answer when done."""
-    folder = _folder(state, body.directory_path)
-    result = await state.run(process_folder, state, folder, body.recursive, body.force_reprocess)
+    folder = state.guard.resolve(body.directory_path, "directory_path")
+    result = await state.write(process_folder, state, folder, body.recursive, body.force_reprocess)
     state.announce("directory_processed", directory_path=str(folder), processed=result.processed)
     return result
 
@@ -72,13 +66,13 @@ async def process_directory(body: DirectoryRequest, state: AppState = Depends(ge
 @router.post("/process-async", response_model=TaskCreated)
 async def process_directory_async(body: DirectoryRequest, state: AppState = Depends(get_state)) -> TaskCreated:
     """Start processing a folder in the background; follow it with the task endpoint or ``/ws/processing``."""
-    folder = _folder(state, body.directory_path)
+    folder = state.guard.resolve(body.directory_path, "directory_path")
     await state.run(scan_directory, folder, False)  # a missing folder is a 404 now, not a failed task
 
     def job(progress: Callable[[int, int], None]) -> dict[str, Any]:
         return process_folder(state, folder, body.recursive, body.force_reprocess, progress).model_dump()
 
-    task = state.task_manager.submit(job, state.run, str(folder))
+    task = state.task_manager.submit(job, state.write, str(folder))
     return TaskCreated(task_id=task.task_id, status="queued", message="Directory processing started in background")
 
 
@@ -89,7 +83,7 @@ async def scan(
     state: AppState = Depends(get_state),
 ) -> ScanResponse:
     """Image files in a folder (by extension), without processing them."""
-    folder = _folder(state, directory_path)
+    folder = state.guard.resolve(directory_path, "directory_path")
 
     def work() -> ScanResponse:
         files, _ = confined_scan(state, folder, recursive)

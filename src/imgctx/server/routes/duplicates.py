@@ -170,13 +170,12 @@ async def remove_duplicates(
     policy = keep or ("first" if keep_first else KEEP_OTHERWISE)
 
     def work() -> RemovalResponse:
-        with state.ingest_lock:
-            if not dry_run and delete_files:  # every file to delete must be inside the roots
-                plan = ex.remove_duplicates(similarity_threshold, dry_run=True, keep=policy)
-                for path in plan.removed_paths:
-                    state.guard.resolve(path, "path")
-            report = ex.remove_duplicates(similarity_threshold, dry_run=dry_run, keep=policy,
-                                          delete_files=delete_files)
+        if not dry_run and delete_files:  # every file to delete must be inside the roots
+            plan = ex.remove_duplicates(similarity_threshold, dry_run=True, keep=policy)
+            for path in plan.removed_paths:
+                state.guard.resolve(path, "path")
+        report = ex.remove_duplicates(similarity_threshold, dry_run=dry_run, keep=policy,
+                                      delete_files=delete_files)
         return RemovalResponse.of(report)
 
-    return await state.run(work)
+    return await state.write(work)

@@ -51,7 +51,7 @@ def objects_list(value: str | None) -> list[str] | None:
 async def process_image(body: ProcessImageRequest, state: AppState = Depends(get_state)) -> ProcessImageResponse:
     """Caption, tag, embed and store one image file (a path inside an allowed root)."""
     path = state.guard.resolve(body.image_path, "image_path")
-    result = await state.ingest(lambda: state.extractor.process(path, force=body.force_reprocess))
+    result = await state.write(state.extractor.process, path, force=body.force_reprocess)
     state.announce("image_processed", result.record)
     return ProcessImageResponse.of(result)
 
@@ -119,7 +119,7 @@ async def upload_image(
     response = UploadResponse(filename=name, file_path=shown, file_size=size,
                               message="Image uploaded successfully")
     if process_immediately:
-        result = await state.ingest(lambda: state.extractor.process(target, force=overwrite))
+        result = await state.write(state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
         response.image_info = ImageInfo.of(result.record)
@@ -173,7 +173,7 @@ async def delete_image(image_id: str, delete_file: bool = Query(False), state: A
     record = await state.run(ex.get, image_id)
     if delete_file:
         state.guard.resolve(record.path, "path")
-    removed = await state.ingest(lambda: ex.delete(image_id, delete_file=delete_file))
+    removed = await state.write(ex.delete, image_id, delete_file=delete_file)
     state.announce("image_deleted", removed, file_deleted=delete_file)
     return DeleteImageResponse(
         image_id=removed.id, path=removed.path, file_deleted=delete_file,
