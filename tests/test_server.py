@@ -531,3 +531,41 @@ def test_cors_origins(tmp_path: Path, root: Path) -> None:
         assert ok.headers.get("access-control-allow-origin") == "http://app.example"
         other = c.get(f"{API}/health", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+class _GatedEmbedder(TinyImageEmbedder):
+    """The tiny image embedder, held inside its first call until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def embed_images(self, images: Any) -> Any:
+        self.entered.set()
+        assert self.gate.wait(timeout=30)
+        return super().embed_images(images)
+
+
+def test_model_work_never_blocks_the_server(tmp_path: Path, root: Path) -> None:
+    """While a task sits inside a model call, health, search, task status and writes' queueing
+    all keep answering: the model runs in a worker thread, not on the event loop."""
+    embedder = _GatedEmbedder()
+    settings = settings_for_tests(tmp_path / "db", preset="tiny")
+    with Extractor(settings=settings, image_embedder=embedder) as ex, \
+            TestClient(make_app(tmp_path, root, extractor=ex)) as c:
+        embedder.gate.set()
+        ex.process(root / "photos" / "chelsea.jpg")  # something to find
+        embedder.gate.clear()
+        embedder.entered.clear()
+        task_id = c.post(f"{API}/directories/process-async",
+                         json={"directory_path": "photos", "force_reprocess": True}).json()["task_id"]
+        assert embedder.entered.wait(timeout=30)
+        assert c.get(f"{API}/health").status_code == 200
+        hits = c.get(f"{API}/images/", params={"query": "colour"}).json()
+        assert [Path(h["path"]).name for h in hits] == ["chelsea.jpg"]
+        assert c.get(f"{API}/directories/task/{task_id}").json()["status"] == "processing"
+        embedder.gate.set()
+        wait_for(lambda: c.get(f"{API}/directories/task/{task_id}").json()["status"] == "completed")
