@@ -183,8 +183,8 @@ def synthetic(n: int, dim: int = 1280, scenes: int = 1000, dup_share: float = 0.
     vecs = np.empty((n, dim), np.float32)
     scene = rng.integers(0, scenes, n_orig)
     for s in range(0, n_orig, 10000):
-        block = centres[scene[s:s + 10000]] + 0.58 * rng.standard_normal((len(scene[s:s + 10000]), dim), dtype=np.float32)
-        vecs[s:s + 10000] = block
+        e = min(n_orig, s + 10000)
+        vecs[s:e] = centres[scene[s:e]] + 0.58 * rng.standard_normal((e - s, dim), dtype=np.float32)
     source = np.concatenate([np.arange(n_orig), rng.integers(0, n_orig, n_dup)])
     vecs[:n_orig] /= np.linalg.norm(vecs[:n_orig], axis=1, keepdims=True)
     for s in range(n_orig, n, 10000):
