@@ -11,10 +11,12 @@ measured in units of "how far a near-duplicate may go", and the units add up::
     similarity = max(0, 1 - 0.05 * (x_hash + x_emb) ** 2)
 
 so ``similarity`` is 1.0 for identical pixels, 0.95 (the default threshold) where the summed
-distance reaches one unit, 0.98 (the default for removal) at 0.63 units, and falls to 0 for
+distance reaches one unit, 0.98 (the default for removal) at 0.63 units, and falls towards 0 for
 unrelated images. Byte-identical files (same SHA-256) score exactly 1.0. Without an image
-embedder, ``x_emb`` is left out and the similarity is the hash part alone. The constants were
-chosen on a calibration run of ``benchmarks/duplicates.py`` (see docs/duplicates.md).
+embedder the hashes must carry the verdict alone and are scaled more strictly:
+``x_hash = ((dp + dd) / 2) / HASH_ONLY_SCALE`` (17 bits), ``similarity = max(0, 1 - 0.05 *
+x_hash ** 2)``. The constants were chosen on a calibration run of ``benchmarks/duplicates.py``
+(see docs/duplicates.md).
 
 Scale
 -----
@@ -62,19 +64,24 @@ DEFAULT_THRESHOLD = 0.95
 REMOVE_THRESHOLD = 0.98
 #: Hash distance (mean of the pHash and dHash Hamming distances) worth one unit.
 HASH_SCALE = 24.0
+#: Hash distance worth one unit when there are no image vectors (the hashes decide alone).
+HASH_ONLY_SCALE = 17.0
 #: Cosine distance (1 - cos) worth one unit.
 EMBEDDING_SCALE = 0.5
 #: similarity = 1 - CURVE * units**2.
 CURVE = 0.05
 #: Keep policies of remove_duplicates (and how a group's representative is chosen).
 KEEP_POLICIES = ("first", "largest", "highest-resolution")
+#: Dimensions the vectors are projected to for the approximate neighbour search of large sets.
+SEARCH_DIM = 128
 #: Nearest neighbours fetched per image from the vector index.
 NEIGHBOURS = 24
 #: A hash bucket larger than this (e.g. thousands of blank images) only links each member to
 #: its next few members in hash order, so a degenerate bucket cannot make the pair count explode.
 BUCKET_LIMIT = 64
 _WINDOW = 8
-_PAIR_BLOCK = 65536
+_PAIR_BLOCK = 8192
+_SEARCH_MARGIN = 0.25
 
 
 # -- the combined similarity -------------------------------------------------------------------
@@ -91,8 +98,9 @@ def units_for(threshold: float) -> float:
     return float(np.sqrt(max(0.0, 1.0 - threshold) / CURVE))
 
 
-def hash_units(phash_distance: np.ndarray | int, dhash_distance: np.ndarray | int) -> np.ndarray:
-    return (np.asarray(phash_distance, np.float64) + np.asarray(dhash_distance, np.float64)) / 2.0 / HASH_SCALE
+def hash_units(phash_distance: np.ndarray | int, dhash_distance: np.ndarray | int,
+               scale: float = HASH_SCALE) -> np.ndarray:
+    return (np.asarray(phash_distance, np.float64) + np.asarray(dhash_distance, np.float64)) / 2.0 / scale
 
 
 def embedding_units(cosine: np.ndarray | float) -> np.ndarray:
@@ -101,11 +109,11 @@ def embedding_units(cosine: np.ndarray | float) -> np.ndarray:
 
 def combined_similarity(phash_distance: np.ndarray | int, dhash_distance: np.ndarray | int,
                         cosine: np.ndarray | float | None = None) -> np.ndarray:
-    """The documented combined similarity in [0, 1] (see the module docstring)."""
-    units = hash_units(phash_distance, dhash_distance)
-    if cosine is not None:
-        units = units + embedding_units(cosine)
-    return similarity_from_units(units)
+    """The documented combined similarity in [0, 1] (see the module docstring); without a
+    ``cosine``, the hash-only similarity."""
+    if cosine is None:
+        return similarity_from_units(hash_units(phash_distance, dhash_distance, HASH_ONLY_SCALE))
+    return similarity_from_units(hash_units(phash_distance, dhash_distance) + embedding_units(cosine))
 
 
 def check_threshold(threshold: float) -> float:
@@ -192,10 +200,13 @@ class Items:
 Neighbours = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
-def knn(vectors: np.ndarray, k: int, exact_limit: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest rows by inner product: (sims, indexes), -1 where none.
 
-    FAISS flat (exact) search up to ``exact_limit`` rows, IVF (approximate) beyond.
+    Exact (FAISS flat) up to ``exact_limit`` rows. Beyond, approximate: the vectors are
+    projected to ``SEARCH_DIM`` dimensions by a fixed random Gaussian matrix (which keeps inner
+    products up to a small error), and searched with an IVF index (4 sqrt(n) lists, 8 probed).
+    Only the choice of candidates is approximate; they are scored with the full vectors.
     """
     import faiss
 
@@ -204,11 +215,18 @@ def knn(vectors: np.ndarray, k: int, exact_limit: int = 20_000) -> tuple[np.ndar
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     index: Any
     if n > exact_limit:
+        if dim > SEARCH_DIM:
+            rng = np.random.default_rng(0)
+            projection = (rng.standard_normal((dim, SEARCH_DIM)) / np.sqrt(SEARCH_DIM)).astype(np.float32)
+            x = np.concatenate([x[s:s + 16384] @ projection for s in range(0, n, 16384)])
+            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            dim = SEARCH_DIM
         nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = x if n <= 50 * nlist else x[np.random.default_rng(0).choice(n, 50 * nlist, replace=False)]
+        index.cp.niter = 10
+        sample = x if n <= 39 * nlist else x[np.random.default_rng(0).choice(n, 39 * nlist, replace=False)]
         index.train(sample)
-        index.nprobe = min(nlist, 16)
+        index.nprobe = min(nlist, 8)
     else:
         index = faiss.IndexFlatIP(dim)
     index.add(x)
@@ -235,7 +253,7 @@ def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS,
     sims, idx = (neighbours or knn)(items.vectors, k + 1)
     rows = np.repeat(np.arange(len(items)), idx.shape[1])
     cols, s = idx.ravel(), sims.ravel()
-    keep = (cols >= 0) & (s >= min_cos - 1e-6)
+    keep = (cols >= 0) & (s >= min_cos - _SEARCH_MARGIN)  # approximate sims: keep a margin
     return _unique_pairs(rows[keep], cols[keep], len(items))
 
 
@@ -340,7 +358,7 @@ def group_indexes(items: Items, threshold: float, keep: str = "first",
     uf = UnionFind(n)
     if len(i):
         scores = items.score(i, j)
-        hit = scores >= threshold - 1e-9
+        hit = scores >= threshold
         for a, b in zip(i[hit].tolist(), j[hit].tolist(), strict=True):
             uf.union(a, b)
     key = _keep_key(items, keep)
@@ -477,7 +495,7 @@ class Duplicates:
         dp = int(popcount(np.uint64(hash_to_int(a.phash) ^ hash_to_int(b.phash))))
         dd = int(popcount(np.uint64(hash_to_int(a.dhash) ^ hash_to_int(b.dhash))))
         cos = None if va is None or vb is None else float(np.clip(np.dot(va, vb), -1.0, 1.0))
-        hash_sim = float(similarity_from_units(hash_units(dp, dd)))
+        hash_sim = float(similarity_from_units(hash_units(dp, dd, HASH_ONLY_SCALE)))
         emb_sim = None if cos is None else float(similarity_from_units(embedding_units(cos)))
         exact = a.content_hash == b.content_hash
         sim = 1.0 if exact else float(combined_similarity(dp, dd, cos))
@@ -534,7 +552,9 @@ class Duplicates:
         vectors = None
         neighbours: Neighbours | None = None
         if self._embedder is not None and records:
-            table = self.store.vectors("image", [r.id for r in records])
+            table: dict[str, np.ndarray] = {}
+            for s in range(0, len(records), 500):  # SQLite limits the parameters of one query
+                table.update(self.store.vectors("image", [r.id for r in records[s:s + 500]]))
             records = [r for r in records if r.id in table]  # a record without a vector cannot be compared
             vectors = np.stack([table[r.id] for r in records]).astype(np.float32) if records else None
         return Items.from_records(records, vectors), neighbours
