@@ -13,6 +13,7 @@ from imgctx import FailedFile, Progress, scan_directory
 from imgctx.server.schemas import (
     DirectoryProcessResponse,
     DirectoryRequest,
+    ScannedFile,
     ScanResponse,
     TaskCreated,
     TaskInfo,
@@ -94,10 +95,10 @@ async def scan(
                 size = os.stat(path).st_size
             except OSError:
                 continue
-            listed.append({"path": str(path), "filename": path.name, "file_size": size,
-                           "indexed": store.get_by_path(str(path)) is not None})
+            listed.append(ScannedFile(path=str(path), filename=path.name, file_size=size,
+                                      indexed=store.get_by_path(str(path)) is not None))
         return ScanResponse(directory_path=str(folder), recursive=recursive, total_files=len(listed),
-                            total_size=sum(f["file_size"] for f in listed), files=listed)  # type: ignore[arg-type]
+                            total_size=sum(f.file_size for f in listed), files=listed)
 
     return await state.run(work)
 

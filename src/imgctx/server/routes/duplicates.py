@@ -18,6 +18,8 @@ from imgctx.server.schemas import (
     DuplicateCheckRequest,
     DuplicateCheckResponse,
     DuplicateGroupInfo,
+    DuplicateMatchInfo,
+    FailureInfo,
     RemovalResponse,
 )
 from imgctx.server.state import AppState, get_state
@@ -47,7 +49,7 @@ def _check_image(state: AppState, image: Path, threshold: float, limit: int) -> 
     own = ex.store.get_by_path(str(image))
     return CheckImageResponse(
         image_path=str(image), image_id=own.id if own else None, similarity_threshold=threshold,
-        total_matches=len(matches), duplicates=[m.to_dict() for m in matches],  # type: ignore[misc]
+        total_matches=len(matches), duplicates=[DuplicateMatchInfo(**m.to_dict()) for m in matches],
         check_time=round(time.perf_counter() - start, 4),
         message=f"Found {len(matches)} duplicates of {image.name}",
     )
@@ -58,14 +60,18 @@ def _image_against_folder(state: AppState, image: Path, files: list[Path], thres
     start = time.perf_counter()
     ex = state.extractor
     own = ex.store.get_by_path(str(image))
-    ids, scores, paths, exact, failed = [], [], [], [], []
+    ids: list[str] = []
+    scores: list[float] = []
+    paths: list[str] = []
+    exact: list[bool] = []
+    failed: list[FailureInfo] = []
     for path in files:
         if path == image:
             continue
         try:
             comparison = ex.compare(image, path, threshold=threshold)
         except ImgctxError as exc:
-            failed.append({"path": str(path), "reason": getattr(exc, "reason", str(exc))})
+            failed.append(FailureInfo(path=str(path), reason=getattr(exc, "reason", str(exc))))
             continue
         if comparison.is_duplicate:
             record = ex.store.get_by_path(str(path))
@@ -80,7 +86,7 @@ def _image_against_folder(state: AppState, image: Path, files: list[Path], thres
     return DuplicateCheckResponse(
         total_images=len([f for f in files if f != image]) + 1, duplicate_groups=groups,
         total_duplicates=len(ids), similarity_threshold=threshold,
-        check_time=round(time.perf_counter() - start, 4), failed_files=failed,  # type: ignore[arg-type]
+        check_time=round(time.perf_counter() - start, 4), failed_files=failed,
         message=f"Found {len(groups)} duplicate groups with {len(ids)} duplicate images",
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from imgctx import ImgctxError, __version__
 from imgctx.server.errors import now_iso
@@ -86,20 +86,19 @@ async def status(state: AppState = Depends(get_state)) -> dict[str, Any]:
     }
 
 
-def _public(values: dict[str, Any]) -> dict[str, Any]:
-    """Settings as JSON values, secrets replaced by whether they are set."""
+def _public(settings: BaseSettings) -> dict[str, Any]:
+    """Settings as JSON values; a secret field shows only whether it is set (``<name>_set``)."""
     out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, SecretStr):
-            out[f"{key}_set"] = True
-        elif key == "api_key":  # unset secret
-            out[f"{key}_set"] = False
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if "SecretStr" in str(field.annotation):
+            out[f"{name}_set"] = value is not None
         elif isinstance(value, (list, tuple)):
-            out[key] = [str(v) for v in value]
+            out[name] = [str(v) for v in value]
         elif value is None or isinstance(value, (bool, int, float, str)):
-            out[key] = value
+            out[name] = value
         else:
-            out[key] = str(value)
+            out[name] = str(value)
     return out
 
 
@@ -107,8 +106,8 @@ def _public(values: dict[str, Any]) -> dict[str, Any]:
 async def config(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """The settings in effect (library and server); secrets are never shown."""
     return {
-        "settings": _public(state.settings.model_dump()),
-        "server": {**_public(state.server.model_dump()), "allowed_roots": [str(r) for r in state.guard.roots]},
+        "settings": _public(state.settings),
+        "server": {**_public(state.server), "allowed_roots": [str(r) for r in state.guard.roots]},
         "timestamp": now_iso(),
     }
 
