@@ -569,3 +569,24 @@ def test_model_work_never_blocks_the_server(tmp_path: Path, root: Path) -> None:
         assert c.get(f"{API}/directories/task/{task_id}").json()["status"] == "processing"
         embedder.gate.set()
         wait_for(lambda: c.get(f"{API}/directories/task/{task_id}").json()["status"] == "completed")
+
+
+def test_upload_dir_that_is_a_file_is_400(client: TestClient, root: Path) -> None:
+    (root / "afile").write_text("x")
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    assert_envelope(_upload(client, data, "c.jpg", upload_dir="afile"), 400, "BadRequestError")
+    assert (root / "afile").read_text() == "x"
+
+
+def test_unreadable_folder_is_403(client: TestClient, root: Path) -> None:
+    locked = root / "locked"
+    locked.mkdir()
+    shutil.copy(root / "photos" / "coffee.jpg", locked / "c.jpg")
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running as a user that ignores permissions")
+        body = assert_envelope(client.get(f"{API}/directories/scan", params={"directory_path": "locked"}), 403)
+        assert body["error"] == "PermissionError"
+    finally:
+        locked.chmod(0o755)

@@ -92,6 +92,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(envelope(exc.status_code, name, message), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        """A file-system refusal (permissions, a vanished file): its reason, never a traceback."""
+        code = 403 if isinstance(exc, PermissionError) else 404 if isinstance(exc, FileNotFoundError) else 500
+        where = f": {exc.filename}" if exc.filename else ""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(envelope(code, type(exc).__name__, f"{exc.strerror or 'file system error'}{where}"),
+                            status_code=code)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)

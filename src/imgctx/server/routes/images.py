@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
 from imgctx import ImageNotFoundError, InvalidImageError, load_image, sniff_format
-from imgctx.server.errors import UploadExistsError, UploadTooLargeError
+from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
@@ -84,9 +84,10 @@ async def upload_image(
     folder = state.guard.resolve(upload_dir or state.server.upload_dir, "upload_dir")
     name = safe_filename(file.filename)
     limit = state.server.max_upload_bytes
-    await state.run(folder.mkdir, parents=True, exist_ok=True)
-    if not folder.is_dir():
-        raise ImageNotFoundError(folder, "upload_dir is not a folder")
+    try:
+        await state.run(folder.mkdir, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BadRequestError(f"upload_dir is not a folder: {upload_dir}", field="upload_dir") from None
     tmp = folder / f".upload-{uuid.uuid4().hex}.part"
     try:
         size = 0
