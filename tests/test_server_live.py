@@ -68,6 +68,7 @@ def test_live_http_and_websocket(live: tuple[str, Path]) -> None:
             assert event["task_id"] == task_id
             statuses.append(event["task"]["status"])
         assert statuses[0] == "queued" and statuses[-1] == "completed"
+    hits = httpx.get(f"{base}/api/v1/images/", params={"query": "dark blue", "limit": 2}, timeout=30).json()
     with ws_client.connect(f"{ws_base}/ws/search", open_timeout=10) as ws:
         ws.recv(timeout=10)
         ws.send(json.dumps({"type": "search", "query": "dark blue", "limit": 2}))

@@ -64,11 +64,9 @@ class Hub:
         self.sent = 0
         self.received = 0
         self.dropped = 0
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def connect(self, websocket: WebSocket, endpoint: str, channels: Iterable[str] = ()) -> Connection:
         await websocket.accept()
-        self.loop = asyncio.get_running_loop()
         conn = Connection(self, websocket, endpoint, next(self._ids))
         conn.channels.update(channels)
         conn.writer = asyncio.create_task(conn._write())
