@@ -228,7 +228,10 @@ def test_malformed_requests_are_422_or_400(client: TestClient) -> None:
     assert_envelope(client.post(f"{API}/images/process", content=b"{not json",
                                 headers={"content-type": "application/json"}), 422, "ValidationError")
     assert_envelope(client.post(f"{API}/images/process", json={"image_path": 5}), 422)
-    assert_envelope(client.post(f"{API}/images/process", json={"image_path": "a\x00b"}), 400, "BadRequestError")
+    assert_envelope(client.post(f"{API}/images/process", json={"image_path": "a\x00b"}), 422, "ValidationError")
+    assert_envelope(client.post(f"{API}/images/process", json={"image_path": "  "}), 422, "ValidationError")
+    long_name = assert_envelope(client.get(f"{API}/directories/scan", params={"directory_path": "a" * 300}), 400)
+    assert long_name["error"] == "OSError" and "too long" in long_name["message"]
     assert_envelope(client.get(f"{API}/images/?limit=0"), 422, "ValidationError")
     assert_envelope(client.get(f"{API}/images/?min_score=2"), 422, "ValidationError")
     assert_envelope(client.get(f"{API}/no/such/route"), 404, "NotFoundError")

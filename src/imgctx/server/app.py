@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -95,7 +96,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def os_error(request: Request, exc: OSError) -> JSONResponse:
         """A file-system refusal (permissions, a vanished file): its reason, never a traceback."""
-        code = 403 if isinstance(exc, PermissionError) else 404 if isinstance(exc, FileNotFoundError) else 500
+        if isinstance(exc, PermissionError):
+            code = 403
+        elif isinstance(exc, FileNotFoundError):
+            code = 404
+        elif exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP):  # a bad path, not a fault
+            code = 400
+        else:
+            code = 500
         where = f": {exc.filename}" if exc.filename else ""
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(envelope(code, type(exc).__name__, f"{exc.strerror or 'file system error'}{where}"),
@@ -145,9 +153,11 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     app.state.imgctx = state
     _install_error_handlers(app)
     app.include_router(health.public)
-    protected = [Depends(require_api_key)]
-    for module in (health, models, images, directories, duplicates):
-        app.include_router(module.router, dependencies=protected)
+    # the key check (and its security scheme in the OpenAPI schema) only when a key is set
+    protected = [Depends(require_api_key)] if server.api_key is not None else []
+    for router in (health.router, models.router, images.router, directories.router, duplicates.router,
+                   websockets.stats_router):
+        app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["*"],
                        allow_headers=["*"], allow_credentials="*" not in server.cors_origins)

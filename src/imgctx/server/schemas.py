@@ -22,6 +22,10 @@ from imgctx import (
 
 TaskStatus = Literal["queued", "processing", "completed", "failed", "interrupted"]
 
+#: A path as clients send it: not blank, no NUL character, at most 4096 characters.
+PATH_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+PATH_LIMITS: dict[str, Any] = {"min_length": 1, "max_length": 4096, "pattern": PATH_PATTERN}
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -111,7 +115,7 @@ class SearchResult(ImageInfo):
 
 
 class ProcessImageRequest(_Request):
-    image_path: str = Field(min_length=1, description="Path of an image file inside an allowed root")
+    image_path: str = Field(**PATH_LIMITS, description="Path of an image file inside an allowed root")
     force_reprocess: bool = False
 
 
@@ -163,7 +167,7 @@ class DeleteImageResponse(BaseModel):
 
 
 class DirectoryRequest(_Request):
-    directory_path: str = Field(min_length=1, description="A folder inside an allowed root")
+    directory_path: str = Field(**PATH_LIMITS, description="A folder inside an allowed root")
     force_reprocess: bool = False
     recursive: bool = False
 
@@ -275,9 +279,9 @@ class PreloadResponse(BaseModel):
 
 
 class DuplicateCheckRequest(_Request):
-    image_path: str | None = Field(None, min_length=1, description="Check this image (against the store, "
+    image_path: str | None = Field(None, **PATH_LIMITS, description="Check this image (against the store, "
                                    "or against directory_path's images when both are given)")
-    directory_path: str | None = Field(None, min_length=1, description="Group the images of this folder "
+    directory_path: str | None = Field(None, **PATH_LIMITS, description="Group the images of this folder "
                                        "(neither path: group the whole store)")
     similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
     recursive: bool = False
@@ -337,8 +341,8 @@ class CheckImageResponse(BaseModel):
 
 
 class CompareRequest(_Request):
-    image1_path: str = Field(min_length=1)
-    image2_path: str = Field(min_length=1)
+    image1_path: str = Field(**PATH_LIMITS)
+    image2_path: str = Field(**PATH_LIMITS)
     similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from imgctx import FailedFile, Progress, scan_directory
 from imgctx.server.schemas import (
+    PATH_LIMITS,
     DirectoryProcessResponse,
     DirectoryRequest,
     ScannedFile,
@@ -79,7 +80,7 @@ async def process_directory_async(body: DirectoryRequest, state: AppState = Depe
 
 @router.get("/scan", response_model=ScanResponse)
 async def scan(
-    directory_path: str = Query(..., min_length=1, max_length=4096),
+    directory_path: str = Query(..., **PATH_LIMITS),
     recursive: bool = Query(False),
     state: AppState = Depends(get_state),
 ) -> ScanResponse:

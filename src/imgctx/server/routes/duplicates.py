@@ -12,6 +12,7 @@ from imgctx import ImgctxError
 from imgctx.server.errors import PathNotAllowedError
 from imgctx.server.routes.directories import confined_scan
 from imgctx.server.schemas import (
+    PATH_LIMITS,
     CheckImageResponse,
     CompareRequest,
     CompareResponse,
@@ -126,7 +127,7 @@ async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state
 
 @router.get("/check-image", response_model=CheckImageResponse)
 async def check_image(
-    image_path: str = Query(..., min_length=1, max_length=4096),
+    image_path: str = Query(..., **PATH_LIMITS),
     similarity_threshold: float = Query(0.95, ge=0.0, le=1.0),
     limit: int = Query(50, ge=1, le=1000),
     state: AppState = Depends(get_state),
@@ -138,7 +139,7 @@ async def check_image(
 
 @router.get("/check-directory", response_model=DuplicateCheckResponse)
 async def check_directory(
-    directory_path: str = Query(..., min_length=1, max_length=4096),
+    directory_path: str = Query(..., **PATH_LIMITS),
     similarity_threshold: float = Query(0.95, ge=0.0, le=1.0),
     recursive: bool = Query(False),
     state: AppState = Depends(get_state),

@@ -18,10 +18,11 @@ from imgctx.server.errors import now_iso
 from imgctx.server.hub import CHANNELS, Connection
 from imgctx.server.routes.images import objects_list
 from imgctx.server.schemas import SearchResult, WebSocketStats
-from imgctx.server.security import API_KEY_HEADER, key_matches, require_api_key
+from imgctx.server.security import API_KEY_HEADER, key_matches
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(tags=["websockets"])
+stats_router = APIRouter(tags=["websockets"])
 MAX_MESSAGE = 64 * 1024
 
 
@@ -149,7 +150,7 @@ async def ws_search(websocket: WebSocket) -> None:
     await _serve(websocket, "/ws/search", search=True)
 
 
-@router.get("/ws/stats", response_model=WebSocketStats, dependencies=[Depends(require_api_key)])
+@stats_router.get("/ws/stats", response_model=WebSocketStats)
 async def ws_stats(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Connection and message counts."""
     return state.hub.stats()
