@@ -79,12 +79,16 @@ class TaskStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the task database {path}: {exc}") from None
         self._lock = threading.Lock()
+        self._closed = False
 
     def save(self, task: Task) -> None:
+        """Write a task; after ``close`` (a worker still finishing at shutdown) nothing is written."""
         row = (task.task_id, task.status, task.progress, task.message,
                json.dumps(task.result) if task.result is not None else None, task.error,
                task.created_at, task.updated_at, task.directory_path)
         with self._lock:
+            if self._closed:
+                return
             self._conn.execute(
                 f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                 row,
@@ -104,6 +108,7 @@ class TaskStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._conn.close()
 
 
