@@ -593,3 +593,50 @@ def test_unreadable_folder_is_403(client: TestClient, root: Path) -> None:
         assert body["error"] == "PermissionError"
     finally:
         locked.chmod(0o755)
+
+
+def test_oversized_upload_is_refused_before_its_body_is_read(tmp_path: Path, root: Path) -> None:
+    """A Content-Length over the limit is answered 413 at once; the body is never parsed."""
+    with TestClient(make_app(tmp_path, root, max_upload_bytes=1000)) as c:
+        body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n" + b"x" * 200_000
+        r = c.post(f"{API}/images/upload", content=body,
+                   headers={"content-type": "multipart/form-data; boundary=b"})
+        assert_envelope(r, 413, "UploadTooLargeError")
+    assert not (root / "uploads").exists()
+
+
+def test_server_package_uses_only_the_public_api() -> None:
+    """Layering: imgctx.server imports imgctx's public names (imgctx.__all__), never its private
+    modules; the one exception is the documented command line, whose ``serve`` command the
+    ``imgctx-server`` script runs."""
+    import ast
+
+    import imgctx
+    import imgctx.server
+
+    package = Path(imgctx.server.__file__).parent
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "imgctx":
+                if node.module == "imgctx":
+                    names = {alias.name for alias in node.names}
+                    assert names <= set(imgctx.__all__), f"{source.name}: {names - set(imgctx.__all__)}"
+                else:
+                    assert node.module.startswith("imgctx.server") or node.module == "imgctx.cli", \
+                        f"{source.name} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name == "imgctx" or not alias.name.startswith("imgctx.") \
+                        or alias.name.startswith("imgctx.server"), f"{source.name} imports {alias.name}"
+
+
+def test_serve_without_the_server_extra_names_the_install_command() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['fastapi'] = None\n"
+            "from imgctx.cli import main; sys.argv = ['imgctx', 'serve']; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert 'pip install "imgctx[server]"' in out.stderr
+    assert "Traceback" not in out.stderr

@@ -58,6 +58,26 @@ class _CountRequests:
             self.metrics.record(status, time.perf_counter() - start)
 
 
+class _LimitUploads:
+    """Pure ASGI middleware: refuses an upload whose Content-Length is over the limit with 413
+    before its body is read (the upload route also counts the bytes it receives)."""
+
+    def __init__(self, app: ASGIApp, path: str, limit: int) -> None:
+        self.app = app
+        self.path = path
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path:
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit:
+                body = envelope(413, "UploadTooLargeError", f"upload is over the {self.limit}-byte limit",
+                                limit=self.limit)
+                await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     listed = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -161,6 +181,8 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["*"],
                        allow_headers=["*"], allow_credentials="*" not in server.cors_origins)
+    # multipart framing adds a little to the file's size; the route enforces the exact limit
+    app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
     app.add_middleware(_CountRequests, metrics=state.metrics)
     return app
 
