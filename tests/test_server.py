@@ -324,9 +324,7 @@ def test_upload_refuses_a_decompression_bomb(tmp_path: Path, root: Path) -> None
 
     buf = io.BytesIO()
     Image.new("L", (6000, 6000)).save(buf, "PNG")
-    app = make_app(tmp_path, root)
-    app.state.imgctx.settings = app.state.imgctx.settings.with_overrides(max_image_pixels=1_000_000)
-    with TestClient(app) as c:
+    with TestClient(make_app(tmp_path, root, settings_changes={"max_image_pixels": 1_000_000})) as c:
         assert_envelope(_upload(c, buf.getvalue(), "bomb.png"), 413, "ImageTooLargeError")
     assert list((root / "uploads").iterdir()) == []
 

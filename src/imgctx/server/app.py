@@ -156,8 +156,8 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.owns_extractor:
-            state.extractor = await state.run(Extractor, settings=settings)
-        tasks_db = server.tasks_db or settings.db_path / "server_tasks.sqlite3"
+            state.extractor = await state.run(Extractor, settings=state.settings)
+        tasks_db = server.tasks_db or state.settings.db_path / "server_tasks.sqlite3"
         state.tasks = TaskManager(await state.run(TaskStore, tasks_db), state.hub)
         try:
             yield
