@@ -31,6 +31,7 @@ policy. Memory is linear in the number of images (``k`` pairs per image at most 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -190,9 +191,14 @@ class Items:
             dd = popcount(self.dhash[a] ^ self.dhash[b])
             cos = None if self.vectors is None else np.einsum("ij,ij->i", self.vectors[a], self.vectors[b])
             out[s:s + _PAIR_BLOCK] = combined_similarity(dp, dd, cos)
-        same = np.fromiter((self.content[x] == self.content[y] for x, y in zip(i, j, strict=True)), bool, len(i))
-        out[same] = 1.0
+        codes = self.content_codes
+        out[codes[i] == codes[j]] = 1.0
         return out
+
+    @functools.cached_property
+    def content_codes(self) -> np.ndarray:
+        """One integer per distinct content hash (equal bytes, equal code)."""
+        return np.unique(np.asarray(self.content, dtype=str), return_inverse=True)[1].reshape(-1)
 
 
 # -- candidate pairs -------------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarra
 
     Exact (FAISS flat) up to ``exact_limit`` rows. Beyond, approximate: the vectors are
     projected to ``SEARCH_DIM`` dimensions by a fixed random Gaussian matrix (which keeps inner
-    products up to a small error), and searched with an IVF index (4 sqrt(n) lists, 8 probed).
+    products up to a small error), and searched with an IVF index (2 sqrt(n) lists, 8 probed).
     Only the choice of candidates is approximate; they are scored with the full vectors.
     """
     import faiss
@@ -221,7 +227,7 @@ def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarra
             x = np.concatenate([x[s:s + 16384] @ projection for s in range(0, n, 16384)])
             x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
             dim = SEARCH_DIM
-        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+        nlist = max(1, min(int(2 * np.sqrt(n)), n // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
         sample = x if n <= 39 * nlist else x[np.random.default_rng(0).choice(n, 39 * nlist, replace=False)]
@@ -328,12 +334,22 @@ class UnionFind:
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
 
+    def roots(self) -> np.ndarray:
+        """Each element's set, as its root."""
+        parent = self.parent.copy()
+        while True:  # pointer jumping, all elements at once
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                return parent
+            parent = grand
+
     def components(self) -> list[list[int]]:
         """Sets of two or more members, each sorted, ordered by their smallest member."""
-        roots: dict[int, list[int]] = {}
-        for x in range(len(self.parent)):
-            roots.setdefault(self.find(x), []).append(x)
-        return sorted((m for m in roots.values() if len(m) > 1), key=lambda m: m[0])
+        roots = self.roots()
+        order = np.argsort(roots, kind="stable")
+        cuts = np.flatnonzero(np.diff(roots[order])) + 1
+        sets = [m.tolist() for m in np.split(order, cuts) if len(m) > 1]
+        return sorted(sets, key=lambda m: m[0])
 
 
 def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
@@ -362,13 +378,18 @@ def group_indexes(items: Items, threshold: float, keep: str = "first",
         for a, b in zip(i[hit].tolist(), j[hit].tolist(), strict=True):
             uf.union(a, b)
     key = _keep_key(items, keep)
-    groups = []
+    chosen = []
     for members in uf.components():
-        ordered = sorted(members, key=key)
-        rep, rest = ordered[0], ordered[1:]
-        rest.sort()
-        scores = items.score(np.full(len(rest), rep, np.int64), np.asarray(rest, np.int64))
-        groups.append((rep, rest, [float(s) for s in scores]))
+        rep = min(members, key=key)
+        chosen.append((rep, [m for m in members if m != rep]))
+    reps = np.asarray([rep for rep, rest in chosen for _ in rest], np.int64)
+    others = np.asarray([m for _, rest in chosen for m in rest], np.int64)
+    flat = items.score(reps, others).tolist() if len(reps) else []
+    groups = []
+    pos = 0
+    for rep, rest in chosen:
+        groups.append((rep, rest, flat[pos:pos + len(rest)]))
+        pos += len(rest)
     groups.sort(key=lambda g: g[0])
     return groups
 
