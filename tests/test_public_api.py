@@ -19,6 +19,7 @@ EXPECTED = {
     "Progress", "RecordNotFoundError", "SearchHit", "Settings", "SpaceSpec", "StoreError",
     "StoredVectors", "Tag", "__version__",
 }
+EXPECTED |= {"Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport"}
 
 
 def test_exported_names() -> None:
