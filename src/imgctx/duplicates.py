@@ -626,6 +626,7 @@ class Duplicates:
         deleted: list[str] = []
         failed: list[FailedFile] = []
         if not dry_run:
+            self.store.delete(list(removed))
             if delete_files:
                 for p in removed_paths:
                     try:
@@ -636,7 +637,6 @@ class Duplicates:
                         failed.append(FailedFile(p, f"cannot delete file: {exc.strerror or exc}"))
                         continue
                     deleted.append(p)
-            self.store.delete(list(removed))
         return RemovalReport(
             groups=report.groups, kept_ids=kept, removed_ids=removed, removed_paths=removed_paths,
             dry_run=bool(dry_run), keep=keep, threshold=threshold, files_deleted=tuple(deleted),
