@@ -203,9 +203,6 @@ class Items:
 
 # -- candidate pairs -------------------------------------------------------------------------------
 
-Neighbours = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-
-
 def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest rows by inner product: (sims, indexes), -1 where none.
 
@@ -250,13 +247,12 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return keys // n, keys % n
 
 
-def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS,
-                      neighbours: Neighbours | None = None) -> tuple[np.ndarray, np.ndarray]:
+def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
     """Pairs among each image's ``k`` nearest neighbours whose cosine can still reach the threshold."""
     if items.vectors is None or len(items) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     min_cos = 1.0 - EMBEDDING_SCALE * units_for(threshold)
-    sims, idx = (neighbours or knn)(items.vectors, k + 1)
+    sims, idx = knn(items.vectors, k + 1)
     rows = np.repeat(np.arange(len(items)), idx.shape[1])
     cols, s = idx.ravel(), sims.ravel()
     keep = (cols >= 0) & (s >= min_cos - _SEARCH_MARGIN)  # approximate sims: keep a margin
@@ -361,13 +357,12 @@ def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
 
 
 def group_indexes(items: Items, threshold: float, keep: str = "first",
-                  neighbours: Neighbours | None = None, k: int = NEIGHBOURS
-                  ) -> list[tuple[int, list[int], list[float]]]:
+                  k: int = NEIGHBOURS) -> list[tuple[int, list[int], list[float]]]:
     """Groups as (representative, other members, their similarity to the representative),
     indexes into ``items``; groups ordered by their representative."""
     n = len(items)
     parts = [exact_candidates(items), hash_candidates(items),
-             vector_candidates(items, threshold, k, neighbours)]
+             vector_candidates(items, threshold, k)]
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     i, j = _unique_pairs(i, j, max(n, 1)) if len(i) else (i, j)
@@ -568,17 +563,21 @@ class Duplicates:
             if len(chunk) < page:
                 return out
 
-    def _store_items(self) -> tuple[Items, Neighbours | None]:
+    def _store_items(self) -> Items:
+        """Every stored record with its image vector. A record without one (none should lack it
+        when there is an image embedder) gets a zero vector: only its exact copies can match it."""
         records = self._all_records()
         vectors = None
-        neighbours: Neighbours | None = None
         if self._embedder is not None and records:
             table: dict[str, np.ndarray] = {}
             for s in range(0, len(records), 500):  # SQLite limits the parameters of one query
                 table.update(self.store.vectors("image", [r.id for r in records[s:s + 500]]))
-            records = [r for r in records if r.id in table]  # a record without a vector cannot be compared
-            vectors = np.stack([table[r.id] for r in records]).astype(np.float32) if records else None
-        return Items.from_records(records, vectors), neighbours
+            dim = len(next(iter(table.values()))) if table else int(self._embedder.dim)
+            vectors = np.zeros((len(records), dim), np.float32)
+            for k, r in enumerate(records):
+                if r.id in table:
+                    vectors[k] = table[r.id]
+        return Items.from_records(records, vectors)
 
     def find_duplicates(self, threshold: float, directory: str | os.PathLike[str] | None,
                         recursive: bool, keep: str = "first") -> DuplicateReport:
@@ -587,14 +586,13 @@ class Duplicates:
         failed: list[FailedFile] = []
         if directory is None:
             self.ensure_ready()
-            items, neighbours = self._store_items()
+            items = self._store_items()
         else:
             paths = scan_directory(directory, recursive)
             self.ensure_ready()
             probes, failed = self._probe_files(paths)
             items = self._items_from_probes(probes)
-            neighbours = None
-        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep), neighbours))
+        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep)))
         return DuplicateReport(
             groups=groups, total_images=len(items),
             total_duplicates=sum(len(g.duplicate_ids) for g in groups), threshold=threshold,
