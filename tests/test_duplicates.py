@@ -342,6 +342,14 @@ def test_remove_duplicates_can_delete_the_files(indexed: tuple[Extractor, Path])
     assert Path(report.groups[0].representative_path) == largest
 
 
+def test_an_empty_store_or_folder_has_no_duplicates(tiny: Extractor, tmp_path: Path) -> None:
+    report = tiny.find_duplicates()
+    assert report.groups == () and report.total_images == 0 and report.total_duplicates == 0
+    (tmp_path / "empty").mkdir()
+    assert tiny.find_duplicates(directory=tmp_path / "empty").total_images == 0
+    assert tiny.remove_duplicates(dry_run=False).removed_ids == ()
+
+
 def test_duplicates_with_the_memory_store(tmp_path: Path, collection: Path) -> None:
     with Extractor(settings=settings_for_tests(tmp_path / "db", preset="tiny"), store="memory") as ex:
         ex.process_directory(collection)

@@ -31,6 +31,7 @@ policy. Memory is linear in the number of images (``k`` pairs per image at most 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -190,22 +191,24 @@ class Items:
             dd = popcount(self.dhash[a] ^ self.dhash[b])
             cos = None if self.vectors is None else np.einsum("ij,ij->i", self.vectors[a], self.vectors[b])
             out[s:s + _PAIR_BLOCK] = combined_similarity(dp, dd, cos)
-        same = np.fromiter((self.content[x] == self.content[y] for x, y in zip(i, j, strict=True)), bool, len(i))
-        out[same] = 1.0
+        codes = self.content_codes
+        out[codes[i] == codes[j]] = 1.0
         return out
+
+    @functools.cached_property
+    def content_codes(self) -> np.ndarray:
+        """One integer per distinct content hash (equal bytes, equal code)."""
+        return np.unique(np.asarray(self.content, dtype=str), return_inverse=True)[1].reshape(-1)
 
 
 # -- candidate pairs -------------------------------------------------------------------------------
-
-Neighbours = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-
 
 def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest rows by inner product: (sims, indexes), -1 where none.
 
     Exact (FAISS flat) up to ``exact_limit`` rows. Beyond, approximate: the vectors are
     projected to ``SEARCH_DIM`` dimensions by a fixed random Gaussian matrix (which keeps inner
-    products up to a small error), and searched with an IVF index (4 sqrt(n) lists, 8 probed).
+    products up to a small error), and searched with an IVF index (2 sqrt(n) lists, 8 probed).
     Only the choice of candidates is approximate; they are scored with the full vectors.
     """
     import faiss
@@ -221,7 +224,7 @@ def knn(vectors: np.ndarray, k: int, exact_limit: int = 5000) -> tuple[np.ndarra
             x = np.concatenate([x[s:s + 16384] @ projection for s in range(0, n, 16384)])
             x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
             dim = SEARCH_DIM
-        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+        nlist = max(1, min(int(2 * np.sqrt(n)), n // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
         sample = x if n <= 39 * nlist else x[np.random.default_rng(0).choice(n, 39 * nlist, replace=False)]
@@ -244,13 +247,12 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return keys // n, keys % n
 
 
-def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS,
-                      neighbours: Neighbours | None = None) -> tuple[np.ndarray, np.ndarray]:
+def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
     """Pairs among each image's ``k`` nearest neighbours whose cosine can still reach the threshold."""
     if items.vectors is None or len(items) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     min_cos = 1.0 - EMBEDDING_SCALE * units_for(threshold)
-    sims, idx = (neighbours or knn)(items.vectors, k + 1)
+    sims, idx = knn(items.vectors, k + 1)
     rows = np.repeat(np.arange(len(items)), idx.shape[1])
     cols, s = idx.ravel(), sims.ravel()
     keep = (cols >= 0) & (s >= min_cos - _SEARCH_MARGIN)  # approximate sims: keep a margin
@@ -328,12 +330,22 @@ class UnionFind:
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
 
+    def roots(self) -> np.ndarray:
+        """Each element's set, as its root."""
+        parent = self.parent.copy()
+        while True:  # pointer jumping, all elements at once
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                return parent
+            parent = grand
+
     def components(self) -> list[list[int]]:
         """Sets of two or more members, each sorted, ordered by their smallest member."""
-        roots: dict[int, list[int]] = {}
-        for x in range(len(self.parent)):
-            roots.setdefault(self.find(x), []).append(x)
-        return sorted((m for m in roots.values() if len(m) > 1), key=lambda m: m[0])
+        roots = self.roots()
+        order = np.argsort(roots, kind="stable")
+        cuts = np.flatnonzero(np.diff(roots[order])) + 1
+        sets = [m.tolist() for m in np.split(order, cuts) if len(m) > 1]
+        return sorted(sets, key=lambda m: m[0])
 
 
 def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
@@ -345,13 +357,12 @@ def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
 
 
 def group_indexes(items: Items, threshold: float, keep: str = "first",
-                  neighbours: Neighbours | None = None, k: int = NEIGHBOURS
-                  ) -> list[tuple[int, list[int], list[float]]]:
+                  k: int = NEIGHBOURS) -> list[tuple[int, list[int], list[float]]]:
     """Groups as (representative, other members, their similarity to the representative),
     indexes into ``items``; groups ordered by their representative."""
     n = len(items)
     parts = [exact_candidates(items), hash_candidates(items),
-             vector_candidates(items, threshold, k, neighbours)]
+             vector_candidates(items, threshold, k)]
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     i, j = _unique_pairs(i, j, max(n, 1)) if len(i) else (i, j)
@@ -362,13 +373,18 @@ def group_indexes(items: Items, threshold: float, keep: str = "first",
         for a, b in zip(i[hit].tolist(), j[hit].tolist(), strict=True):
             uf.union(a, b)
     key = _keep_key(items, keep)
-    groups = []
+    chosen = []
     for members in uf.components():
-        ordered = sorted(members, key=key)
-        rep, rest = ordered[0], ordered[1:]
-        rest.sort()
-        scores = items.score(np.full(len(rest), rep, np.int64), np.asarray(rest, np.int64))
-        groups.append((rep, rest, [float(s) for s in scores]))
+        rep = min(members, key=key)
+        chosen.append((rep, [m for m in members if m != rep]))
+    reps = np.asarray([rep for rep, rest in chosen for _ in rest], np.int64)
+    others = np.asarray([m for _, rest in chosen for m in rest], np.int64)
+    flat = items.score(reps, others).tolist() if len(reps) else []
+    groups = []
+    pos = 0
+    for rep, rest in chosen:
+        groups.append((rep, rest, flat[pos:pos + len(rest)]))
+        pos += len(rest)
     groups.sort(key=lambda g: g[0])
     return groups
 
@@ -547,17 +563,21 @@ class Duplicates:
             if len(chunk) < page:
                 return out
 
-    def _store_items(self) -> tuple[Items, Neighbours | None]:
+    def _store_items(self) -> Items:
+        """Every stored record with its image vector. A record without one (none should lack it
+        when there is an image embedder) gets a zero vector: only its exact copies can match it."""
         records = self._all_records()
         vectors = None
-        neighbours: Neighbours | None = None
         if self._embedder is not None and records:
             table: dict[str, np.ndarray] = {}
             for s in range(0, len(records), 500):  # SQLite limits the parameters of one query
                 table.update(self.store.vectors("image", [r.id for r in records[s:s + 500]]))
-            records = [r for r in records if r.id in table]  # a record without a vector cannot be compared
-            vectors = np.stack([table[r.id] for r in records]).astype(np.float32) if records else None
-        return Items.from_records(records, vectors), neighbours
+            dim = len(next(iter(table.values()))) if table else int(self._embedder.dim)
+            vectors = np.zeros((len(records), dim), np.float32)
+            for k, r in enumerate(records):
+                if r.id in table:
+                    vectors[k] = table[r.id]
+        return Items.from_records(records, vectors)
 
     def find_duplicates(self, threshold: float, directory: str | os.PathLike[str] | None,
                         recursive: bool, keep: str = "first") -> DuplicateReport:
@@ -566,14 +586,13 @@ class Duplicates:
         failed: list[FailedFile] = []
         if directory is None:
             self.ensure_ready()
-            items, neighbours = self._store_items()
+            items = self._store_items()
         else:
             paths = scan_directory(directory, recursive)
             self.ensure_ready()
             probes, failed = self._probe_files(paths)
             items = self._items_from_probes(probes)
-            neighbours = None
-        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep), neighbours))
+        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep)))
         return DuplicateReport(
             groups=groups, total_images=len(items),
             total_duplicates=sum(len(g.duplicate_ids) for g in groups), threshold=threshold,
@@ -605,6 +624,7 @@ class Duplicates:
         deleted: list[str] = []
         failed: list[FailedFile] = []
         if not dry_run:
+            self.store.delete(list(removed))
             if delete_files:
                 for p in removed_paths:
                     try:
@@ -615,7 +635,6 @@ class Duplicates:
                         failed.append(FailedFile(p, f"cannot delete file: {exc.strerror or exc}"))
                         continue
                     deleted.append(p)
-            self.store.delete(list(removed))
         return RemovalReport(
             groups=report.groups, kept_ids=kept, removed_ids=removed, removed_paths=removed_paths,
             dry_run=bool(dry_run), keep=keep, threshold=threshold, files_deleted=tuple(deleted),
