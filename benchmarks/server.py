@@ -20,7 +20,11 @@ Method
   ids as the library's answer for that query.
 - **Reported**: requests per second (requests / wall time of the run) and p50/p99 latency in
   milliseconds; the ratio HTTP p50 / library p50 at the same concurrency is the figure the
-  target (HTTP p50 within 2x) applies to. Everything runs in one command on one machine, so the
+  target (HTTP p50 within 2x) applies to, and the throughput ratio with ``--clients``. Library
+  threads time each call only while it runs: when a search is mostly Python code (the ``tiny``
+  preset), the interpreter lock makes the threads' calls run one after another and their waiting
+  is not in the library's p50, whereas the server's queue is in the HTTP p50; with a model that
+  releases the lock (``offline``) both sides include it. Everything runs in one command on one machine, so the
   client, the server and the library share its cores: read the ratios, not the absolute
   numbers.
 
@@ -218,13 +222,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, res in results.items():
             print(f"{name:<12} {res['clients']:>7} {res['requests_per_s']:>9.1f} {res['p50_ms']:>9.2f} "
                   f"{res['p99_ms']:>9.2f}")
+        n = args.clients
         ratios = {
             "p50_ratio_1_client": round(results["http_1"]["p50_ms"] / results["library_1"]["p50_ms"], 2),
-            f"p50_ratio_{args.clients}_clients": round(
-                results[f"http_{args.clients}"]["p50_ms"] / results[f"library_{args.clients}"]["p50_ms"], 2),
+            f"p50_ratio_{n}_clients": round(results[f"http_{n}"]["p50_ms"] / results[f"library_{n}"]["p50_ms"], 2),
+            f"throughput_ratio_{n}_clients": round(
+                results[f"http_{n}"]["requests_per_s"] / results[f"library_{n}"]["requests_per_s"], 2),
         }
-        print("\nHTTP p50 / library p50:", ", ".join(f"{k} = {v}" for k, v in ratios.items()),
-              "(target: within 2x)")
+        print("\nHTTP / library:", ", ".join(f"{k} = {v}" for k, v in ratios.items()),
+              "(target: p50 within 2x)")
+        print(f"(library threads time each call only while it runs: under the interpreter lock the "
+              f"{n} threads' pure-Python calls mostly run one after another, so their wait is not in "
+              f"the library's p50, while the server's queue is in the HTTP p50)")
         out = {"records": args.records, "preset": args.preset, "requests": args.requests,
                "omp_threads": os.environ.get("OMP_NUM_THREADS"),
                "cpu_count": os.cpu_count(), "results": results, "ratios": ratios}
