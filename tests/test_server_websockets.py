@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from server_support import make_app, photo_root  # noqa: E402
+from server_support import make_app, photo_root, wait_for  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from imgctx import Extractor  # noqa: E402
@@ -163,3 +163,20 @@ def test_ws_needs_the_api_key_when_configured(tmp_path: Path, root: Path) -> Non
             assert ws.receive_json()["type"] == "connected"
         with c.websocket_connect("/ws/search", headers={"X-API-Key": "k-1"}) as ws:
             assert ws.receive_json()["type"] == "connected"
+
+
+def test_ws_client_leaving_mid_stream_is_cleaned_up(tmp_path: Path, root: Path) -> None:
+    settings = settings_for_tests(tmp_path / "db", preset="tiny", batch_size=1)
+    with Extractor(settings=settings, image_embedder=TinyImageEmbedder(delay=0.05)) as ex, \
+            TestClient(make_app(tmp_path, root, extractor=ex)) as c:
+        with c.websocket_connect("/ws/processing") as ws:
+            ws.receive_json()
+            task_id = c.post(f"{API}/directories/process-async", json={"directory_path": "photos"}).json()["task_id"]
+            ws.receive_json()  # task_created; then leave while updates are still coming
+        wait_for(lambda: c.get(f"{API}/directories/task/{task_id}").json()["status"] == "completed")
+        stats = c.get("/ws/stats").json()
+        assert stats["active_connections"] == 0 and stats["subscriptions"]["processing"] == 0
+        with c.websocket_connect("/ws") as ws:
+            ws.receive_json()
+            ws.send_json({"type": "ping"})
+            assert ws.receive_json()["type"] == "pong"
