@@ -91,6 +91,8 @@ def test_check_an_image_against_a_directory(client: TestClient, root: Path) -> N
                                              "similarity_threshold": 0.9}).json()
     assert body["total_images"] == 8
     assert _names(body["duplicate_groups"][0]["paths"]) == {"chelsea.jpg", "copy.jpg", "small.jpg"}
+    missing = client.post(f"{DUP}/check", json={"image_path": "photos/none.jpg", "directory_path": "photos"})
+    assert_envelope(missing, 404, "ImageNotFoundError")
 
 
 def test_compare_returns_every_metric(client: TestClient) -> None:

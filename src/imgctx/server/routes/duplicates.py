@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from imgctx import ImgctxError
+from imgctx import ImgctxError, load_image
 from imgctx.server.errors import PathNotAllowedError
 from imgctx.server.routes.directories import confined_scan
 from imgctx.server.schemas import (
@@ -60,6 +60,7 @@ def _image_against_folder(state: AppState, image: Path, files: list[Path], thres
     """Compare one image with every image file of a folder (pairwise: one decode per file)."""
     start = time.perf_counter()
     ex = state.extractor
+    load_image(image, ex.settings.max_image_pixels, ex.settings.max_file_bytes)  # a bad image fails once
     own = ex.store.get_by_path(str(image))
     ids: list[str] = []
     scores: list[float] = []
