@@ -132,7 +132,7 @@ def test_killed_server_shows_its_task_as_interrupted(tmp_path: Path, photo_dir: 
 
     root = tmp_path / "root"
     (root / "many").mkdir(parents=True)
-    for i in range(1500):
+    for i in range(1000):
         Image.new("RGB", (40, 30), (i % 256, (7 * i) % 256, 90)).save(root / "many" / f"{i:04}.png")
     port = free_port()
     env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_BATCH_SIZE": "4", "IMGCTX_PORT": str(port)}
