@@ -24,7 +24,7 @@ Grouping never builds an n x n matrix. Candidate pairs come from (1) the content
 copies), (2) the vector index: each image's ``k`` nearest neighbours, kept if their cosine can
 still reach the threshold, and (3) a multi-index hash table: the 128 hash bits cut into eight
 16-bit chunks, two images being candidates when one chunk is equal (every pair within 7 bits in
-total is found, and most within ~20). Candidates are scored exactly, pairs at or above the
+total is found, and most within about 12). Candidates are scored exactly, pairs at or above the
 threshold are joined with union-find, and each group's representative is chosen by a keep
 policy. Memory is linear in the number of images (``k`` pairs per image at most per source).
 """
