@@ -37,6 +37,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[offline,dev]")
+    session.install("-e", ".[offline,dev,bench]")
     session.run("python", "benchmarks/ingest.py")
     session.run("python", "benchmarks/retrieval.py")
+    session.run("python", "benchmarks/duplicates.py")
