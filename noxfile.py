@@ -37,7 +37,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[offline,server,dev]")
+    session.install("-e", ".[offline,server,dev,bench]")
     session.run("python", "benchmarks/ingest.py")
     session.run("python", "benchmarks/retrieval.py")
+    session.run("python", "benchmarks/duplicates.py")
     session.run("python", "benchmarks/server.py", "--omp-threads", "1")

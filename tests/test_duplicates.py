@@ -366,3 +366,9 @@ def test_duplicates_without_an_image_embedder_use_the_hashes(tmp_path: Path, col
         assert cmp.embedding_cosine is None and cmp.similarity == pytest.approx(cmp.hash_similarity)
         report = ex.find_duplicates(directory=collection)
         assert {Path(g.representative_path).name for g in report.groups} == {"chelsea.jpg", "coffee.jpg"}
+        ex.process_directory(collection)
+        assert ex.find_duplicates().total_duplicates == report.total_duplicates
+        matches = ex.check_image(collection / "coffee_q40.jpg")  # scans the stored hashes
+        assert {m.record.filename for m in matches} == {
+            "coffee.jpg", "coffee_copy.jpg", "coffee_small.jpg", "coffee_bright.jpg", "coffee_png.png"}
+        assert all(m.comparison.embedding_cosine is None for m in matches)

@@ -24,7 +24,7 @@ Grouping never builds an n x n matrix. Candidate pairs come from (1) the content
 copies), (2) the vector index: each image's ``k`` nearest neighbours, kept if their cosine can
 still reach the threshold, and (3) a multi-index hash table: the 128 hash bits cut into eight
 16-bit chunks, two images being candidates when one chunk is equal (every pair within 7 bits in
-total is found, and most within ~20). Candidates are scored exactly, pairs at or above the
+total is found, and most within about 12). Candidates are scored exactly, pairs at or above the
 threshold are joined with union-find, and each group's representative is chosen by a keep
 policy. Memory is linear in the number of images (``k`` pairs per image at most per source).
 """
@@ -35,6 +35,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -452,42 +453,51 @@ class Duplicates:
                 return None
         return _Probe(path, record.content_hash, record.phash, record.dhash, vector, record.size, record.file_size)
 
-    def _probe_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[_Probe], list[FailedFile]]:
-        """Hashes and vectors of files: from the store when indexed and unchanged, else computed."""
-        probes: list[_Probe | None] = []
-        failed: list[FailedFile] = []
-        todo: list[tuple[int, Any]] = []
+    def _decode(self, path: str) -> tuple[Any, str, str]:
         s = self.settings
-        side = self.components.decode_side()
-        for raw in paths:
+        img = load_image(path, s.max_image_pixels, s.max_file_bytes, self.components.decode_side())
+        ph, dh = perceptual_hashes(img.image)
+        return img, ph, dh
+
+    def _probe_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[_Probe], list[FailedFile]]:
+        """Hashes and vectors of files, in input order: from the store when indexed and
+        unchanged, else decoded (in ``decode_workers`` threads) and embedded in batches."""
+        probes: dict[int, _Probe] = {}
+        failed: list[FailedFile] = []
+        todo: list[tuple[int, str]] = []
+        for k, raw in enumerate(paths):
             path = str(absolute(raw))
             stored = self._stored_probe(path)
             if stored is not None:
-                probes.append(stored)
-                continue
-            try:
-                img = load_image(path, s.max_image_pixels, s.max_file_bytes, side)
-                ph, dh = perceptual_hashes(img.image)
-            except ImgctxError as exc:
-                reason = exc.reason if isinstance(exc, ImageError) else str(exc)
-                failed.append(FailedFile(path, reason))
-                continue
-            probes.append(_Probe(path, img.content_hash, ph, dh, None, img.size, img.file_size))
-            todo.append((len(probes) - 1, img.image))
-            if len(todo) >= s.batch_size:
-                self._embed(probes, todo)
-                todo = []
-        if todo:
-            self._embed(probes, todo)
-        return [p for p in probes if p is not None], failed
+                probes[k] = stored
+            else:
+                todo.append((k, path))
+        batch = self.settings.batch_size
+        with ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="imgctx-dup") as pool:
+            for start in range(0, len(todo), batch):
+                chunk = todo[start:start + batch]
+                futures = [pool.submit(self._decode, path) for _, path in chunk]
+                images: list[tuple[_Probe, Any]] = []
+                for (k, path), fut in zip(chunk, futures, strict=True):
+                    try:
+                        img, ph, dh = fut.result()
+                    except ImgctxError as exc:
+                        failed.append(FailedFile(path, exc.reason if isinstance(exc, ImageError) else str(exc)))
+                        continue
+                    except Exception as exc:  # one bad file never stops the run
+                        failed.append(FailedFile(path, f"unexpected error: {type(exc).__name__}: {exc}"))
+                        continue
+                    probe = _Probe(img.path, img.content_hash, ph, dh, None, img.size, img.file_size)
+                    probes[k] = probe
+                    images.append((probe, img.image))
+                self._embed(images)
+        return [probes[k] for k in sorted(probes)], failed
 
-    def _embed(self, probes: list[_Probe | None], todo: list[tuple[int, Any]]) -> None:
-        if self._embedder is None:
+    def _embed(self, images: Sequence[tuple[_Probe, Any]]) -> None:
+        if self._embedder is None or not images:
             return
-        vecs = self._embedder.embed_images([img for _, img in todo])
-        for (k, _), v in zip(todo, vecs, strict=True):
-            probe = probes[k]
-            assert probe is not None
+        vecs = self._embedder.embed_images([img for _, img in images])
+        for (probe, _), v in zip(images, vecs, strict=True):
             probe.vector = np.asarray(v, np.float32)
 
     def _probe(self, path: str | os.PathLike[str]) -> _Probe:
