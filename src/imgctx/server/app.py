@@ -179,10 +179,11 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                    websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
+    # the last added is the outermost: counting, then CORS (so a 413 carries its headers), then
+    # the upload limit (multipart framing adds a little to the file; the route checks exactly)
+    app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
     app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins), allow_methods=["*"],
                        allow_headers=["*"], allow_credentials="*" not in server.cors_origins)
-    # multipart framing adds a little to the file's size; the route enforces the exact limit
-    app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
     app.add_middleware(_CountRequests, metrics=state.metrics)
     return app
 
