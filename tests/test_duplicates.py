@@ -171,6 +171,29 @@ def test_a_huge_bucket_of_identical_hashes_stays_linear() -> None:
     assert _partition(groups) == {frozenset(range(n))}
 
 
+def test_large_sets_use_the_approximate_search_and_still_find_the_copies() -> None:
+    """Past the exact-search limit, vectors are projected and searched with IVF. The planted
+    copies differ by 2 bits in every 16-bit hash chunk, so the hash index cannot pair them and
+    only the vector index can; they are still grouped."""
+    rng = np.random.default_rng(7)
+    n, dim, copies = 6000, 256, 300
+    base = rng.standard_normal((n, dim)).astype(np.float32)
+    source = rng.choice(n, copies, replace=False)
+    noisy = base[source] + 0.15 * rng.standard_normal((copies, dim)).astype(np.float32)
+    vectors = np.concatenate([base, noisy])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ph = rng.integers(0, 2**63, n, dtype=np.uint64)
+    dh = rng.integers(0, 2**63, n, dtype=np.uint64)
+    flips = np.uint64(sum(1 << (16 * c + b) for c in range(4) for b in (3, 11)))
+    items = _items(np.concatenate([ph, ph[source] ^ flips]).tolist(),
+                   np.concatenate([dh, dh[source] ^ flips]).tolist(), vectors)
+    planted = {(int(s), n + k) for k, s in enumerate(source)}
+    i, j = hash_candidates(items)
+    assert not set(zip(i.tolist(), j.tolist(), strict=True)) & planted  # invisible to the hash index
+    partition = _partition(group_indexes(items, 0.95))
+    assert partition == {frozenset(pair) for pair in planted}
+
+
 # -- the Extractor methods (tiny models, real faiss store) -----------------------------------------
 
 
