@@ -161,6 +161,12 @@ def test_calibration_maps_the_clip_range_onto_0_1() -> None:
         Settings.from_values(clip_score_range=(0.3, 0.2))
 
 
+@pytest.mark.parametrize("text", ["0.1,0.3", "[0.1, 0.3]"])
+def test_clip_score_range_from_the_environment(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("IMGCTX_CLIP_SCORE_RANGE", text)
+    assert Settings().clip_score_range == (0.1, 0.3)
+
+
 # -- the backends against the libraries they wrap -------------------------------------------------
 
 

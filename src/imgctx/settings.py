@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         "openai/clip-vit-base-patch32",
         description="transformers CLIP model for the `clip` embedder: a hub id or a folder.",
     )
-    clip_score_range: tuple[float, float] = Field(
+    clip_score_range: Annotated[tuple[float, float], NoDecode] = Field(
         (0.15, 0.35),
         description="CLIP text-to-image cosines mapped linearly onto [0, 1] for search scores (low, high).",
     )
@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clip_score_range", mode="before")
+    @classmethod
+    def _parse_range(cls, value: object) -> object:
+        """From the environment: ``0.15,0.35`` or JSON ``[0.15, 0.35]``."""
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.strip().strip("[]()").split(",") if v.strip())
+        return value
 
     @field_validator("clip_score_range")
     @classmethod
