@@ -20,10 +20,10 @@ from imgctx.settings import Settings
 from imgctx.types import Tag
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
-#: Images per generate call on CPU. Beam search reorders the decoder's caches, the image
-#: cross-attention included, at every step, so per-image time grows with the batch beyond a
-#: few images. BLIP base, 3 beams, 20 tokens, 1 thread: 3.1 s/image one at a time, 2.8 in
-#: fours, 4.1 in eights; 8.8 in batches of 32 with 30 tokens (see docs/models.md).
+#: Images per generate call on CPU. With beam search, per-image time grows with the batch
+#: beyond a few images (likely the per-step reordering of the decoder's caches; not profiled).
+#: BLIP base, 3 beams, 20 tokens, 1 thread: 3.1 s/image one at a time, 2.8 in fours, 4.1 in
+#: eights; 8.8 in batches of 32 with 30 tokens (see docs/models.md).
 CPU_MICRO_BATCH = 4
 
 
