@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     store: str = Field(
         "faiss", description="Vector store plugin name."
     )
+    store_url: str | None = Field(
+        None, description="URL of a Chroma or Qdrant server; unset: the store is embedded in db_path.",
+    )
+    store_api_key: str | None = Field(
+        None, repr=False, description="API key sent to the store server (Qdrant api-key, Chroma token).",
+    )
     device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", validation_alias=_contract("DEVICE"), description="Device models run on."
     )

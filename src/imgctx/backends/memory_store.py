@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.backends.store_common import check_spaces, checked_vectors, normalise_objects
 from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
@@ -40,12 +40,14 @@ class MemoryStore:
 
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         with self._lock:
-            for item in items:
+            checked = [checked_vectors(item, self._spaces, "the memory store", require_all=False)
+                       if self._spaces else item.vectors for item in items]  # all or nothing
+            for item, vectors in zip(items, checked, strict=True):
                 r = item.record
                 tags = tuple(Tag(t.label.lower(), t.score, t.coarse) for t in r.tags)
                 self._records[r.id] = replace(r, tags=tags, objects=tuple(o.lower() for o in r.objects))
-                for space, vec in item.vectors.items():
-                    self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32)
+                for space, vec in vectors.items():
+                    self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32).reshape(-1)
 
     def get(self, record_id: str) -> ImageRecord | None:
         with self._lock:

@@ -1,0 +1,50 @@
+"""Every built-in store passes the one conformance suite from ``imgctx.testing``.
+
+The chroma and qdrant classes skip (saying so) where their optional package is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgctx.backends.faiss_store import FaissStore
+from imgctx.backends.memory_store import MemoryStore
+from imgctx.testing import StoreConformance
+
+
+class TestFaissStore(StoreConformance):
+    def open_store(self, location: Path) -> Any:
+        return FaissStore(location)
+
+
+class TestFaissStoreApproximate(StoreConformance):
+    """The faiss store with IVF search from the first vectors on (exact_search_limit=0)."""
+
+    def open_store(self, location: Path) -> Any:
+        return FaissStore(location, exact_search_limit=0)
+
+
+class TestMemoryStore(StoreConformance):
+    persistent = False
+
+    def open_store(self, location: Path) -> Any:
+        return MemoryStore()
+
+
+class TestChromaStore(StoreConformance):
+    def open_store(self, location: Path) -> Any:
+        pytest.importorskip("chromadb")
+        from imgctx.backends.chroma_store import ChromaStore
+
+        return ChromaStore(path=location)
+
+
+class TestQdrantStore(StoreConformance):
+    def open_store(self, location: Path) -> Any:
+        pytest.importorskip("qdrant_client")
+        from imgctx.backends.qdrant_store import QdrantStore
+
+        return QdrantStore(path=location)
