@@ -281,3 +281,38 @@ class StoreConformance:
         for counts in seen:
             assert counts == sorted(counts) and counts[-1] == 80  # never goes back, ends complete
         assert store.count() == 80 and store.count(["cat"]) == 40
+
+    # -- through the Extractor ------------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    def photos(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        pytest.importorskip("skimage")
+        from imgctx.testing import write_sample_photos
+
+        folder = tmp_path_factory.mktemp("conformance-photos")
+        write_sample_photos(folder)
+        return folder
+
+    def test_extractor_results_match_the_reference_store(self, photos: Path, tmp_path: Path) -> None:
+        """Search (with an object filter and min_score), list and count through an Extractor
+        with the tiny models give what the exact in-memory store gives."""
+        from imgctx import Extractor
+        from imgctx.testing import settings_for_tests
+
+        settings = settings_for_tests(tmp_path / "db", preset="tiny")
+        with Extractor(settings=settings, store=self.open_store(tmp_path / "under-test")) as ex, \
+                Extractor(settings=settings, store="memory") as ref:
+            for e in (ex, ref):
+                report = e.process_directory(photos)
+                assert report.failed == 0 and report.processed == len(list(photos.iterdir()))
+            colours = sorted({o for r in ref.list() for o in r.objects if o in ("red", "green", "blue")})
+            for kwargs in ({}, {"objects": colours[:1]}, {"min_score": 0.2}, {"objects": ["BRIGHT", "dark"], "min_score": 0.1}):
+                got, want = ex.search("bright red colour", limit=4, **kwargs), ref.search("bright red colour", limit=4, **kwargs)
+                assert [h.record.id for h in got] == [h.record.id for h in want], kwargs
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+                assert [(h.record.image_info(), h.record.tags) for h in got] == [
+                    (h.record.image_info(), h.record.tags) for h in want]
+            image = sorted(photos.iterdir())[0]
+            assert [h.record.id for h in ex.search_image(image, limit=3)] == [h.record.id for h in ref.search_image(image, limit=3)]
+            assert ex.count() == ref.count() and ex.count(colours[:1]) == ref.count(colours[:1])
+            assert [r.id for r in ex.list(limit=3, offset=1)] == [r.id for r in ref.list(limit=3, offset=1)]
