@@ -95,8 +95,7 @@ class ChromaStore:
     name = "chroma"
 
     def __init__(self, path: str | os.PathLike[str] | None = None, url: str | None = None,
-                 collection: str = "image_contexts", api_key: str | None = None,
-                 timeout: float = 10.0) -> None:
+                 collection: str = "image_contexts", api_key: str | None = None) -> None:
         if (path is None) == (url is None):
             raise StoreError("the chroma store needs either a path (embedded) or a url (server)")
         chromadb = _import_chromadb()
@@ -112,7 +111,6 @@ class ChromaStore:
                 parts = urlsplit(url)
                 if parts.scheme not in ("http", "https") or not parts.hostname:
                     raise StoreError(f"not a Chroma server URL: {url!r} (expected http://host:port)")
-                chroma_settings.chroma_server_request_timeout_seconds = timeout  # type: ignore[attr-defined]
                 headers = {"x-chroma-token": api_key} if api_key else None
                 self._client = chromadb.HttpClient(
                     host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
@@ -306,8 +304,17 @@ class ChromaStore:
         with self._lock:
             client, self._client = getattr(self, "_client", None), None
             self._cols = {}
-            if client is not None and hasattr(client, "close"):
-                client.close()
+            if client is None:
+                return
+            server = getattr(client, "_server", None)
+            client.close()
+            # chromadb's HTTP client never closes its connection pool; once the last client of
+            # that server has gone (the shared system was released), close it here.
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            session = getattr(server, "_session", None)
+            if session is not None and getattr(client, "_identifier", None) not in SharedSystemClient._identifier_to_system:
+                session.close()
 
 
 def chroma_factory(settings: Settings, **options: Any) -> ChromaStore:
