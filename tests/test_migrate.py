@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from imgctx.backends.faiss_store import FaissStore
 from imgctx.backends.memory_store import MemoryStore
 from imgctx.cli import cli
-from imgctx.errors import ConfigurationError, IncompatibleIndexError, StoreError
+from imgctx.errors import ConfigurationError, IncompatibleIndexError
 from imgctx.migrate import StoreURI, migrate, open_store, parse_store_uri
 from imgctx.testing import CONFORMANCE_SPACES, make_item, settings_for_tests
 from imgctx.types import SpaceSpec

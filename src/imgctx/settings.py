@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     store_api_key: str | None = Field(
         None, repr=False, description="API key sent to the store server (Qdrant api-key, Chroma token).",
     )
+    store_shards: int | None = Field(
+        None, ge=1, description="Qdrant: shards of a collection the store creates (server default if unset).",
+    )
+    store_replication: int | None = Field(
+        None, ge=1, description="Qdrant: replication factor of a collection the store creates (server default if unset).",
+    )
     device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", validation_alias=_contract("DEVICE"), description="Device models run on."
     )

@@ -97,7 +97,8 @@ class QdrantStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, url: str | None = None,
                  collection: str = "image_contexts", api_key: str | None = None,
-                 timeout: int = 10, upsert_batch: int = 256) -> None:
+                 timeout: int = 10, upsert_batch: int = 256, shards: int | None = None,
+                 replication: int | None = None) -> None:
         if (path is None) == (url is None):
             raise StoreError("the qdrant store needs either a path (local mode) or a url (server)")
         qdrant_client = _import_qdrant()
@@ -108,6 +109,7 @@ class QdrantStore:
         self.local = url is None
         self.where = url if url is not None else str(path)
         self.upsert_batch = max(1, upsert_batch)
+        self.shards, self.replication = shards, replication
         self._lock = threading.RLock()  # local mode is not thread-safe; a server client is, but cheap
         self._client: Any = None
         try:
@@ -160,6 +162,7 @@ class QdrantStore:
                 self.collection,
                 vectors_config={s.name: m.VectorParams(size=s.dim, distance=m.Distance.DOT) for s in spaces},
                 metadata={"imgctx_spaces": spaces_to_json(spaces), "imgctx_payload_version": PAYLOAD_VERSION},
+                shard_number=self.shards, replication_factor=self.replication,
             )
             if not self.local:  # local mode has no payload indexes (it warns and scans)
                 for name in _KEYWORD_FIELDS:
@@ -324,7 +327,8 @@ class QdrantStore:
 
 def qdrant_factory(settings: Settings, **options: Any) -> QdrantStore:
     """``store_url`` set: a Qdrant server or cluster; otherwise local mode in ``db_path``."""
-    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key)
+    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key,
+                                  shards=settings.store_shards, replication=settings.store_replication)
     if not ({"path", "url"} & set(options)):
         if settings.store_url:
             kwargs["url"] = settings.store_url
