@@ -48,3 +48,19 @@ class TestQdrantStore(StoreConformance):
         from imgctx.backends.qdrant_store import QdrantStore
 
         return QdrantStore(path=location)
+
+
+def test_registering_the_stores_imports_no_client_library() -> None:
+    """chroma and qdrant are built-in plugins, but their packages load only when opened."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from imgctx.plugins import load_registry\n"
+        "import imgctx.migrate, imgctx.testing\n"
+        "names = load_registry().names('store')\n"
+        "print(','.join(names) + '|' + ','.join(m for m in ('chromadb', 'qdrant_client', 'pytest') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "chroma,faiss,memory,qdrant|"

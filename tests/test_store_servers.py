@@ -127,7 +127,7 @@ def test_chroma_collection_built_by_other_models_is_refused_when_opened(chroma_u
     built.close()
     settings = settings_for_tests(tmp_path, preset="tiny", store="chroma", store_url=chroma_url,
                                   collection_name="other-models")
-    with pytest.raises(IncompatibleIndexError, match="someone-elses-model"):
+    with pytest.raises(IncompatibleIndexError, match=f"the store at {chroma_url} was built with image=someone-elses-model"):
         Extractor(settings=settings)
 
 
@@ -149,6 +149,22 @@ def test_local_folders_built_by_other_models_are_refused_when_opened(tmp_path: P
         settings = settings_for_tests(tmp_path / kind, preset="tiny", store=kind)
         with pytest.raises(IncompatibleIndexError, match="conf-img"):
             Extractor(settings=settings)
+
+
+def test_collections_not_made_by_imgctx_are_refused_when_opened(tmp_path: Path) -> None:
+    import chromadb
+    from qdrant_client import QdrantClient, models
+
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
+    client.create_collection("image_contexts", metadata={"owner": "someone else"})
+    client.close()
+    with pytest.raises(StoreError, match="not created by imgctx"):
+        ChromaStore(path=tmp_path / "chroma")
+    qdrant = QdrantClient(path=str(tmp_path / "qdrant"))
+    qdrant.create_collection("image_contexts", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    qdrant.close()
+    with pytest.raises(StoreError, match="not created by imgctx"):
+        QdrantStore(path=tmp_path / "qdrant")
 
 
 def test_qdrant_local_folder_in_use_is_a_store_error(tmp_path: Path) -> None:

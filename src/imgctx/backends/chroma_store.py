@@ -129,16 +129,20 @@ class ChromaStore:
     # -- spaces --------------------------------------------------------------------------------
 
     def _read_spaces(self) -> dict[str, SpaceSpec]:
-        names = {c if isinstance(c, str) else c.name for c in self._client.list_collections()}
-        if self.collection not in names:
+        from chromadb.errors import NotFoundError
+
+        try:
+            meta = self._client.get_collection(self.collection, embedding_function=None).metadata or {}
+        except NotFoundError:
             return {}
-        meta = self._client.get_collection(self.collection).metadata or {}
         version = meta.get("imgctx_payload_version")
         if version is not None and int(version) != PAYLOAD_VERSION:
             raise StoreError(f"the chroma collection {self.collection!r} at {self.where} was written by "
                              f"another imgctx version (payload layout {version}, this one reads {PAYLOAD_VERSION})")
         text = meta.get("imgctx_spaces")
-        return spaces_from_json(text) if text else {}
+        if not text:
+            raise StoreError(f"the chroma collection {self.collection!r} at {self.where} was not created by imgctx")
+        return spaces_from_json(text)
 
     @property
     def spaces(self) -> dict[str, SpaceSpec]:
