@@ -229,3 +229,24 @@ def test_faiss_a_new_id_at_an_old_path_replaces_it_everywhere(tmp_path: Path) ->
     assert s._indexes["image"].ntotal == 1
     assert s.query("image", make_item(1).vectors["image"], 5)[0][0] == "id0002"
     s.close()
+
+
+@pytest.mark.parametrize("limit", [50_000, 0])
+def test_faiss_filter_cache_follows_every_write(tmp_path: Path, limit: int) -> None:
+    """Filtered searches reuse the filter's record ids only until the next write, by any handle."""
+    a, b = FaissStore(tmp_path, exact_search_limit=limit), FaissStore(tmp_path, exact_search_limit=limit)
+    a.configure(SPACES)
+    b.configure(SPACES)
+    items = [make_item(i, ("cat",) if i % 2 else ("dog",)) for i in range(60)]
+    a.upsert(items)
+    q = items[10].vectors["image"]  # a dog
+    assert "id0010" not in {h[0] for h in a.query("image", q, 5, ["cat"])}
+    b.upsert([make_item(10, ("cat",), seed=10)])  # another handle makes it a cat
+    assert a.query("image", q, 1, ["cat"])[0][0] == "id0010"
+    a.delete(["id0010"])
+    assert "id0010" not in {h[0] for h in a.query("image", q, 5, ["cat"])}
+    assert a.query("image", q, 5, ["bird"]) == []
+    b.upsert([make_item(99, ("bird",))])
+    assert [h[0] for h in a.query("image", q, 5, ["bird"])] == ["id0099"]
+    a.close()
+    b.close()
