@@ -26,6 +26,7 @@ class MemoryStore:
         self._records: dict[str, ImageRecord] = {}
         self._vectors: dict[str, dict[str, np.ndarray]] = {}
         self._spaces: dict[str, SpaceSpec] = {}
+        self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}  # space -> ids, stacked vectors
 
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
         with self._lock:
@@ -40,6 +41,7 @@ class MemoryStore:
 
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         with self._lock:
+            self._matrices = {}
             checked = [checked_vectors(item, self._spaces, "the memory store", require_all=False)
                        if self._spaces else item.vectors for item in items]  # all or nothing
             for item, vectors in zip(items, checked, strict=True):
@@ -72,6 +74,7 @@ class MemoryStore:
 
     def delete(self, record_ids: Sequence[str]) -> int:
         with self._lock:
+            self._matrices = {}
             n = 0
             for rid in record_ids:
                 if self._records.pop(rid, None) is not None:
@@ -98,16 +101,27 @@ class MemoryStore:
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
     ) -> builtins.list[tuple[str, float]]:
-        with self._lock:  # one consistent snapshot of ids and vectors
-            ids = [r.id for r in self._matching(objects)]
-            table = self._vectors.get(space, {})
-            ids = [i for i in ids if i in table]
-            if not ids or k <= 0:
-                return []
-            matrix = np.stack([table[i] for i in ids])
-        sims = matrix @ np.asarray(vector, np.float32).reshape(-1)
+        with self._lock:  # one consistent snapshot of ids and vectors, stacked once per write
+            if space not in self._matrices:
+                table = self._vectors.get(space, {})
+                ids = list(table)
+                self._matrices[space] = (ids, np.stack([table[i] for i in ids]) if ids else np.zeros((0, 0), np.float32))
+            ids, matrix = self._matrices[space]
+            wanted = normalise_objects(objects)
+            rows: np.ndarray | None = None
+            if wanted is not None:
+                ws = set(wanted)
+                records = self._records
+                rows = np.fromiter(
+                    (j for j, rid in enumerate(ids) if rid in records and ws.intersection(records[rid].objects)),
+                    dtype=np.int64,
+                )
+        if not ids or k <= 0 or (rows is not None and not len(rows)):
+            return []
+        sims = (matrix if rows is None else matrix[rows]) @ np.asarray(vector, np.float32).reshape(-1)
         order = np.argsort(-sims)[:k]
-        return [(ids[j], float(sims[j])) for j in order]
+        picked = order if rows is None else rows[order]
+        return [(ids[j], float(sims[o])) for j, o in zip(picked, order, strict=True)]
 
     def close(self) -> None:
         return None
