@@ -27,6 +27,7 @@ class MemoryStore:
         self._vectors: dict[str, dict[str, np.ndarray]] = {}
         self._spaces: dict[str, SpaceSpec] = {}
         self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}  # space -> ids, stacked vectors
+        self._filter_rows: dict[tuple[str, ...], np.ndarray] = {}  # (space, *labels) -> matrix rows
 
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
         with self._lock:
@@ -41,7 +42,7 @@ class MemoryStore:
 
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         with self._lock:
-            self._matrices = {}
+            self._matrices, self._filter_rows = {}, {}
             checked = [checked_vectors(item, self._spaces, "the memory store", require_all=False)
                        if self._spaces else item.vectors for item in items]  # all or nothing
             for item, vectors in zip(items, checked, strict=True):
@@ -74,7 +75,7 @@ class MemoryStore:
 
     def delete(self, record_ids: Sequence[str]) -> int:
         with self._lock:
-            self._matrices = {}
+            self._matrices, self._filter_rows = {}, {}
             n = 0
             for rid in record_ids:
                 if self._records.pop(rid, None) is not None:
@@ -110,16 +111,22 @@ class MemoryStore:
             wanted = normalise_objects(objects)
             rows: np.ndarray | None = None
             if wanted is not None:
-                ws = set(wanted)
-                records = self._records
-                rows = np.fromiter(
-                    (j for j, rid in enumerate(ids) if rid in records and ws.intersection(records[rid].objects)),
-                    dtype=np.int64,
-                )
+                key = (space, *wanted)
+                rows = self._filter_rows.get(key)
+                if rows is None:  # the matrix rows of matching records, kept until the next write
+                    ws, records = set(wanted), self._records
+                    rows = np.fromiter(
+                        (j for j, rid in enumerate(ids) if rid in records and ws.intersection(records[rid].objects)),
+                        dtype=np.int64,
+                    )
+                    if len(self._filter_rows) >= 64:
+                        self._filter_rows.clear()
+                    self._filter_rows[key] = rows
         if not ids or k <= 0 or (rows is not None and not len(rows)):
             return []
         sims = (matrix if rows is None else matrix[rows]) @ np.asarray(vector, np.float32).reshape(-1)
-        order = np.argsort(-sims)[:k]
+        top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+        order = top[np.argsort(-sims[top], kind="stable")]
         picked = order if rows is None else rows[order]
         return [(ids[j], float(sims[o])) for j, o in zip(picked, order, strict=True)]
 
