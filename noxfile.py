@@ -14,7 +14,7 @@ def install_and_test(session: nox.Session, extras: str, *pytest_args: str) -> No
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    install_and_test(session, "offline,heif,dev")
+    install_and_test(session, "offline,heif,server,dev")
 
 
 @nox.session(name="tests-core")
@@ -37,6 +37,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[offline,dev]")
+    session.install("-e", ".[offline,server,dev,bench]")
     session.run("python", "benchmarks/ingest.py")
     session.run("python", "benchmarks/retrieval.py")
+    session.run("python", "benchmarks/duplicates.py")
+    session.run("python", "benchmarks/server.py", "--omp-threads", "1")

@@ -259,3 +259,19 @@ def test_anchors_point_to_existing_headings() -> None:
             if "://" in name:
                 continue
             assert anchor in anchors.get(name, set()), f"{page.name} links to missing {name}#{anchor}"
+
+
+# -- server.md -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", sorted(imgctx.ServerSettings.model_fields))
+def test_every_server_setting_is_in_the_table(field: str) -> None:
+    rows = [line for line in _read("server.md").splitlines() if line.startswith(f"| `{field}` |")]
+    assert rows, f"docs/server.md needs a table row starting with '| `{field}` |'"
+    assert f"`IMGCTX_{field.upper()}`" in rows[0], f"the row for {field} does not name IMGCTX_{field.upper()}"
+
+
+def test_server_doc_lists_no_removed_setting() -> None:
+    text = _read("server.md").split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE)
+    assert set(documented) == set(imgctx.ServerSettings.model_fields)

@@ -16,9 +16,10 @@ EXPECTED = {
     "ImageNotFoundError", "ImageRecord", "ImageTooLargeError", "ImgctxError",
     "IncompatibleIndexError", "InvalidImageError", "MissingDependencyError", "ModelLoadError",
     "ModelStatus", "PluginCollisionError", "PluginNotFoundError", "Preset", "ProcessResult",
-    "Progress", "RecordNotFoundError", "SearchHit", "Settings", "SpaceSpec", "StoreError",
-    "StoredVectors", "Tag", "__version__",
+    "Progress", "RecordNotFoundError", "SearchHit", "ServerSettings", "Settings", "SpaceSpec", "StoreError",
+    "StoredVectors", "Tag", "__version__", "DecodedImage", "load_image", "scan_directory", "sniff_format",
 }
+EXPECTED |= {"Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport"}
 
 
 def test_exported_names() -> None:

@@ -20,15 +20,21 @@ from imgctx.errors import (
     StoreError,
 )
 from imgctx.extractor import Extractor
+from imgctx.images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx.presets import PRESETS, Preset
-from imgctx.settings import Settings
+from imgctx.settings import ServerSettings, Settings
 from imgctx.types import (
     BatchReport,
+    Comparison,
+    DuplicateGroup,
+    DuplicateMatch,
+    DuplicateReport,
     FailedFile,
     ImageRecord,
     ModelStatus,
     ProcessResult,
     Progress,
+    RemovalReport,
     SearchHit,
     SpaceSpec,
     StoredVectors,
@@ -40,7 +46,12 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "BatchReport",
+    "Comparison",
     "ConfigurationError",
+    "DecodedImage",
+    "DuplicateGroup",
+    "DuplicateMatch",
+    "DuplicateReport",
     "Extractor",
     "FailedFile",
     "ImageError",
@@ -59,11 +70,16 @@ __all__ = [
     "ProcessResult",
     "Progress",
     "RecordNotFoundError",
+    "RemovalReport",
     "SearchHit",
+    "ServerSettings",
     "Settings",
     "SpaceSpec",
     "StoreError",
     "StoredVectors",
     "Tag",
     "__version__",
+    "load_image",
+    "scan_directory",
+    "sniff_format",
 ]

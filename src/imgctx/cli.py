@@ -1,4 +1,5 @@
-"""The ``imgctx`` command line: index, search, similar, list, show, delete, migrate, models."""
+"""The ``imgctx`` command line: index, search, similar, list, show, delete, duplicates, compare,
+dedupe, migrate, models, serve."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from imgctx.errors import ImgctxError
 from imgctx.settings import Settings
-from imgctx.types import ImageRecord, Progress, SearchHit
+from imgctx.types import DuplicateGroup, ImageRecord, Progress, SearchHit
 
 log = logging.getLogger("imgctx")
 
@@ -294,6 +295,86 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
         f"the destination holds {report.destination_count} ({report.seconds:.1f}s)"))
 
 
+def _print_groups(groups: tuple[DuplicateGroup, ...], kept: str = "keep") -> None:
+    for g in groups:
+        click.echo(f"{kept}  {g.representative_path}")
+        for path, score, exact in zip(g.paths[1:], g.similarity_scores, g.exact or (False,) * len(g.paths), strict=False):
+            click.echo(f"      {score:.3f}{' exact' if exact else '      '}  {path}")
+
+
+_THRESHOLD_HELP = "Combined similarity (0..1) at which two images count as duplicates."
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--recursive", "-r", is_flag=True, help="With DIRECTORY: include subfolders.")
+@_json_option
+@click.pass_obj
+def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive: bool) -> None:
+    """Group duplicate images: in the index, or in DIRECTORY (which is not indexed by this)."""
+    with ctx.extractor() as ex:
+        report = ex.find_duplicates(threshold=threshold, directory=directory, recursive=recursive)
+
+    def text() -> None:
+        _print_groups(report.groups)
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+        click.echo(f"{report.message} among {report.total_images} images in {report.check_time:.1f}s")
+
+    _emit(ctx, report.to_dict(), text)
+
+
+@cli.command()
+@click.argument("image_a", type=click.Path(path_type=Path))
+@click.argument("image_b", type=click.Path(path_type=Path))
+@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@_json_option
+@click.pass_obj
+def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> None:
+    """Compare two image files: hash distances, embedding cosine, combined similarity, verdict."""
+    with ctx.extractor() as ex:
+        result = ex.compare(image_a, image_b, threshold=threshold)
+    data = result.to_dict()
+
+    def text() -> None:
+        for key, value in data.items():
+            click.echo(f"{key:>20}: {value}")
+
+    _emit(ctx, data, text)
+
+
+@cli.command()
+@click.option("--keep", default="first", show_default=True,
+              type=click.Choice(["first", "largest", "highest-resolution"]),
+              help="Which image of each group stays.")
+@click.option("--threshold", default=0.98, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--apply", "apply_", is_flag=True, help="Really remove (without it, only report).")
+@click.option("--delete-files", is_flag=True, help="With --apply: also delete the removed images' files.")
+@_json_option
+@click.pass_obj
+def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files: bool) -> None:
+    """Remove all but one image of each duplicate group from the index (dry run unless --apply)."""
+    if delete_files and not apply_:
+        raise click.UsageError("--delete-files needs --apply")
+    with ctx.extractor() as ex:
+        report = ex.remove_duplicates(threshold=threshold, dry_run=not apply_, keep=keep,
+                                      delete_files=delete_files)
+
+    def text() -> None:
+        _print_groups(report.groups)
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+        n = len(report.removed_ids)
+        if report.dry_run:
+            click.echo(f"dry run: would remove {n} images from {len(report.groups)} groups (use --apply)")
+        else:
+            files = f", {len(report.files_deleted)} files deleted" if delete_files else ""
+            click.echo(f"removed {n} images from {len(report.groups)} groups{files}")
+
+    _emit(ctx, report.to_dict(), text)
+
+
 @cli.group()
 def models() -> None:
     """Model status and preloading."""
@@ -333,6 +414,33 @@ def preload(ctx: Context) -> None:
             click.echo(f"{role:>15}: {seconds:.2f}s")
 
     _emit(ctx, timings, text)
+
+
+@click.command(name="serve")
+@click.option("--host", help="Interface to listen on (default: IMGCTX_HOST or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: IMGCTX_PORT or 8000).")
+@click.option("--preset", "serve_preset", help="Model preset (overrides the global --preset).")
+@click.option("--db", "serve_db", type=click.Path(path_type=Path), help="Store folder (overrides the global --db).")
+@click.option("--dev", is_flag=True, default=None, help="Reload when the code changes (development).")
+@click.pass_context
+def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
+                  serve_db: Path | None, dev: bool | None) -> None:
+    """Run the REST and WebSocket service (needs the server extra)."""
+    from imgctx.errors import MissingDependencyError
+    from imgctx.settings import ServerSettings
+
+    try:
+        from imgctx.server.run import serve
+    except ImportError:
+        raise MissingDependencyError("imgctx serve", "server") from None
+    ctx = click_ctx.find_object(Context) or Context()
+    settings = ctx.settings().with_overrides(db_path=serve_db, preset=serve_preset)
+    if click_ctx.find_object(Context) is None:
+        _configure_logging(settings)
+    serve(settings, ServerSettings().with_overrides(host=host, port=port, dev=dev))
+
+
+cli.add_command(serve_command)
 
 
 def main() -> None:

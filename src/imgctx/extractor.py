@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import time
@@ -14,13 +15,25 @@ import numpy as np
 from PIL.Image import Image as PILImage
 
 from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
 from imgctx.pipeline import Ingest, ProgressCallback, record_id_for
 from imgctx.plugins import Registry, load_registry
 from imgctx.presets import get_preset
 from imgctx.settings import Settings
-from imgctx.types import BatchReport, ImageRecord, ModelStatus, ProcessResult, SearchHit, SpaceSpec
+from imgctx.types import (
+    BatchReport,
+    Comparison,
+    DuplicateMatch,
+    DuplicateReport,
+    ImageRecord,
+    ModelStatus,
+    ProcessResult,
+    RemovalReport,
+    SearchHit,
+    SpaceSpec,
+)
 
 #: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
@@ -349,6 +362,57 @@ class Extractor:
                 raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
         self.store.delete([record_id])
         return record
+
+    # -- duplicates ------------------------------------------------------------------------------
+
+    def _duplicates(self) -> Duplicates:
+        self._live()
+        return Duplicates(self.components, self.store, self.settings, self._ready)
+
+    def find_duplicates(self, threshold: float = DEFAULT_THRESHOLD,
+                        directory: str | os.PathLike[str] | None = None,
+                        recursive: bool = False) -> DuplicateReport:
+        """Groups of exact and near-duplicate images, over the store or over a directory.
+
+        Without ``directory``, every stored image is grouped. With it, the image files in that
+        directory (and with ``recursive`` its subfolders) are grouped, whether indexed or not; the
+        store is not changed (indexed, unchanged files reuse their stored hashes and vectors) and a
+        file that cannot be read is listed in ``failed_files``. Two images are duplicates when
+        their combined similarity (see docs/duplicates.md) is at least ``threshold``; groups are
+        the transitive closure of that relation, each represented by its first image (store
+        order, or path order in a directory). Raises ConfigurationError for a threshold outside
+        [0, 1] and ImageNotFoundError for a missing directory.
+        """
+        return self._duplicates().find_duplicates(threshold, directory, recursive)
+
+    def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
+                    limit: int = 50) -> builtins.list[DuplicateMatch]:
+        """Stored images that duplicate the image at ``path``, most similar first (at most
+        ``limit``). The file need not be indexed; if it is, its own record is left out (a copy
+        at another path is reported). Raises an ImageError subclass for a missing or bad file.
+        """
+        return self._duplicates().check_image(path, threshold, limit)
+
+    def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
+                threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+        """Every metric relating two image files: hash distances, embedding cosine, combined
+        similarity and the verdict at ``threshold``. Neither file needs to be indexed. Raises an
+        ImageError subclass for a missing or bad file.
+        """
+        return self._duplicates().compare(a, b, threshold)
+
+    def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
+                          keep: str = "first", delete_files: bool = False) -> RemovalReport:
+        """Remove all but one image of every duplicate group in the store.
+
+        ``keep`` chooses the survivor: ``"first"`` (indexed first), ``"largest"`` (largest file)
+        or ``"highest-resolution"`` (most pixels; ties go to the larger file, then the first).
+        With ``dry_run`` (the default) nothing changes and the report says what would go. Else
+        the other members' records are deleted, and with ``delete_files`` their files too (a
+        file that cannot be deleted is listed in ``failed_files``). Raises ConfigurationError for
+        an unknown policy or a threshold outside [0, 1].
+        """
+        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

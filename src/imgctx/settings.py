@@ -9,10 +9,10 @@ read from the contract's plain names (``DEVICE``, ``DB_PATH``, ``COLLECTION_NAME
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 def _contract(name: str) -> AliasChoices:
@@ -117,6 +117,70 @@ class Settings(BaseSettings):
 
 
 class _SettingsWithoutEnvironment(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _split_list(value: Any) -> Any:
+    """A list setting given as text: JSON (``["a", "b"]``) or separated by commas."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class ServerSettings(BaseSettings):
+    """Settings of the REST/WebSocket service (``imgctx serve``); the models and the store are
+    configured by :class:`Settings`. Read from ``IMGCTX_<NAME>`` like every other setting."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMGCTX_", env_file=None, extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    host: str = Field("127.0.0.1", description="Interface the server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the server listens on.")
+    dev: bool = Field(False, description="Development mode: reload the server when the code changes.")
+    allowed_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="Folders the service may read and write (default: the working directory).",
+    )
+    upload_dir: str = Field("uploads", description="Default folder for uploads, inside the first allowed root.")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload in bytes.")
+    api_key: SecretStr | None = Field(None, description="When set, requests need this X-API-Key header.")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("*",), description="Origins allowed by CORS.",
+    )
+    worker_threads: int = Field(4, ge=1, le=64, description="Threads that run model and store work.")
+    tasks_db: Path | None = Field(
+        None, description="SQLite file of background tasks (default: server_tasks.sqlite3 in db_path).",
+    )
+
+    @field_validator("allowed_roots", "cors_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @classmethod
+    def from_values(cls, **values: object) -> ServerSettings:
+        """Server settings from these values and the defaults only, ignoring the environment."""
+        return _ServerSettingsWithoutEnvironment(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **changes: object) -> ServerSettings:
+        """A copy with some fields replaced (``None`` values are ignored)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return type(self).model_validate(data)
+
+
+class _ServerSettingsWithoutEnvironment(ServerSettings):
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -195,3 +195,164 @@ class StoredVectors:
 
     record: ImageRecord
     vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How alike two images are, with every metric that went into the verdict.
+
+    ``phash_distance`` and ``dhash_distance`` are Hamming distances (0-64) between the 64-bit
+    perceptual hashes; ``embedding_cosine`` is the cosine of the image vectors (None without an
+    image embedder); ``exact`` is True for byte-identical files (same SHA-256). ``similarity``
+    is the combined similarity in [0, 1] described in docs/duplicates.md (1.0 for exact copies);
+    ``is_duplicate`` is ``similarity >= threshold``.
+    """
+
+    similarity: float
+    is_duplicate: bool
+    threshold: float
+    exact: bool
+    phash_distance: int
+    dhash_distance: int
+    hash_similarity: float
+    embedding_cosine: float | None
+    embedding_similarity: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "similarity": round(self.similarity, 6),
+            "is_duplicate": self.is_duplicate,
+            "threshold": self.threshold,
+            "exact": self.exact,
+            "phash_distance": self.phash_distance,
+            "dhash_distance": self.dhash_distance,
+            "hash_similarity": round(self.hash_similarity, 6),
+            "embedding_cosine": None if self.embedding_cosine is None else round(self.embedding_cosine, 6),
+            "embedding_similarity": (
+                None if self.embedding_similarity is None else round(self.embedding_similarity, 6)
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies of one another: the ``representative`` (the one a removal keeps)
+    and the others, in the contract's ``duplicate_groups`` shape.
+
+    ``similarity_scores[i]`` is the combined similarity of ``duplicate_ids[i]`` to the
+    representative and ``exact[i]`` says whether the two files are byte-identical. ``paths``
+    lists the representative's path first, then each duplicate's, in order. A member can score
+    below the threshold against the representative when it joined the group through another
+    member (grouping is transitive).
+    """
+
+    representative_id: str
+    duplicate_ids: tuple[str, ...]
+    similarity_scores: tuple[float, ...]
+    paths: tuple[str, ...]
+    exact: tuple[bool, ...] = ()
+
+    @property
+    def representative_path(self) -> str:
+        return self.paths[0]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The representative's id, then the duplicates'."""
+        return (self.representative_id, *self.duplicate_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "representative_id": self.representative_id,
+            "duplicate_ids": list(self.duplicate_ids),
+            "similarity_scores": [round(s, 6) for s in self.similarity_scores],
+            "paths": list(self.paths),
+            "exact": list(self.exact),
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """The result of ``Extractor.find_duplicates``.
+
+    ``total_images`` counts the images examined, ``total_duplicates`` the images that are a
+    duplicate of a group's representative (the sum of the groups' ``duplicate_ids``),
+    ``failed_files`` the files of a directory that could not be read (the rest are still
+    grouped), ``check_time`` the seconds it took.
+    """
+
+    groups: tuple[DuplicateGroup, ...]
+    total_images: int
+    total_duplicates: int
+    threshold: float
+    check_time: float
+    failed_files: tuple[FailedFile, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return (f"Found {len(self.groups)} duplicate groups with {self.total_duplicates} "
+                f"duplicate images")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's ``duplicates/check`` response fields (without ``success``)."""
+        return {
+            "total_images": self.total_images,
+            "duplicate_groups": [g.to_dict() for g in self.groups],
+            "total_duplicates": self.total_duplicates,
+            "similarity_threshold": self.threshold,
+            "check_time": round(self.check_time, 4),
+            "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    """A stored image that duplicates the image given to ``Extractor.check_image``."""
+
+    record: ImageRecord
+    comparison: Comparison
+
+    @property
+    def similarity(self) -> float:
+        return self.comparison.similarity
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.record.image_info()
+        out.update(similarity=round(self.comparison.similarity, 6), comparison=self.comparison.to_dict())
+        return out
+
+
+@dataclass(frozen=True)
+class RemovalReport:
+    """The result of ``Extractor.remove_duplicates``.
+
+    With ``dry_run`` True nothing changed: ``removed_ids``/``removed_paths`` are what a real run
+    would remove and ``files_deleted`` is empty. Otherwise ``removed_ids`` left the store, and
+    ``files_deleted`` lists the files deleted from disk (only with ``delete_files``);
+    ``failed_files`` are files that could not be deleted (their records are removed anyway).
+    """
+
+    groups: tuple[DuplicateGroup, ...]
+    kept_ids: tuple[str, ...]
+    removed_ids: tuple[str, ...]
+    removed_paths: tuple[str, ...]
+    dry_run: bool
+    keep: str
+    threshold: float
+    files_deleted: tuple[str, ...] = ()
+    failed_files: tuple[FailedFile, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "keep": self.keep,
+            "similarity_threshold": self.threshold,
+            "duplicate_groups": [g.to_dict() for g in self.groups],
+            "kept_ids": list(self.kept_ids),
+            "removed_ids": list(self.removed_ids),
+            "removed_paths": list(self.removed_paths),
+            "files_deleted": list(self.files_deleted),
+            "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
+            "total_removed": len(self.removed_ids),
+        }

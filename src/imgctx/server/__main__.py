@@ -1,0 +1,3 @@
+from imgctx.server.run import main
+
+main()

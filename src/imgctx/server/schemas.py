@@ -1,0 +1,389 @@
+"""HTTP request and response bodies (pydantic), converted to and from the library's types.
+
+The field names are the service contract's. These models are the server's; the library's
+dataclasses (``ImageRecord``, ``SearchHit``, ``BatchReport``, ...) never double as them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imgctx import (
+    BatchReport,
+    DuplicateReport,
+    FailedFile,
+    ImageRecord,
+    ProcessResult,
+    RemovalReport,
+    SearchHit,
+)
+
+TaskStatus = Literal["queued", "processing", "completed", "failed", "interrupted"]
+
+#: A path as clients send it: not blank, no NUL character, at most 4096 characters.
+PATH_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+PATH_LIMITS: dict[str, Any] = {"min_length": 1, "max_length": 4096, "pattern": PATH_PATTERN}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class ErrorDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status_code: int
+
+
+class ErrorResponse(BaseModel):
+    """The contract's error envelope."""
+
+    success: Literal[False] = False
+    error: str
+    message: str
+    details: ErrorDetails
+    timestamp: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Bad request"), (401, "Missing or wrong API key"), (403, "Path outside the allowed roots"),
+        (404, "Not found"), (422, "Invalid request data"), (500, "Internal server error"),
+    )
+}
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+class ImageInfo(BaseModel):
+    """The contract's ``image_info``."""
+
+    id: str
+    path: str
+    filename: str
+    size: list[int] = Field(description="[width, height] in pixels, upright")
+    file_size: int
+    format: str
+    caption: str
+    objects: list[str]
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageInfo:
+        return cls(**record.image_info())
+
+
+class TagInfo(BaseModel):
+    label: str
+    score: float
+
+
+class ImageDetails(ImageInfo):
+    """``image_info`` plus hashes, tags and timestamps (``GET /images/info/{id}``)."""
+
+    content_hash: str
+    phash: str
+    dhash: str
+    tags: list[TagInfo]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageDetails:
+        return cls(**record.to_dict())
+
+
+class SearchResult(ImageInfo):
+    """A search hit: ``image_info`` plus ``score`` in [0, 1] and ``distance`` = 1 - score."""
+
+    score: float | None = None
+    distance: float | None = None
+
+    @staticmethod
+    def data(hit: SearchHit, include_metadata: bool = True) -> dict[str, Any]:
+        """The hit as this model's fields (without score and distance unless ``include_metadata``)."""
+        data = hit.to_dict()
+        if not include_metadata:
+            for key in ("score", "distance"):
+                data.pop(key)
+        return data
+
+
+class ProcessImageRequest(_Request):
+    image_path: str = Field(**PATH_LIMITS, description="Path of an image file inside an allowed root")
+    force_reprocess: bool = False
+
+
+class ProcessImageResponse(BaseModel):
+    success: bool = True
+    image_id: str
+    message: str
+    image_info: ImageInfo
+    processing_time: float
+    was_duplicate: bool
+    skipped: bool = False
+    duplicate_of: str | None = None
+
+    @classmethod
+    def of(cls, result: ProcessResult) -> ProcessImageResponse:
+        if result.skipped:
+            message = "Image already processed and unchanged"
+        elif result.duplicate_of:
+            message = "Image processed successfully (same content as an indexed image)"
+        else:
+            message = "Image processed successfully"
+        return cls(
+            image_id=result.record.id, message=message, image_info=ImageInfo.of(result.record),
+            processing_time=round(result.processing_time, 4), was_duplicate=result.was_duplicate,
+            skipped=result.skipped, duplicate_of=result.duplicate_of,
+        )
+
+
+class UploadResponse(BaseModel):
+    success: bool = True
+    filename: str
+    file_path: str
+    file_size: int
+    image_id: str | None = None
+    message: str
+    image_info: ImageInfo | None = None
+    was_duplicate: bool | None = None
+
+
+class DeleteImageResponse(BaseModel):
+    success: bool = True
+    image_id: str
+    path: str
+    file_deleted: bool
+    message: str
+
+
+# -- directories -------------------------------------------------------------------------------
+
+
+class DirectoryRequest(_Request):
+    directory_path: str = Field(**PATH_LIMITS, description="A folder inside an allowed root")
+    force_reprocess: bool = False
+    recursive: bool = False
+
+
+class FailureInfo(BaseModel):
+    path: str
+    reason: str
+
+
+class DirectoryProcessResponse(BaseModel):
+    success: bool = True
+    total_files: int
+    processed: int
+    skipped: int
+    failed: int
+    processed_ids: list[str]
+    failed_files: list[str] = Field(description="Paths that could not be processed")
+    failures: list[FailureInfo] = Field(description="The same files, each with its reason")
+    processing_time: float
+    message: str
+
+    @classmethod
+    def of(cls, report: BatchReport, refused: list[FailedFile] | None = None) -> DirectoryProcessResponse:
+        failures = [*report.failed_files, *(refused or [])]
+        return cls(
+            total_files=report.total_files + len(refused or []), processed=report.processed,
+            skipped=report.skipped, failed=len(failures), processed_ids=list(report.processed_ids),
+            failed_files=[f.path for f in failures],
+            failures=[FailureInfo(path=f.path, reason=f.reason) for f in failures],
+            processing_time=round(report.processing_time, 4),
+            message=f"Directory processed: {report.processed} images processed",
+        )
+
+
+class TaskCreated(BaseModel):
+    task_id: str
+    status: TaskStatus
+    message: str
+
+
+class TaskInfo(BaseModel):
+    task_id: str
+    status: TaskStatus
+    progress: float = Field(description="Percent done, 0 to 100")
+    message: str
+    result: DirectoryProcessResponse | None = None
+    error: str | None = None
+    created_at: str
+    updated_at: str
+    directory_path: str | None = None
+
+
+class ScannedFile(BaseModel):
+    path: str
+    filename: str
+    file_size: int
+    indexed: bool
+
+
+class ScanResponse(BaseModel):
+    success: bool = True
+    directory_path: str
+    recursive: bool
+    total_files: int
+    total_size: int
+    files: list[ScannedFile]
+
+
+# -- health, status, models -------------------------------------------------------------------
+
+
+class HealthStats(BaseModel):
+    total_images: int | None
+    collection_name: str
+    db_path: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded"]
+    version: str
+    database_connected: bool
+    models_loaded: bool
+    uptime: float
+    stats: HealthStats
+
+
+class ModelDetail(BaseModel):
+    name: str
+    loaded: bool
+    load_time: float | None
+    device: str
+
+
+class ModelsStatusResponse(BaseModel):
+    models: dict[str, bool]
+    details: dict[str, ModelDetail]
+    device: str
+    timestamp: str
+
+
+class PreloadResponse(BaseModel):
+    success: bool
+    timings: dict[str, float]
+    device: str
+    timestamp: str
+
+
+# -- duplicates -------------------------------------------------------------------------------
+
+
+class DuplicateCheckRequest(_Request):
+    image_path: str | None = Field(None, **PATH_LIMITS, description="Check this image (against the store, "
+                                   "or against directory_path's images when both are given)")
+    directory_path: str | None = Field(None, **PATH_LIMITS, description="Group the images of this folder "
+                                       "(neither path: group the whole store)")
+    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+    recursive: bool = False
+
+
+class DuplicateGroupInfo(BaseModel):
+    """The contract's ``duplicate_groups`` item (``paths``: the representative's first)."""
+
+    representative_id: str | None = Field(description="None for a checked image that is not indexed")
+    duplicate_ids: list[str]
+    similarity_scores: list[float]
+    paths: list[str]
+    exact: list[bool]
+
+
+class DuplicateCheckResponse(BaseModel):
+    success: bool = True
+    total_images: int
+    duplicate_groups: list[DuplicateGroupInfo]
+    total_duplicates: int
+    similarity_threshold: float
+    check_time: float
+    failed_files: list[FailureInfo]
+    message: str
+
+    @classmethod
+    def of(cls, report: DuplicateReport) -> DuplicateCheckResponse:
+        return cls(**report.to_dict())
+
+
+class ComparisonInfo(BaseModel):
+    similarity: float = Field(description="Combined similarity in [0, 1]")
+    is_duplicate: bool
+    threshold: float
+    exact: bool
+    phash_distance: int
+    dhash_distance: int
+    hash_similarity: float
+    embedding_cosine: float | None
+    embedding_similarity: float | None
+
+
+class DuplicateMatchInfo(ImageInfo):
+    similarity: float
+    comparison: ComparisonInfo
+
+
+class CheckImageResponse(BaseModel):
+    success: bool = True
+    image_path: str
+    image_id: str | None = Field(description="The checked image's id when it is indexed")
+    similarity_threshold: float
+    total_matches: int
+    duplicates: list[DuplicateMatchInfo]
+    check_time: float
+    message: str
+
+
+class CompareRequest(_Request):
+    image1_path: str = Field(**PATH_LIMITS)
+    image2_path: str = Field(**PATH_LIMITS)
+    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+
+
+class CompareResponse(ComparisonInfo):
+    success: bool = True
+    image1_path: str
+    image2_path: str
+    message: str
+
+
+class RemovalResponse(BaseModel):
+    success: bool = True
+    dry_run: bool
+    keep: str
+    similarity_threshold: float
+    duplicate_groups: list[DuplicateGroupInfo]
+    kept_ids: list[str]
+    removed_ids: list[str]
+    removed_paths: list[str]
+    files_deleted: list[str]
+    failed_files: list[FailureInfo]
+    total_removed: int
+    message: str
+
+    @classmethod
+    def of(cls, report: RemovalReport) -> RemovalResponse:
+        data = report.to_dict()
+        verb = "Would remove" if report.dry_run else "Removed"
+        return cls(**data, message=f"{verb} {len(report.removed_ids)} duplicate images "
+                                   f"from {len(report.groups)} groups")
+
+
+# -- websockets --------------------------------------------------------------------------------
+
+
+class WebSocketStats(BaseModel):
+    active_connections: int
+    total_connections: int
+    connections_by_endpoint: dict[str, int]
+    subscriptions: dict[str, int]
+    messages_sent: int
+    messages_received: int
+    messages_dropped: int
+    timestamp: str

@@ -1,0 +1,63 @@
+"""Helpers for the server tests: an app over a folder of real photos with the tiny models."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imgctx import Extractor, ServerSettings
+from imgctx.testing import settings_for_tests
+
+
+def photo_root(tmp_path: Path, photo_dir: Path) -> Path:
+    """``tmp_path/root/photos`` with copies of the sample photos; ``root`` is the allowed root."""
+    root = tmp_path / "root"
+    shutil.copytree(photo_dir, root / "photos")
+    return root
+
+
+def make_app(tmp_path: Path, root: Path, extractor: Extractor | None = None,
+             settings_changes: dict[str, Any] | None = None, **server: Any) -> Any:
+    """An app over ``root`` with the tiny models and a faiss store in ``tmp_path/db``."""
+    from imgctx.server import create_app
+
+    settings = settings_for_tests(tmp_path / "db", preset="tiny", **(settings_changes or {}))
+    return create_app(settings=None if extractor else settings, extractor=extractor,
+                      server_settings=ServerSettings.from_values(allowed_roots=[root], **server))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; its value, or AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(every)
+
+
+def assert_envelope(response: Any, status: int, error: str | None = None) -> dict[str, Any]:
+    """The contract's error envelope with this status (and error name)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert body["details"]["status_code"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in response.text
+    assert body["timestamp"]
+    if error is not None:
+        assert body["error"] == error, body
+    return body
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
