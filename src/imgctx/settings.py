@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     store_url: str | None = Field(
         None, description="URL of a Chroma or Qdrant server; unset: the store is embedded in db_path.",
     )
-    store_api_key: str | None = Field(
-        None, repr=False, description="API key sent to the store server (Qdrant api-key, Chroma token).",
+    store_api_key: SecretStr | None = Field(
+        None, description="API key sent to the store server (Qdrant api-key, Chroma token).",
     )
     store_shards: int | None = Field(
         None, ge=1, description="Qdrant: shards of a collection the store creates (server default if unset).",

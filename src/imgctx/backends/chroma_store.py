@@ -323,7 +323,7 @@ class ChromaStore:
 
 def chroma_factory(settings: Settings, **options: Any) -> ChromaStore:
     """``store_url`` set: a Chroma server; otherwise embedded in ``db_path``."""
-    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key)
+    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key.get_secret_value() if settings.store_api_key else None)
     if not ({"path", "url"} & set(options)):
         if settings.store_url:
             kwargs["url"] = settings.store_url

@@ -327,7 +327,7 @@ class QdrantStore:
 
 def qdrant_factory(settings: Settings, **options: Any) -> QdrantStore:
     """``store_url`` set: a Qdrant server or cluster; otherwise local mode in ``db_path``."""
-    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key,
+    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key.get_secret_value() if settings.store_api_key else None,
                                   shards=settings.store_shards, replication=settings.store_replication)
     if not ({"path", "url"} & set(options)):
         if settings.store_url:
