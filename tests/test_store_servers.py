@@ -24,6 +24,7 @@ import pytest
 
 from imgctx import Extractor
 from imgctx.errors import IncompatibleIndexError, StoreError
+from imgctx.migrate import open_store
 from imgctx.testing import CONFORMANCE_SPACES, StoreConformance, make_item, settings_for_tests
 from imgctx.types import SpaceSpec
 
@@ -177,7 +178,10 @@ def test_qdrant_local_folder_in_use_is_a_store_error(tmp_path: Path) -> None:
 
 
 class _RefusesKey(http.server.BaseHTTPRequestHandler):
+    keys_seen: list[str | None] = []
+
     def _refuse(self) -> None:
+        self.keys_seen.append(self.headers.get("api-key"))
         body = b'{"status":{"error":"Must provide an API key or an Authorization bearer token"},"time":0.0}'
         self.send_response(401)
         self.send_header("Content-Type", "application/json")
@@ -201,6 +205,11 @@ def test_qdrant_wrong_api_key(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         with pytest.raises(StoreError, match="refused the API key"):
             QdrantStore(url=url, api_key="wrong")
+        settings = settings_for_tests(tmp_path, store_api_key="from-settings")
+        with pytest.raises(StoreError, match=r"cannot open the qdrant store at http://127\.0\.0\.1.*refused the API key"):
+            open_store(f"qdrant+{url}", settings)
+        assert _RefusesKey.keys_seen[0] == "wrong" and _RefusesKey.keys_seen[-1] == "from-settings"
+        assert "from-settings" not in repr(settings)
     finally:
         server.shutdown()
         server.server_close()
