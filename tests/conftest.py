@@ -8,6 +8,9 @@ import pytest
 from imgctx import Extractor, Settings
 from imgctx.testing import SAMPLE_PHOTOS, settings_for_tests, write_sample_photos
 
+# The store conformance suite lives in the package; rewrite its asserts for readable failures.
+pytest.register_assert_rewrite("imgctx._store_conformance")
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -239,7 +239,7 @@ def test_registry_get_unknown_name() -> None:
     registry = load_registry()
     with pytest.raises(PluginNotFoundError) as err:
         registry.get("store", "chromadb-nope")
-    assert err.value.known == ["faiss", "memory"]
+    assert err.value.known == ["chroma", "faiss", "memory", "qdrant"]
 
 
 COLLIDING_SOURCE = '''

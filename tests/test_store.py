@@ -1,9 +1,9 @@
-"""The built-in stores: the faiss store against real SQLite and FAISS, the memory store alike."""
+"""What only the faiss store does, against real SQLite and FAISS (what every store does is in
+test_store_conformance.py)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from imgctx.backends.faiss_store import FaissStore
-from imgctx.backends.memory_store import MemoryStore
 from imgctx.errors import IncompatibleIndexError, StoreError
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
@@ -34,77 +33,6 @@ def make_item(i: int, objects: tuple[str, ...] = (), seed: int | None = None) ->
         mtime_ns=i, tags=tuple(Tag(o, 0.9) for o in objects),
     )
     return StoredVectors(rec, {"image": _unit(rng, 8), "text": _unit(rng, 4)})
-
-
-@pytest.fixture(params=["faiss", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaissStore | MemoryStore]:
-    s: FaissStore | MemoryStore = FaissStore(tmp_path / "db") if request.param == "faiss" else MemoryStore()
-    s.configure(SPACES)
-    yield s
-    s.close()
-
-
-def test_upsert_get_count_delete(store: FaissStore | MemoryStore) -> None:
-    items = [make_item(i, ("Cat",) if i % 2 else ("dog", "animal")) for i in range(10)]
-    store.upsert(items)
-    assert store.count() == 10
-    got = store.get("id0003")
-    assert got is not None and got.path == "/photos/0003.jpg" and got.objects == ("cat",)
-    assert store.get("missing") is None
-    assert store.get_by_path("/photos/0004.jpg").id == "id0004"  # type: ignore[union-attr]
-    assert [r.id for r in store.find_by_hash(f"{5:064x}")] == ["id0005"]
-    assert store.delete(["id0003", "nope"]) == 1
-    assert store.count() == 9 and store.get("id0003") is None
-    assert all(rid != "id0003" for rid, _ in store.query("image", items[3].vectors["image"], 10))
-
-
-def test_upsert_replaces_by_id_without_duplicates(store: FaissStore | MemoryStore) -> None:
-    store.upsert([make_item(1, ("cat",))])
-    replacement = make_item(1, ("dog",), seed=99)
-    store.upsert([replacement])
-    assert store.count() == 1
-    assert store.get("id0001").objects == ("dog",)  # type: ignore[union-attr]
-    hits = store.query("image", replacement.vectors["image"], 5)
-    assert hits[0][0] == "id0001" and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert len(hits) == 1
-
-
-def test_query_is_exact_cosine(store: FaissStore | MemoryStore) -> None:
-    items = [make_item(i) for i in range(50)]
-    store.upsert(items)
-    q = items[7].vectors["image"]
-    hits = store.query("image", q, 5)
-    sims = np.stack([it.vectors["image"] for it in items]) @ q
-    expected = [f"id{j:04d}" for j in np.argsort(-sims)[:5]]
-    assert [h[0] for h in hits] == expected
-    assert [h[1] for h in hits] == pytest.approx(sorted(sims, reverse=True)[:5], abs=1e-5)
-
-
-def test_object_filter_is_any_of_and_case_insensitive(store: FaissStore | MemoryStore) -> None:
-    store.upsert([make_item(0, ("cat",)), make_item(1, ("dog",)), make_item(2, ("bird",)), make_item(3, ("Cat", "dog"))])
-    assert {r.id for r in store.list(["CAT"])} == {"id0000", "id0003"}
-    assert {r.id for r in store.list(["cat", "dog"])} == {"id0000", "id0001", "id0003"}
-    assert store.count(["cat", "dog"]) == 3
-    assert store.count(["fish"]) == 0
-    q = make_item(2).vectors["image"]
-    assert {h[0] for h in store.query("image", q, 10, ["dog"])} == {"id0001", "id0003"}
-    assert store.query("image", q, 10, ["fish"]) == []
-
-
-def test_pagination_is_stable_and_complete(store: FaissStore | MemoryStore) -> None:
-    store.upsert([make_item(i) for i in range(25)])
-    pages = [store.list(limit=10, offset=o) for o in (0, 10, 20, 30)]
-    assert [len(p) for p in pages] == [10, 10, 5, 0]
-    ids = [r.id for p in pages for r in p]
-    assert ids == [f"id{i:04d}" for i in range(25)]
-
-
-def test_refuses_to_mix_vector_spaces(store: FaissStore | MemoryStore) -> None:
-    store.configure(SPACES)  # the same spaces again is fine
-    with pytest.raises(IncompatibleIndexError, match="m-img"):
-        store.configure([SpaceSpec("image", "other-model", 8), SpaceSpec("text", "m-txt", 4)])
-    with pytest.raises(IncompatibleIndexError):
-        store.configure([SpaceSpec("image", "m-img", 16), SpaceSpec("text", "m-txt", 4)])
 
 
 def test_faiss_store_persists_and_reloads_the_saved_index(tmp_path: Path) -> None:
@@ -290,18 +218,6 @@ def test_faiss_locked_database_is_a_store_error(tmp_path: Path) -> None:
     s.close()
 
 
-@pytest.mark.parametrize("kind", ["faiss", "memory"])
-def test_same_id_twice_in_one_upsert_keeps_the_last(tmp_path: Path, kind: str) -> None:
-    s: FaissStore | MemoryStore = FaissStore(tmp_path) if kind == "faiss" else MemoryStore()
-    s.configure(SPACES)
-    first, last = make_item(3, ("cat",)), make_item(3, ("dog",), seed=77)
-    s.upsert([first, last])
-    assert s.count() == 1 and s.get("id0003").objects == ("dog",)  # type: ignore[union-attr]
-    hits = s.query("image", last.vectors["image"], 5)
-    assert [h[0] for h in hits] == ["id0003"] and hits[0][1] == pytest.approx(1.0, abs=1e-5)
-    s.close()
-
-
 def test_faiss_a_new_id_at_an_old_path_replaces_it_everywhere(tmp_path: Path) -> None:
     s = FaissStore(tmp_path)
     s.configure(SPACES)
@@ -313,3 +229,24 @@ def test_faiss_a_new_id_at_an_old_path_replaces_it_everywhere(tmp_path: Path) ->
     assert s._indexes["image"].ntotal == 1
     assert s.query("image", make_item(1).vectors["image"], 5)[0][0] == "id0002"
     s.close()
+
+
+@pytest.mark.parametrize("limit", [50_000, 0])
+def test_faiss_filter_cache_follows_every_write(tmp_path: Path, limit: int) -> None:
+    """Filtered searches reuse the filter's record ids only until the next write, by any handle."""
+    a, b = FaissStore(tmp_path, exact_search_limit=limit), FaissStore(tmp_path, exact_search_limit=limit)
+    a.configure(SPACES)
+    b.configure(SPACES)
+    items = [make_item(i, ("cat",) if i % 2 else ("dog",)) for i in range(60)]
+    a.upsert(items)
+    q = items[10].vectors["image"]  # a dog
+    assert "id0010" not in {h[0] for h in a.query("image", q, 5, ["cat"])}
+    b.upsert([make_item(10, ("cat",), seed=10)])  # another handle makes it a cat
+    assert a.query("image", q, 1, ["cat"])[0][0] == "id0010"
+    a.delete(["id0010"])
+    assert "id0010" not in {h[0] for h in a.query("image", q, 5, ["cat"])}
+    assert a.query("image", q, 5, ["bird"]) == []
+    b.upsert([make_item(99, ("bird",))])
+    assert [h[0] for h in a.query("image", q, 5, ["bird"])] == ["id0099"]
+    a.close()
+    b.close()

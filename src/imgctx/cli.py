@@ -1,5 +1,5 @@
 """The ``imgctx`` command line: index, search, similar, list, show, delete, duplicates, compare,
-dedupe, models, serve."""
+dedupe, migrate, models, serve."""
 
 from __future__ import annotations
 
@@ -254,6 +254,45 @@ def delete(ctx: Context, record_id: str, delete_file: bool) -> None:
         record = ex.delete(record_id, delete_file=delete_file)
     _emit(ctx, {"deleted": record.id, "path": record.path, "file_deleted": delete_file},
           lambda: click.echo(f"deleted {record.id} ({record.path}){' and its file' if delete_file else ''}"))
+
+
+@cli.command()
+@click.option("--from", "source", required=True, metavar="URI",
+              help="Store to copy from, e.g. faiss:./imgctx_db (see docs/stores.md for URIs).")
+@click.option("--to", "destination", required=True, metavar="URI",
+              help="Store to copy into, e.g. qdrant+http://localhost:6333.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 10_000),
+              help="Records per batch.")
+@_json_option
+@click.pass_obj
+def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> None:
+    """Copy an index, records and vectors, from one store to another (resumable)."""
+    from tqdm import tqdm
+
+    from imgctx.migrate import migrate as run_migration
+    from imgctx.migrate import open_store
+
+    settings = ctx.settings()
+    src = open_store(source, settings)
+    try:
+        dst = open_store(destination, settings)
+        try:
+            bar = tqdm(total=src.count(), unit="rec", disable=ctx.as_json or None, file=sys.stderr)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+
+            try:
+                report = run_migration(src, dst, batch_size=batch_size, progress=progress)
+            finally:
+                bar.close()
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    _emit(ctx, report.to_dict(), lambda: click.echo(
+        f"{report.copied} copied, {report.skipped} already there, of {report.total} records; "
+        f"the destination holds {report.destination_count} ({report.seconds:.1f}s)"))
 
 
 def _print_groups(groups: tuple[DuplicateGroup, ...], kept: str = "keep") -> None:

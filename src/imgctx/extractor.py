@@ -204,7 +204,8 @@ class Extractor:
         recorded = getattr(self.store, "spaces", None)
         if not recorded:
             return
-        check_spaces(recorded, self.components.spaces(), f"the store at {self.settings.db_path}", dims=False)
+        where = getattr(self.store, "where", None) or self.settings.db_path  # a server store's URL
+        check_spaces(recorded, self.components.spaces(), f"the store at {where}", dims=False)
 
     def _live(self) -> None:
         if self._closed:

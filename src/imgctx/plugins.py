@@ -28,6 +28,8 @@ DEFAULT_PLUGINS = (
     "imgctx.backends.sentence",
     "imgctx.backends.memory_store",
     "imgctx.backends.faiss_store",
+    "imgctx.backends.chroma_store",
+    "imgctx.backends.qdrant_store",
     "imgctx.testing",
 )
 

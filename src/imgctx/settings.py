@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     store: str = Field(
         "faiss", description="Vector store plugin name."
     )
+    store_url: str | None = Field(
+        None, description="URL of a Chroma or Qdrant server; unset: the store is embedded in db_path.",
+    )
+    store_api_key: SecretStr | None = Field(
+        None, description="API key sent to the store server (Qdrant api-key, Chroma token).",
+    )
+    store_shards: int | None = Field(
+        None, ge=1, description="Qdrant: shards of a collection the store creates (server default if unset).",
+    )
+    store_replication: int | None = Field(
+        None, ge=1, description="Qdrant: replication factor of a collection the store creates (server default if unset).",
+    )
     device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", validation_alias=_contract("DEVICE"), description="Device models run on."
     )

@@ -5,6 +5,8 @@
   ``TinyColorTagger`` (colour names). They fill the same roles as real models, so an
   ``Extractor(preset="tiny", store="memory")`` exercises the whole library.
 - ``write_sample_photos(folder)``: real photos from scikit-image (if installed) as JPEG/PNG.
+- ``StoreConformance``: the pytest suite every store passes; subclass it to test a store plugin
+  (imported on first use, since it needs pytest).
 """
 
 from __future__ import annotations
@@ -307,3 +309,14 @@ def build_tiny_sentence_transformer(folder: str | Path, seed: int = 0) -> Path:
     st = SentenceTransformer(modules=modules, device="cpu")
     st.save(str(folder))
     return folder
+
+
+def __getattr__(name: str) -> Any:
+    """``StoreConformance`` and its helpers load lazily: they import pytest."""
+    if name in ("StoreConformance", "make_item", "CONFORMANCE_SPACES"):
+        from imgctx import _store_conformance
+
+        return {"StoreConformance": _store_conformance.StoreConformance,
+                "make_item": _store_conformance.make_item,
+                "CONFORMANCE_SPACES": _store_conformance.SPACES}[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.backends.store_common import check_spaces, checked_vectors, normalise_objects
 from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
@@ -26,6 +26,8 @@ class MemoryStore:
         self._records: dict[str, ImageRecord] = {}
         self._vectors: dict[str, dict[str, np.ndarray]] = {}
         self._spaces: dict[str, SpaceSpec] = {}
+        self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}  # space -> ids, stacked vectors
+        self._filter_rows: dict[tuple[str, ...], np.ndarray] = {}  # (space, *labels) -> matrix rows
 
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
         with self._lock:
@@ -40,12 +42,15 @@ class MemoryStore:
 
     def upsert(self, items: Sequence[StoredVectors]) -> None:
         with self._lock:
-            for item in items:
+            self._matrices, self._filter_rows = {}, {}
+            checked = [checked_vectors(item, self._spaces, "the memory store", require_all=False)
+                       if self._spaces else item.vectors for item in items]  # all or nothing
+            for item, vectors in zip(items, checked, strict=True):
                 r = item.record
                 tags = tuple(Tag(t.label.lower(), t.score, t.coarse) for t in r.tags)
                 self._records[r.id] = replace(r, tags=tags, objects=tuple(o.lower() for o in r.objects))
-                for space, vec in item.vectors.items():
-                    self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32)
+                for space, vec in vectors.items():
+                    self._vectors.setdefault(space, {})[item.record.id] = np.asarray(vec, np.float32).reshape(-1)
 
     def get(self, record_id: str) -> ImageRecord | None:
         with self._lock:
@@ -70,6 +75,7 @@ class MemoryStore:
 
     def delete(self, record_ids: Sequence[str]) -> int:
         with self._lock:
+            self._matrices, self._filter_rows = {}, {}
             n = 0
             for rid in record_ids:
                 if self._records.pop(rid, None) is not None:
@@ -96,16 +102,33 @@ class MemoryStore:
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
     ) -> builtins.list[tuple[str, float]]:
-        with self._lock:  # one consistent snapshot of ids and vectors
-            ids = [r.id for r in self._matching(objects)]
-            table = self._vectors.get(space, {})
-            ids = [i for i in ids if i in table]
-            if not ids or k <= 0:
-                return []
-            matrix = np.stack([table[i] for i in ids])
-        sims = matrix @ np.asarray(vector, np.float32).reshape(-1)
-        order = np.argsort(-sims)[:k]
-        return [(ids[j], float(sims[j])) for j in order]
+        with self._lock:  # one consistent snapshot of ids and vectors, stacked once per write
+            if space not in self._matrices:
+                table = self._vectors.get(space, {})
+                ids = list(table)
+                self._matrices[space] = (ids, np.stack([table[i] for i in ids]) if ids else np.zeros((0, 0), np.float32))
+            ids, matrix = self._matrices[space]
+            wanted = normalise_objects(objects)
+            rows: np.ndarray | None = None
+            if wanted is not None:
+                key = (space, *wanted)
+                rows = self._filter_rows.get(key)
+                if rows is None:  # the matrix rows of matching records, kept until the next write
+                    ws, records = set(wanted), self._records
+                    rows = np.fromiter(
+                        (j for j, rid in enumerate(ids) if rid in records and ws.intersection(records[rid].objects)),
+                        dtype=np.int64,
+                    )
+                    if len(self._filter_rows) >= 64:
+                        self._filter_rows.clear()
+                    self._filter_rows[key] = rows
+        if not ids or k <= 0 or (rows is not None and not len(rows)):
+            return []
+        sims = (matrix if rows is None else matrix[rows]) @ np.asarray(vector, np.float32).reshape(-1)
+        top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+        order = top[np.argsort(-sims[top], kind="stable")]
+        picked = order if rows is None else rows[order]
+        return [(ids[j], float(sims[o])) for j, o in zip(picked, order, strict=True)]
 
     def close(self) -> None:
         return None

@@ -1,11 +1,17 @@
-"""Helpers every built-in store shares: filter normalisation and the space-compatibility check."""
+"""Helpers the built-in stores share: filter normalisation, the space-compatibility check, and
+records as flat payloads for the stores that keep them as metadata (chroma, qdrant)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from imgctx.errors import IncompatibleIndexError
-from imgctx.types import SpaceSpec
+import numpy as np
+
+from imgctx.errors import IncompatibleIndexError, StoreError
+from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 
 def normalise_objects(objects: Sequence[str] | str | None) -> list[str] | None:
@@ -40,3 +46,79 @@ def check_spaces(
             f"{where} was built with {have}, but the configured models give {asked}; "
             "use the preset that built it, or another db path/collection"
         )
+
+
+# -- records as flat key/value payloads (the chroma and qdrant stores) -------------------------
+
+#: Bumped when the payload layout changes; stores refuse collections written with another one.
+PAYLOAD_VERSION = 1
+
+
+def record_payload(record: ImageRecord) -> dict[str, Any]:
+    """An ImageRecord as scalar values (tags as JSON), labels lower-cased as every store keeps them."""
+    tags: list[list[Any]] = []
+    seen: set[str] = set()
+    for t in record.tags or tuple(Tag(o, 1.0) for o in record.objects):
+        label = t.label.lower()
+        if label not in seen:  # one tag per label, the first wins (as in the faiss store)
+            seen.add(label)
+            tags.append([label, float(t.score), bool(t.coarse)])
+    return {
+        "id": record.id, "path": record.path, "filename": record.filename,
+        "width": int(record.size[0]), "height": int(record.size[1]), "file_size": int(record.file_size),
+        "format": record.format, "caption": record.caption, "content_hash": record.content_hash,
+        "phash": record.phash, "dhash": record.dhash, "mtime_ns": int(record.mtime_ns),
+        "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
+        "tags": json.dumps(tags, ensure_ascii=False),
+    }
+
+
+def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
+    """The inverse of :func:`record_payload` (extra keys are ignored)."""
+    tags = tuple(Tag(str(label), float(score), bool(coarse)) for label, score, coarse in json.loads(payload["tags"]))
+    return ImageRecord(
+        id=str(payload["id"]), path=str(payload["path"]), filename=str(payload["filename"]),
+        size=(int(payload["width"]), int(payload["height"])), file_size=int(payload["file_size"]),
+        format=str(payload["format"]), caption=str(payload["caption"]),
+        objects=tuple(t.label for t in tags), content_hash=str(payload["content_hash"]),
+        phash=str(payload["phash"]), dhash=str(payload["dhash"]),
+        created_at=datetime.fromisoformat(payload["created_at"]),
+        updated_at=datetime.fromisoformat(payload["updated_at"]),
+        mtime_ns=int(payload["mtime_ns"]), tags=tags,
+    )
+
+
+def last_per_id(items: Sequence[StoredVectors]) -> list[StoredVectors]:
+    """One item per record id, the last one winning, in first-seen order."""
+    latest: dict[str, StoredVectors] = {}
+    for item in items:
+        latest[item.record.id] = item
+    return list(latest.values())
+
+
+def checked_vectors(item: StoredVectors, spaces: Mapping[str, SpaceSpec], where: str,
+                    require_all: bool = True) -> dict[str, np.ndarray]:
+    """The item's vectors as flat float32 arrays; StoreError for an unknown space, a wrong
+    dimension, or (with ``require_all``, for stores that keep one vector per space for every
+    record) a missing space."""
+    out: dict[str, np.ndarray] = {}
+    for space, vec in item.vectors.items():
+        if space not in spaces:
+            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(spaces)}")
+        v = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
+        if v.shape[0] != spaces[space].dim:
+            raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {spaces[space].dim}")
+        out[space] = v
+    missing = sorted(set(spaces) - set(out))
+    if missing and require_all:
+        raise StoreError(f"{where} needs a vector in every space; record {item.record.id!r} lacks {missing}")
+    return out
+
+
+def spaces_to_json(spaces: Sequence[SpaceSpec] | Mapping[str, SpaceSpec]) -> str:
+    values = spaces.values() if isinstance(spaces, Mapping) else spaces
+    return json.dumps({s.name: {"model": s.model, "dim": s.dim} for s in values}, sort_keys=True)
+
+
+def spaces_from_json(text: str) -> dict[str, SpaceSpec]:
+    return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(text).items()}
