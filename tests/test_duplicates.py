@@ -18,6 +18,7 @@ from PIL import Image, ImageEnhance
 from imgctx import (
     Comparison,
     ConfigurationError,
+    DuplicateGroup,
     DuplicateReport,
     Extractor,
     ImageNotFoundError,
@@ -332,7 +333,10 @@ def test_a_dry_run_changes_nothing(indexed: tuple[Extractor, Path], threshold: f
     report = ex.remove_duplicates(threshold, dry_run=True, keep=keep, delete_files=delete_files)
     assert _snapshot(ex, folder) == before
     assert report.dry_run and report.files_deleted == ()
-    assert len(report.removed_ids) == sum(len(g.duplicate_ids) for g in report.groups)
+    members = {rid: score for g in report.groups
+               for rid, score in zip(g.duplicate_ids, g.similarity_scores, strict=True)}
+    assert sorted([*report.removed_ids, *report.left_ids]) == sorted(members)
+    assert all(members[rid] >= threshold for rid in report.removed_ids)  # each like the kept image
     assert set(report.kept_ids).isdisjoint(report.removed_ids)
 
 
@@ -357,12 +361,62 @@ def test_remove_duplicates_applies_the_keep_policy(indexed: tuple[Extractor, Pat
 
 def test_remove_duplicates_can_delete_the_files(indexed: tuple[Extractor, Path]) -> None:
     ex, folder = indexed
+    sizes = {str(p): p.stat().st_size for p in folder.iterdir()}  # measured before the removal
     report = ex.remove_duplicates(DEFAULT_THRESHOLD, dry_run=False, keep="largest", delete_files=True)
     assert report.files_deleted and set(report.files_deleted) == set(report.removed_paths)
     assert not any(Path(p).exists() for p in report.removed_paths)
     assert all(Path(g.representative_path).exists() for g in report.groups)
-    largest = max((folder / n for n in _names_list(report.groups[0].paths[:1])), key=lambda p: p.stat().st_size)
-    assert Path(report.groups[0].representative_path) == largest
+    # the kept file of every group is its largest file (and the groups have files of several sizes)
+    assert all(sizes[g.representative_path] == max(sizes[p] for p in g.paths) for g in report.groups)
+    assert any(len({sizes[p] for p in g.paths}) > 1 for g in report.groups)
+
+
+def test_remove_duplicates_never_deletes_the_file_behind_a_kept_link(tiny: Extractor, tmp_path: Path,
+                                                                     photo_dir: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = folder / "zz_original.jpg"
+    shutil.copy(photo_dir / "chelsea.jpg", original)
+    (folder / "aa_link.jpg").symlink_to(original)
+    tiny.process_directory(folder)
+    dry = tiny.remove_duplicates(dry_run=True, keep="first", delete_files=True)
+    report = tiny.remove_duplicates(dry_run=False, keep="first", delete_files=True)
+    assert dry.removed_ids == report.removed_ids and dry.failed_files == report.failed_files
+    assert _names_list(report.removed_paths) and report.files_deleted == ()
+    assert original.exists() and (folder / "aa_link.jpg").resolve() == original
+    assert "same file as the kept" in report.failed_files[0].reason or "symbolic link" in report.failed_files[0].reason
+
+
+def test_remove_duplicates_leaves_a_file_changed_since_indexing(indexed: tuple[Extractor, Path],
+                                                                photo_dir: Path) -> None:
+    ex, folder = indexed
+    target = folder / "chelsea_copy.jpg"
+    assert target.exists()
+    shutil.copy(photo_dir / "rocket.jpg", target)  # now another photo, under the indexed name
+    report = ex.remove_duplicates(dry_run=False, keep="first", delete_files=True)
+    assert target.exists()
+    assert str(target) not in report.removed_paths and str(target) not in report.files_deleted
+    assert any(f.path == str(target) and "changed since it was indexed" in f.reason for f in report.failed_files)
+    assert ex.store.get_by_path(str(target)) is not None
+    assert all(not Path(p).exists() for p in report.files_deleted)
+
+
+def test_remove_duplicates_keeps_members_linked_only_through_another(tiny: Extractor) -> None:
+    from imgctx.duplicates import Duplicates
+
+    class Chain(Duplicates):
+        """A group A ~ B ~ C whose C is below the threshold against the kept A."""
+
+        def find_duplicates(self, threshold, directory, recursive, keep="first"):  # type: ignore[no-untyped-def]
+            group = DuplicateGroup(representative_id="a", duplicate_ids=("b", "c"),
+                                   similarity_scores=(0.99, 0.90), paths=("/x/a.jpg", "/x/b.jpg", "/x/c.jpg"),
+                                   exact=(False, False))
+            return DuplicateReport(groups=(group,), total_images=3, total_duplicates=2, threshold=threshold,
+                                   check_time=0.0, failed_files=())
+
+    engine = Chain(tiny.components, tiny.store, tiny.settings, lambda: None)
+    report = engine.remove_duplicates(0.95, dry_run=True, keep="first", delete_files=False)
+    assert report.removed_ids == ("b",) and report.left_ids == ("c",) and report.kept_ids == ("a",)
 
 
 def test_an_empty_store_or_folder_has_no_duplicates(tiny: Extractor, tmp_path: Path) -> None:

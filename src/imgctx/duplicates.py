@@ -403,6 +403,45 @@ def to_groups(items: Items, indexed: Sequence[tuple[int, list[int], list[float]]
     )
 
 
+_CHANGED = "changed"
+
+
+def _changed_since_indexed(path: str, record: ImageRecord | None) -> bool:
+    """True when the file is gone or its size or modification time differ from the record's."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    if record is None:
+        return False
+    return st.st_size != record.file_size or bool(record.mtime_ns and st.st_mtime_ns != record.mtime_ns)
+
+
+def _deletion_refusal(path: str, keep_path: str, record: ImageRecord | None) -> str | None:
+    """Why the file of a removed duplicate must not be deleted, or None when it may be.
+
+    ``_CHANGED`` when the file differs from what was indexed (its record stays too); a reason
+    for a symbolic link or a path that is the kept file itself (the record goes, the file stays).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"not deleted: {exc.strerror or exc}"
+    if os.path.islink(path):
+        return "not deleted: a symbolic link (its record is removed)"
+    try:
+        if os.path.samefile(path, keep_path):
+            return f"not deleted: the same file as the kept {keep_path} (its record is removed)"
+    except OSError:
+        pass
+    if record is not None and (st.st_size != record.file_size
+                               or (record.mtime_ns and st.st_mtime_ns != record.mtime_ns)):
+        return _CHANGED
+    return None
+
+
 # -- the Extractor's duplicate methods -------------------------------------------------------------
 
 
@@ -628,25 +667,59 @@ class Duplicates:
         threshold = check_threshold(threshold)
         check_keep(keep)
         report = self.find_duplicates(threshold, None, False, keep)
-        kept = tuple(g.representative_id for g in report.groups)
-        removed = tuple(rid for g in report.groups for rid in g.duplicate_ids)
-        removed_paths = tuple(p for g in report.groups for p in g.paths[1:])
-        deleted: list[str] = []
+        records: dict[str, ImageRecord] = {}
+        if delete_files:
+            ids = [rid for g in report.groups for rid in (g.representative_id, *g.duplicate_ids)]
+            for s in range(0, len(ids), 500):
+                records.update((r.id, r) for r in self.store.get_many(ids[s:s + 500]))
+        kept: list[str] = []
+        removed: list[str] = []
+        removed_paths: list[str] = []
+        to_unlink: list[str] = []
+        left: list[str] = []
         failed: list[FailedFile] = []
+        for g in report.groups:
+            kept.append(g.representative_id)
+            keep_path = g.paths[0]
+            members = list(zip(g.duplicate_ids, g.paths[1:], g.similarity_scores, strict=True))
+            if delete_files and _changed_since_indexed(keep_path, records.get(g.representative_id)):
+                # deleting the copies could lose the only copy of what the record describes
+                for rid, path, _ in members:
+                    left.append(rid)
+                    failed.append(FailedFile(path, f"left in place: the kept file {keep_path} is missing "
+                                                   "or changed since it was indexed"))
+                continue
+            for rid, path, score in members:
+                if score < threshold:
+                    # grouped only through another member: not itself a duplicate of the kept image
+                    left.append(rid)
+                    continue
+                if delete_files:
+                    refusal = _deletion_refusal(path, keep_path, records.get(rid))
+                    if refusal == _CHANGED:
+                        left.append(rid)
+                        failed.append(FailedFile(path, "left in place: changed since it was indexed"))
+                        continue
+                    if refusal is not None:
+                        failed.append(FailedFile(path, refusal))
+                    else:
+                        to_unlink.append(path)
+                removed.append(rid)
+                removed_paths.append(path)
+        deleted: list[str] = []
         if not dry_run:
-            self.store.delete(list(removed))
-            if delete_files:
-                for p in removed_paths:
-                    try:
-                        Path(p).unlink()
-                    except FileNotFoundError:
-                        continue
-                    except OSError as exc:
-                        failed.append(FailedFile(p, f"cannot delete file: {exc.strerror or exc}"))
-                        continue
-                    deleted.append(p)
+            self.store.delete(removed)
+            for p in to_unlink:
+                try:
+                    Path(p).unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    failed.append(FailedFile(p, f"cannot delete file: {exc.strerror or exc}"))
+                    continue
+                deleted.append(p)
         return RemovalReport(
-            groups=report.groups, kept_ids=kept, removed_ids=removed, removed_paths=removed_paths,
-            dry_run=bool(dry_run), keep=keep, threshold=threshold, files_deleted=tuple(deleted),
-            failed_files=tuple(failed),
+            groups=report.groups, kept_ids=tuple(kept), removed_ids=tuple(removed),
+            removed_paths=tuple(removed_paths), dry_run=bool(dry_run), keep=keep, threshold=threshold,
+            files_deleted=tuple(deleted), failed_files=tuple(failed), left_ids=tuple(left),
         )

@@ -330,7 +330,11 @@ class RemovalReport:
     With ``dry_run`` True nothing changed: ``removed_ids``/``removed_paths`` are what a real run
     would remove and ``files_deleted`` is empty. Otherwise ``removed_ids`` left the store, and
     ``files_deleted`` lists the files deleted from disk (only with ``delete_files``);
-    ``failed_files`` are files that could not be deleted (their records are removed anyway).
+    ``failed_files`` are files that were not deleted, with the reason: a file that could not be
+    deleted, a symbolic link or the kept file itself under another path (their records are
+    removed anyway), or a file changed since it was indexed (left in place with its record).
+    ``left_ids`` are group members that stay: linked to the group only through another member
+    (similarity to the kept image below the threshold), or left because a file changed.
     """
 
     groups: tuple[DuplicateGroup, ...]
@@ -342,6 +346,7 @@ class RemovalReport:
     threshold: float
     files_deleted: tuple[str, ...] = ()
     failed_files: tuple[FailedFile, ...] = ()
+    left_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -354,5 +359,6 @@ class RemovalReport:
             "removed_paths": list(self.removed_paths),
             "files_deleted": list(self.files_deleted),
             "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
+            "left_ids": list(self.left_ids),
             "total_removed": len(self.removed_ids),
         }

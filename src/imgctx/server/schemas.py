@@ -364,6 +364,7 @@ class RemovalResponse(BaseModel):
     removed_paths: list[str]
     files_deleted: list[str]
     failed_files: list[FailureInfo]
+    left_ids: list[str] = Field(default_factory=list, description="Group members left in place")
     total_removed: int
     message: str
 
