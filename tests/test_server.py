@@ -118,12 +118,16 @@ def test_swagger_redoc_and_openapi(client: TestClient) -> None:
 
 def test_models_status_and_preload(client: TestClient) -> None:
     status = client.get(f"{API}/models/status").json()
-    assert set(status["models"]) == {"captioner", "image_embedder", "text_embedder", "tagger"}
+    contract = {"blip_processor", "blip_model", "clip_processor", "clip_model", "sentence_transformer"}
+    assert set(status["models"]) == {"captioner", "image_embedder", "text_embedder", "tagger"} | contract
+    assert status["models"]["clip_model"] == status["models"]["image_embedder"]
     assert status["device"] == "cpu"
     assert status["details"]["text_embedder"]["name"] == "tiny-text"
     pre = client.post(f"{API}/models/preload").json()
     assert pre["success"] is True
-    assert set(pre["timings"]) == {"captioner", "image_embedder", "text_embedder", "tagger", "total"}
+    assert set(pre["timings"]) == {"captioner", "image_embedder", "text_embedder", "tagger", "total"} | contract
+    assert pre["timings"]["blip_processor"] == 0.0
+    assert pre["timings"]["blip_model"] == pre["timings"]["captioner"]
     assert pre["timings"]["total"] >= 0
 
 
@@ -140,8 +144,9 @@ def test_models_status_then_preload_with_the_offline_preset(tmp_path: Path, root
         assert before["models"]["image_embedder"] is False
         pre = c.post(f"{API}/models/preload").json()
         assert pre["timings"]["total"] > 0
+        assert pre["timings"]["clip_model"] == pre["timings"]["image_embedder"]
         after = c.get(f"{API}/models/status").json()
-        assert all(after["models"].values())
+        assert all(after["models"].values()) and after["models"]["sentence_transformer"] is True
         assert after["details"]["image_embedder"]["load_time"] > 0
 
 
@@ -315,6 +320,70 @@ def test_upload_refuses_non_images_and_oversized_files(tmp_path: Path, root: Pat
         assert_envelope(c.post(f"{API}/images/upload", data={"overwrite": "true"}), 422, "ValidationError")
     leftovers = list((root / "uploads").iterdir())
     assert leftovers == []  # no partial or refused file is left behind
+
+
+def test_upload_without_content_length_over_the_limit(tmp_path: Path, root: Path) -> None:
+    """A chunked body (no Content-Length) over the limit gets 413 in the envelope, no file."""
+    head = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n")
+
+    def body() -> Iterator[bytes]:
+        yield head + (root / "photos" / "astronaut.jpg").read_bytes()
+        for _ in range(4):
+            yield b"\xff" * (64 * 1024)
+        yield b"\r\n--B--\r\n"
+
+    with TestClient(make_app(tmp_path, root, max_upload_bytes=30_000)) as c:
+        r = c.post(f"{API}/images/upload", content=body(),
+                   headers={"Content-Type": "multipart/form-data; boundary=B"})
+        assert "content-length" not in {k.lower() for k in r.request.headers}
+        assert_envelope(r, 413, "UploadTooLargeError")
+    assert not (root / "uploads").exists() or list((root / "uploads").iterdir()) == []
+
+
+def test_upload_without_hard_links_never_overwrites(tmp_path: Path, root: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system without hard links (os.link fails, as on FAT) the upload is copied into a
+    file created exclusively: it works, and an existing file is still never replaced."""
+    import errno
+
+    def no_links(src: Any, dst: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted", str(src))
+
+    monkeypatch.setattr(os, "link", no_links)
+    data = (root / "photos" / "rocket.jpg").read_bytes()
+    other = (root / "photos" / "coffee.jpg").read_bytes()
+    with TestClient(make_app(tmp_path, root)) as c:
+        r = _upload(c, data, "rocket.jpg", process_immediately=False)
+        assert r.status_code == 201, r.text
+        assert (root / "uploads" / "rocket.jpg").read_bytes() == data
+        assert_envelope(_upload(c, other, "rocket.jpg"), 409, "UploadExistsError")
+        assert (root / "uploads" / "rocket.jpg").read_bytes() == data
+    assert sorted(p.name for p in (root / "uploads").iterdir()) == ["rocket.jpg"]
+
+
+def test_place_without_hard_links_refuses_a_file_that_appeared(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race the route's own exists-check cannot close: the target appears just before the move."""
+    import errno
+
+    from imgctx.server.errors import UploadExistsError
+    from imgctx.server.routes.images import _place
+
+    def no_links(src: Any, dst: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported", str(src))
+
+    monkeypatch.setattr(os, "link", no_links)
+    tmp, target = tmp_path / ".upload.part", tmp_path / "photo.jpg"
+    tmp.write_bytes(b"new")
+    target.write_bytes(b"old")
+    with pytest.raises(UploadExistsError):
+        _place(tmp, target, overwrite=False)
+    assert target.read_bytes() == b"old" and not tmp.exists()
+    tmp.write_bytes(b"new")
+    target.unlink()
+    _place(tmp, target, overwrite=False)
+    assert target.read_bytes() == b"new" and not tmp.exists()
 
 
 def test_upload_refuses_a_decompression_bomb(tmp_path: Path, root: Path) -> None:
@@ -532,6 +601,31 @@ def test_cors_origins(tmp_path: Path, root: Path) -> None:
         assert ok.headers.get("access-control-allow-origin") == "http://app.example"
         other = c.get(f"{API}/health", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_cross_origin_access_by_default(tmp_path: Path, root: Path) -> None:
+    """Without cors_origins no page on another origin may read or call the API (a local server
+    without an API key must not be usable by any website the user opens)."""
+    assert ServerSettings.from_values().cors_origins == ()
+    with TestClient(make_app(tmp_path, root)) as c:
+        pre = c.options(f"{API}/duplicates/remove-duplicates",
+                        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "DELETE"})
+        assert "access-control-allow-origin" not in pre.headers
+        assert "access-control-allow-methods" not in pre.headers
+        got = c.get(f"{API}/images/", headers={"Origin": "http://evil.example"})
+        assert got.status_code == 200 and "access-control-allow-origin" not in got.headers
+
+
+def test_development_mode_allows_all_origins(tmp_path: Path, root: Path) -> None:
+    with TestClient(make_app(tmp_path, root, dev=True)) as c:
+        pre = c.options(f"{API}/images/", headers={"Origin": "http://localhost:5173",
+                                                   "Access-Control-Request-Method": "GET"})
+        assert pre.status_code == 200 and pre.headers.get("access-control-allow-origin") == "*"
+        assert c.get(f"{API}/health", headers={"Origin": "http://x.example"}).headers[
+            "access-control-allow-origin"] == "*"
+    # listed origins win over the development default
+    with TestClient(make_app(tmp_path, root, dev=True, cors_origins=["http://app.example"])) as c:
+        assert "access-control-allow-origin" not in c.get(f"{API}/health", headers={"Origin": "http://x.example"}).headers
 
 
 class _GatedEmbedder(TinyImageEmbedder):
