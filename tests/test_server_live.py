@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,20 +25,28 @@ ws_client = pytest.importorskip("websockets.sync.client")
 from server_support import free_port, make_app, photo_root, wait_for  # noqa: E402
 
 
+@contextlib.contextmanager
+def _running(app: Any) -> Iterator[int]:
+    """The port of a uvicorn server running ``app`` in a thread."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=30)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 @pytest.fixture
 def live(tmp_path: Path, photo_dir: Path) -> Iterator[tuple[str, Path]]:
     """``(base_url, root)`` of a uvicorn server running the app in a thread."""
     root = photo_root(tmp_path, photo_dir)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_app(tmp_path, root), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30)
-    yield f"http://127.0.0.1:{port}", root
-    server.should_exit = True
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    with _running(make_app(tmp_path, root)) as port:
+        yield f"http://127.0.0.1:{port}", root
 
 
 def test_live_http_and_websocket(live: tuple[str, Path]) -> None:
@@ -74,6 +85,42 @@ def test_live_http_and_websocket(live: tuple[str, Path]) -> None:
         ws.send(json.dumps({"type": "search", "query": "dark blue", "limit": 2}))
         reply = json.loads(ws.recv(timeout=10))
         assert [r["id"] for r in reply["results"]] == [h["id"] for h in hits]
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def test_live_chunked_upload_over_the_limit_is_refused_before_its_end(tmp_path: Path, photo_dir: Path) -> None:
+    """An upload without Content-Length (chunked) is counted as it arrives: the server answers 413
+    once it passes the limit, without waiting for (or storing) the rest of the body."""
+    root = photo_root(tmp_path, photo_dir)
+    with _running(make_app(tmp_path, root, max_upload_bytes=1000)) as port, \
+            socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(b"POST /api/v1/images/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(_chunk(b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+                            b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"))
+        for _ in range(10):  # 80 KiB: over the limit (1000 bytes and 64 KiB for the multipart framing)
+            sock.sendall(_chunk(b"\xff" * 8192))
+        # the body is left unfinished (no closing chunk): only a server that counts can answer now
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            assert data, f"connection closed without an answer: {received!r}"
+            received += data
+        head, _, body = received.partition(b"\r\n\r\n")
+        headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        while len(body) < int(headers[b"content-length"]):
+            data = sock.recv(65536)
+            assert data
+            body += data
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    answer = json.loads(body)
+    assert answer["success"] is False and answer["error"] == "UploadTooLargeError"
+    assert answer["details"]["status_code"] == 413
+    uploads = root / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
 def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -120,6 +167,10 @@ def test_entry_points_start_the_server(tmp_path: Path, photo_dir: Path, how: str
         r = httpx.post(f"http://127.0.0.1:{port}/api/v1/images/process",
                        json={"image_path": "photos/rocket.jpg"}, timeout=30)
         assert r.status_code == 200, r.text
+        # no cross-origin access by default; development mode allows all origins
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/images/", headers={"Origin": "http://page.example"},
+                      timeout=10)
+        assert r.headers.get("access-control-allow-origin") == ("*" if "--dev" in how else None)
     finally:
         _stop(proc)
     assert proc.returncode == 0

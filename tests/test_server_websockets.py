@@ -180,3 +180,26 @@ def test_ws_client_leaving_mid_stream_is_cleaned_up(tmp_path: Path, root: Path) 
             ws.receive_json()
             ws.send_json({"type": "ping"})
             assert ws.receive_json()["type"] == "pong"
+
+
+def test_ws_refuses_pages_from_other_origins(tmp_path: Path, root: Path) -> None:
+    """A browser page on another origin may not open a WebSocket (it sends an Origin header);
+    clients that are not browsers send none and connect as before."""
+    with TestClient(make_app(tmp_path, root)) as c:
+        for path in ("/ws", "/ws/processing", "/ws/search"):
+            with pytest.raises(WebSocketDisconnect) as refused:
+                with c.websocket_connect(path, headers={"Origin": "http://evil.example"}):
+                    pass
+            assert refused.value.code == 1008
+        with c.websocket_connect("/ws") as ws:
+            assert ws.receive_json()["type"] == "connected"
+    with TestClient(make_app(tmp_path, root, cors_origins=["http://app.example"])) as c:
+        with c.websocket_connect("/ws", headers={"Origin": "http://app.example"}) as ws:
+            assert ws.receive_json()["type"] == "connected"
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with c.websocket_connect("/ws", headers={"Origin": "http://evil.example"}):
+                pass
+        assert refused.value.code == 1008
+    with TestClient(make_app(tmp_path, root, dev=True)) as c:  # development: all origins
+        with c.websocket_connect("/ws", headers={"Origin": "http://localhost:5173"}) as ws:
+            assert ws.receive_json()["type"] == "connected"

@@ -421,7 +421,7 @@ def preload(ctx: Context) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: IMGCTX_PORT or 8000).")
 @click.option("--preset", "serve_preset", help="Model preset (overrides the global --preset).")
 @click.option("--db", "serve_db", type=click.Path(path_type=Path), help="Store folder (overrides the global --db).")
-@click.option("--dev", is_flag=True, default=None, help="Reload when the code changes (development).")
+@click.option("--dev", is_flag=True, default=None, help="Development: reload when the code changes; all origins unless IMGCTX_CORS_ORIGINS is set.")
 @click.pass_context
 def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
                   serve_db: Path | None, dev: bool | None) -> None:

@@ -206,7 +206,8 @@ class ServerSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface the server listens on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port the server listens on.")
-    dev: bool = Field(False, description="Development mode: reload the server when the code changes.")
+    dev: bool = Field(False, description="Development mode: reload the server when the code changes; "
+                      "allow all origins unless cors_origins lists some.")
     allowed_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
         (), description="Folders the service may read and write (default: the working directory).",
     )
@@ -214,7 +215,8 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload in bytes.")
     api_key: SecretStr | None = Field(None, description="When set, requests need this X-API-Key header.")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("*",), description="Origins allowed by CORS.",
+        (), description="Origins allowed by CORS and for WebSockets opened from a browser page "
+        "(default: none; in development mode, all).",
     )
     worker_threads: int = Field(4, ge=1, le=64, description="Threads that run model and store work.")
     tasks_db: Path | None = Field(

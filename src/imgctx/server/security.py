@@ -1,4 +1,4 @@
-"""Optional API-key authentication (off unless ``api_key`` is set)."""
+"""Optional API-key authentication (off unless ``api_key`` is set) and the allowed browser origins."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import secrets
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
+from imgctx import ServerSettings
 from imgctx.server.errors import AuthenticationError
 from imgctx.server.state import AppState
 
@@ -26,3 +27,20 @@ async def require_api_key(request: Request, provided: str | None = Depends(_head
     """Route dependency: 401 in the error envelope unless the X-API-Key header is right."""
     if not key_matches(request.app.state.imgctx, provided):
         raise AuthenticationError(f"missing or wrong {API_KEY_HEADER} header")
+
+
+def allowed_origins(server: ServerSettings) -> tuple[str, ...]:
+    """The origins that browsers may use the API from: ``cors_origins``; when that is empty, none,
+    except in development (``dev``), which allows all (``*``)."""
+    if server.cors_origins:
+        return server.cors_origins
+    return ("*",) if server.dev else ()
+
+
+def origin_allowed(server: ServerSettings, origin: str | None) -> bool:
+    """True for a request without an ``Origin`` header (not from a browser page) or from an
+    allowed origin; a WebSocket handshake from any other page is refused."""
+    if origin is None:
+        return True
+    origins = allowed_origins(server)
+    return "*" in origins or origin in origins

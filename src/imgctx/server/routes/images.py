@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,29 @@ def _place(tmp: Path, target: Path, overwrite: bool) -> None:
         os.replace(tmp, target)
         return
     try:
-        os.link(tmp, target)
+        try:
+            os.link(tmp, target)  # atomic: fails when the name exists
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links (FAT, exFAT, some network shares)
+            _copy_exclusive(tmp, target)
     except FileExistsError:
         raise UploadExistsError(f"file already exists: {target.name}", filename=target.name) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _copy_exclusive(tmp: Path, target: Path) -> None:
+    """The fallback of ``_place`` without hard links: create ``target`` exclusively (FileExistsError
+    when it exists, so nothing is replaced) and copy the upload into it; a failed copy is removed."""
+    with open(target, "xb") as out:
+        try:
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, out, CHUNK)
+        except BaseException:
+            out.close()
+            target.unlink(missing_ok=True)
+            raise
 
 
 @router.post("/upload", response_model=UploadResponse, status_code=201,

@@ -18,7 +18,7 @@ from imgctx.server.errors import now_iso
 from imgctx.server.hub import CHANNELS, Connection
 from imgctx.server.routes.images import objects_list
 from imgctx.server.schemas import SearchResult, WebSocketStats
-from imgctx.server.security import API_KEY_HEADER, key_matches
+from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(tags=["websockets"])
@@ -28,6 +28,9 @@ MAX_MESSAGE = 64 * 1024
 
 async def _open(websocket: WebSocket, endpoint: str, channels: tuple[str, ...] = ()) -> Connection | None:
     state: AppState = websocket.app.state.imgctx
+    if not origin_allowed(state.server, websocket.headers.get("origin")):
+        await websocket.close(code=1008, reason="origin not allowed")
+        return None
     provided = websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")
     if not key_matches(state, provided):
         await websocket.close(code=1008, reason="missing or wrong API key")
