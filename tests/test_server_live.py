@@ -123,6 +123,27 @@ def test_live_chunked_upload_over_the_limit_is_refused_before_its_end(tmp_path: 
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
+def test_live_pages_of_other_origins_cannot_write(live: tuple[str, Path]) -> None:
+    """A form post is sent by a browser without a preflight: a page of another origin gets 403
+    and nothing is written; a page of this server (its /docs) and non-browser clients may."""
+    base, root = live
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    with httpx.Client(base_url=base, timeout=30) as http:
+        def upload(name: str, **headers: str) -> httpx.Response:
+            return http.post("/api/v1/images/upload", files={"file": (name, data, "image/jpeg")},
+                             data={"upload_dir": "photos", "overwrite": "true"}, headers=headers)
+
+        r = upload("chelsea.jpg", Origin="http://evil.example")
+        assert r.status_code == 403 and r.json()["error"] == "OriginNotAllowedError"
+        assert "access-control-allow-origin" not in r.headers
+        assert (root / "photos" / "chelsea.jpg").read_bytes() != data  # not replaced
+        assert http.post("/api/v1/models/preload", headers={"Origin": "null"}).status_code == 403
+        assert http.get("/api/v1/images/", headers={"Origin": "http://evil.example"}).status_code == 200
+        assert upload("mine.jpg", Origin=base).status_code == 201  # same origin: the server's own pages
+        assert upload("cli.jpg").status_code == 201  # no Origin: not a browser
+    assert (root / "photos" / "cli.jpg").read_bytes() == data
+
+
 def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

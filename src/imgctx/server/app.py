@@ -21,7 +21,7 @@ from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
 from imgctx.server.routes import directories, duplicates, health, images, models, websockets
 from imgctx.server.schemas import ERROR_RESPONSES
-from imgctx.server.security import allowed_origins, require_api_key
+from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
 from imgctx.server.tasks import TaskManager, TaskStore
 
@@ -116,6 +116,35 @@ class _LimitUploads:
                 raise
         if too_large and not started:
             await self._refusal()(scope, receive, send)
+
+
+class _CheckOrigin:
+    """Pure ASGI middleware: refuses with 403 a request that could change something (any method
+    but GET, HEAD and OPTIONS) sent by a browser page of an origin that is not allowed. Without
+    CORS a page cannot read the answer, but a form post (an upload) would still be carried out.
+    Requests without ``Origin`` (clients that are not browsers) and pages of this server pass."""
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp, server: ServerSettings) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None:
+                text = origin.decode("latin-1")
+                host = headers.get(b"host")
+                if not origin_allowed(self.server, text) and not same_origin(
+                        text, host.decode("latin-1") if host is not None else None):
+                    body = envelope(403, "OriginNotAllowedError",
+                                    f"requests from the origin {text} are not allowed (see cors_origins)",
+                                    origin=text)
+                    await JSONResponse(body, status_code=403)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -219,9 +248,11 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                    websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
-    # the last added is the outermost: counting, then CORS (so a 413 carries its headers), then
-    # the upload limit (multipart framing adds a little to the file; the route checks exactly)
+    # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
+    # then the origin check of writes, then the upload limit (multipart framing adds a little to
+    # the file; the route checks exactly)
     app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
+    app.add_middleware(_CheckOrigin, server=server)
     origins = allowed_origins(server)
     if origins:  # none by default: no page on another origin may read or call the API
         app.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["*"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -44,3 +45,9 @@ def origin_allowed(server: ServerSettings, origin: str | None) -> bool:
         return True
     origins = allowed_origins(server)
     return "*" in origins or origin in origins
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """True when ``origin`` (``http://127.0.0.1:8000``) names the host the request was sent to
+    (its ``Host`` header): a page served by this server itself, such as ``/docs``."""
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
