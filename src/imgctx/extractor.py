@@ -436,8 +436,11 @@ class Extractor:
         or ``"highest-resolution"`` (most pixels; ties go to the larger file, then the first).
         With ``dry_run`` (the default) nothing changes and the report says what would go. Else
         the other members' records are deleted, and with ``delete_files`` their files too (a
-        file that cannot be deleted is listed in ``failed_files``). Raises ConfigurationError for
-        an unknown policy or a threshold outside [0, 1].
+        file that cannot be deleted is listed in ``failed_files``). Only members whose own
+        similarity to the kept image reaches ``threshold`` go; members linked through another
+        one stay (``left_ids``). A symbolic link or another path to the kept file loses its
+        record but not the file, and a file changed since it was indexed stays with its record.
+        Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
         """
         return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
 
