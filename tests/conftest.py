@@ -4,8 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from imgctx import Extractor, Settings
+from imgctx.cli import cli
 from imgctx.testing import SAMPLE_PHOTOS, settings_for_tests, write_sample_photos
 
 # The store conformance suite lives in the package; rewrite its asserts for readable failures.
@@ -54,3 +56,16 @@ def offline_index(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> 
     assert report.failed == 0, report.failed_files
     yield ex
     ex.close()
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # noqa: ANN201 - fixture returning a helper
+    """Invoke the CLI in-process on a fresh store with the tiny preset: (exit code, stdout, stderr)."""
+    runner = CliRunner()
+    db = tmp_path / "db"
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(cli, ["--db", str(db), "--preset", "tiny", *args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke

@@ -16,18 +16,6 @@ from imgctx.cli import cli
 
 
 @pytest.fixture
-def run(tmp_path: Path):  # noqa: ANN201 - fixture returning a helper
-    runner = CliRunner()
-    db = tmp_path / "db"
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(cli, ["--db", str(db), "--preset", "tiny", *args], catch_exceptions=False)
-        return result.exit_code, result.stdout, result.stderr
-
-    return invoke
-
-
-@pytest.fixture
 def photos(tmp_path: Path, photo_dir: Path) -> Path:
     folder = tmp_path / "photos"
     shutil.copytree(photo_dir, folder)

@@ -7,22 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
-
-from imgctx.cli import cli
-
-
-@pytest.fixture
-def run(tmp_path: Path):  # noqa: ANN201 - fixture returning a helper
-    runner = CliRunner()
-    db = tmp_path / "db"
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(cli, ["--db", str(db), "--preset", "tiny", *args], catch_exceptions=False)
-        return result.exit_code, result.stdout, result.stderr
-
-    return invoke
 
 
 @pytest.fixture

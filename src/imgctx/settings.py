@@ -9,7 +9,7 @@ read from the contract's plain names (``DEVICE``, ``DB_PATH``, ``COLLECTION_NAME
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -18,6 +18,25 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 def _contract(name: str) -> AliasChoices:
     """A field the service contract names: read from IMGCTX_<NAME>, then from <NAME>."""
     return AliasChoices(f"IMGCTX_{name}", name)
+
+
+_S = TypeVar("_S", bound=BaseSettings)
+
+
+def _without_environment(base: type[_S]) -> type[_S]:
+    """A subclass of ``base`` that reads only the values it is given (for ``from_values``)."""
+
+    class WithoutEnvironment(base):  # type: ignore[valid-type,misc]
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)
+
+    WithoutEnvironment.__name__ = WithoutEnvironment.__qualname__ = base.__name__
+    return WithoutEnvironment
 
 
 class Settings(BaseSettings):
@@ -174,14 +193,7 @@ class Settings(BaseSettings):
         return Settings.model_validate(data)
 
 
-class _SettingsWithoutEnvironment(Settings):
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+_SettingsWithoutEnvironment = _without_environment(Settings)
 
 
 def _split_list(value: Any) -> Any:
@@ -240,11 +252,4 @@ class ServerSettings(BaseSettings):
         return type(self).model_validate(data)
 
 
-class _ServerSettingsWithoutEnvironment(ServerSettings):
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+_ServerSettingsWithoutEnvironment = _without_environment(ServerSettings)

@@ -19,13 +19,12 @@ puts everything right.
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -34,6 +33,7 @@ from imgctx.backends.store_common import (
     PAYLOAD_VERSION,
     check_spaces,
     checked_vectors,
+    client_errors,
     last_per_id,
     normalise_objects,
     payload_record,
@@ -46,7 +46,6 @@ from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
 
-F = TypeVar("F", bound=Callable[..., Any])
 OBJECT_KEY = "obj:"
 _PAGE = 1000
 
@@ -59,19 +58,7 @@ def _import_chromadb() -> Any:
     return chromadb
 
 
-def _chroma_errors(method: F) -> F:
-    """Any failure of the Chroma client becomes one StoreError naming the store."""
-
-    @functools.wraps(method)
-    def wrapper(self: ChromaStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except ImgctxError:
-            raise
-        except Exception as exc:  # chromadb raises ChromaError, ValueError, httpx and OS errors
-            raise StoreError(f"the chroma store at {self.where} failed: {type(exc).__name__}: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
+_chroma_errors = client_errors("chroma")
 
 
 def _object_filter(objects: Sequence[str] | None) -> dict[str, Any] | None:

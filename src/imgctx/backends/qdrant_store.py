@@ -17,15 +17,14 @@ indexes and scans. Writes go in batches of ``upsert_batch`` points, each acknowl
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from imgctx.backends.store_common import (
     PAYLOAD_VERSION,
     check_spaces,
     checked_vectors,
+    client_errors,
     last_per_id,
     normalise_objects,
     payload_record,
@@ -45,7 +45,6 @@ from imgctx.hookspecs import hookimpl
 from imgctx.settings import Settings
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
 
-F = TypeVar("F", bound=Callable[..., Any])
 _NAMESPACE = uuid.UUID("6f0b1a52-4c1e-5e1f-9a57-696d67637478")  # fixed: point ids must never change
 _KEYWORD_FIELDS = ("id", "path", "content_hash", "objects")
 _PAYLOAD = ["id", "path", "filename", "width", "height", "file_size", "format", "caption", "content_hash",
@@ -75,19 +74,7 @@ def _explain(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _qdrant_errors(method: F) -> F:
-    """Any failure of the Qdrant client becomes one StoreError naming the store."""
-
-    @functools.wraps(method)
-    def wrapper(self: QdrantStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except ImgctxError:
-            raise
-        except Exception as exc:  # qdrant-client raises ApiException, httpx, grpc and OS errors
-            raise StoreError(f"the qdrant store at {self.where} failed: {_explain(exc)}") from None
-
-    return wrapper  # type: ignore[return-value]
+_qdrant_errors = client_errors("qdrant", _explain)
 
 
 class QdrantStore:

@@ -3,15 +3,41 @@ records as flat payloads for the stores that keep them as metadata (chroma, qdra
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from imgctx.errors import IncompatibleIndexError, StoreError
+from imgctx.errors import ImgctxError, IncompatibleIndexError, StoreError
 from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def client_errors(kind: str, explain: Callable[[Exception], str] = _describe) -> Callable[[F], F]:
+    """A decorator for the methods of a store that wraps a database client: any failure of the
+    client becomes one StoreError naming the store (``self.where``); imgctx's own errors pass."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except ImgctxError:
+                raise
+            except Exception as exc:  # clients raise their own, httpx, grpc and OS errors
+                raise StoreError(f"the {kind} store at {self.where} failed: {explain(exc)}") from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def normalise_objects(objects: Sequence[str] | str | None) -> list[str] | None:
