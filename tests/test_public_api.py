@@ -60,8 +60,13 @@ def test_settings_read_prefixed_and_contract_names(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("IMGCTX_BATCH_SIZE", "4")
     s = Settings()
     assert s.db_path == tmp_path / "contract" and s.collection_name == "photos"
-    assert s.use_local_files_only is True and s.device == "auto" and s.batch_size == 4
-    assert s.local_clip_model_path == Path("/models/clip")
+    assert s.device == "auto" and s.batch_size == 4
+    # the contract's names of settings that plugins own
+    from imgctx._backends.clip import ClipSettings
+    from imgctx._backends.hub import HubSettings
+
+    assert s.plugin(HubSettings).local_files_only is True
+    assert s.plugin(ClipSettings).local_model_path == Path("/models/clip")
     monkeypatch.setenv("IMGCTX_DB_PATH", str(tmp_path / "prefixed"))
     assert Settings().db_path == tmp_path / "prefixed"  # the prefixed name wins
 

@@ -1,5 +1,6 @@
 """The ``imgctx`` command line: index, search, similar, list, show, delete, duplicates, compare,
-dedupe, migrate, models, serve."""
+dedupe, migrate, models, plugins; plugins add more through the ``register_commands`` hook (the
+server extra adds ``serve``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import click
 from pydantic import ValidationError
 
 from imgctx._errors import ImgctxError
+from imgctx._logging import configure_logging
+from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
 from imgctx._settings import Settings
 from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
 
@@ -38,20 +41,6 @@ class Context:
 
         with Extractor(settings=self.settings()) as ex:
             yield ex
-
-
-def _configure_logging(settings: Settings) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if settings.log_file:
-        handlers.append(logging.FileHandler(settings.log_file))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:  # keep the output clean: no weight-loading progress bars from transformers
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def _emit(ctx: Context, data: Any, text: Callable[[], None]) -> None:
@@ -84,7 +73,31 @@ def _print_hits(hits: list[SearchHit]) -> None:
 
 
 class _Group(click.Group):
-    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback."""
+    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback.
+
+    The commands of plugins (``register_commands``) are added the first time a command is
+    looked up, not at import.
+    """
+
+    plugin_commands: dict[str, list[str]] | None = None
+
+    def _load_plugin_commands(self) -> None:
+        if self.plugin_commands is not None:
+            return
+        self.plugin_commands = {}
+        pm = make_plugin_manager(extra=Settings().load_plugins)
+        for impl in pm.hook.register_commands.get_hookimpls():
+            before = set(self.commands)
+            impl.function(cli=self)
+            self.plugin_commands[impl.plugin_name] = sorted(set(self.commands) - before)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -121,7 +134,7 @@ def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: st
     """Make a folder of images searchable: index it, then search by text or by example."""
     obj = click_ctx.ensure_object(Context)
     obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
-    _configure_logging(obj.settings())
+    configure_logging(obj.settings())
 
 
 @cli.command()
@@ -416,31 +429,45 @@ def preload(ctx: Context) -> None:
     _emit(ctx, timings, text)
 
 
-@click.command(name="serve")
-@click.option("--host", help="Interface to listen on (default: IMGCTX_HOST or 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: IMGCTX_PORT or 8000).")
-@click.option("--preset", "serve_preset", help="Model preset (overrides the global --preset).")
-@click.option("--db", "serve_db", type=click.Path(path_type=Path), help="Store folder (overrides the global --db).")
-@click.option("--dev", is_flag=True, default=None, help="Development: reload when the code changes; all origins unless IMGCTX_CORS_ORIGINS is set.")
-@click.pass_context
-def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
-                  serve_db: Path | None, dev: bool | None) -> None:
-    """Run the REST and WebSocket service (needs the server extra)."""
-    from imgctx._errors import MissingDependencyError
-    from imgctx._settings import ServerSettings
+@cli.command()
+@_json_option
+@click.pass_obj
+def plugins(ctx: Context) -> None:
+    """List the installed plugins and what each registers."""
+    settings = ctx.settings()
+    registry = load_registry(extra=settings.load_plugins)
+    commands = click.get_current_context().find_root().command
+    by_plugin: dict[str, dict[str, Any]] = {}
 
-    try:
-        from imgctx.server.run import serve
-    except ImportError:
-        raise MissingDependencyError("imgctx serve", "server") from None
-    ctx = click_ctx.find_object(Context) or Context()
-    settings = ctx.settings().with_overrides(db_path=serve_db, preset=serve_preset)
-    if click_ctx.find_object(Context) is None:
-        _configure_logging(settings)
-    serve(settings, ServerSettings().with_overrides(host=host, port=port, dev=dev))
+    def entry(plugin: str) -> dict[str, Any]:
+        return by_plugin.setdefault(plugin, {"roles": {}, "presets": [], "settings": {}, "commands": []})
 
+    for info in registry.all():
+        item = entry(info.plugin)
+        item["roles"].setdefault(info.role, []).append(info.name)
+        for own in settings_classes(info):
+            prefix = str(own.model_config.get("env_prefix", ""))
+            item["settings"][own.group()] = sorted(f"{prefix}{name.upper()}" for name in own.model_fields)
+    for name, (_, plugin) in registry.presets().items():
+        entry(plugin)["presets"].append(name)
+    if isinstance(commands, _Group):
+        commands._load_plugin_commands()
+        for plugin, names in (commands.plugin_commands or {}).items():
+            entry(plugin)["commands"].extend(names)
 
-cli.add_command(serve_command)
+    def text() -> None:
+        for plugin, item in sorted(by_plugin.items()):
+            click.echo(plugin)
+            for role, names in sorted(item["roles"].items()):
+                click.echo(f"  {role}: {', '.join(sorted(names))}")
+            if item["presets"]:
+                click.echo(f"  presets: {', '.join(sorted(item['presets']))}")
+            for group, names in sorted(item["settings"].items()):
+                click.echo(f"  settings ({group}): {', '.join(names)}")
+            if item["commands"]:
+                click.echo(f"  commands: {', '.join(item['commands'])}")
+
+    _emit(ctx, by_plugin, text)
 
 
 def main() -> None:

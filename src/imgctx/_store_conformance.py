@@ -287,7 +287,7 @@ class StoreConformance:
     @pytest.fixture(scope="class")
     def photos(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.importorskip("skimage")
-        from imgctx.testing import write_sample_photos
+        from imgctx._testkit import write_sample_photos
 
         folder = tmp_path_factory.mktemp("conformance-photos")
         write_sample_photos(folder)
@@ -297,7 +297,7 @@ class StoreConformance:
         """Search (with an object filter and min_score), list and count through an Extractor
         with the tiny models give what the exact in-memory store gives."""
         from imgctx import Extractor
-        from imgctx.testing import settings_for_tests
+        from imgctx._testkit import settings_for_tests
 
         settings = settings_for_tests(tmp_path / "db", preset="tiny")
         with Extractor(settings=settings, store=self.open_store(tmp_path / "under-test")) as ex, \
