@@ -15,6 +15,9 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from imgctx import _cli_json
+from imgctx._backends.store_common import normalise_objects
+from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import ImgctxError
 from imgctx._logging import configure_logging
 from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
@@ -176,11 +179,7 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -
         for f in report.failed_files:
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
 
-    _emit(ctx, report.to_dict(), text)
-
-
-def _objects(value: str | None) -> list[str] | None:
-    return [o for o in value.split(",") if o.strip()] if value else None
+    _emit(ctx, _cli_json.batch(report), text)
 
 
 def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -202,8 +201,8 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images matching TEXT."""
     with ctx.extractor() as ex:
-        hits = ex.search(text, objects=_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
 @cli.command()
@@ -213,8 +212,8 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
 def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images that look like IMAGE."""
     with ctx.extractor() as ex:
-        hits = ex.search_image(image, objects=_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
 @cli.command(name="list")
@@ -226,15 +225,15 @@ def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_scor
 def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
     """List indexed images."""
     with ctx.extractor() as ex:
-        records = ex.list(objects=_objects(objects), limit=limit, offset=offset)
-        total = ex.count(objects=_objects(objects))
+        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
+        total = ex.count(objects=normalise_objects(objects))
 
     def text() -> None:
         for r in records:
             _print_record(r)
         click.echo(f"{len(records)} shown of {total}")
 
-    _emit(ctx, [r.image_info() for r in records], text)
+    _emit(ctx, [_cli_json.image_info(r) for r in records], text)
 
 
 @cli.command()
@@ -245,7 +244,7 @@ def show(ctx: Context, record_id: str) -> None:
     """Show everything stored about one image."""
     with ctx.extractor() as ex:
         record = ex.get(record_id)
-    data = record.to_dict()
+    data = _cli_json.record(record)
 
     def text() -> None:
         for key, value in data.items():
@@ -303,7 +302,7 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
             dst.close()
     finally:
         src.close()
-    _emit(ctx, report.to_dict(), lambda: click.echo(
+    _emit(ctx, _cli_json.migration(report), lambda: click.echo(
         f"{report.copied} copied, {report.skipped} already there, of {report.total} records; "
         f"the destination holds {report.destination_count} ({report.seconds:.1f}s)"))
 
@@ -320,7 +319,7 @@ _THRESHOLD_HELP = "Combined similarity (0..1) at which two images count as dupli
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--recursive", "-r", is_flag=True, help="With DIRECTORY: include subfolders.")
 @_json_option
 @click.pass_obj
@@ -333,22 +332,22 @@ def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive
         _print_groups(report.groups)
         for f in report.failed_files:
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
-        click.echo(f"{report.message} among {report.total_images} images in {report.check_time:.1f}s")
+        click.echo(f"{_cli_json.duplicates_message(report)} among {report.total_images} images in {report.check_time:.1f}s")
 
-    _emit(ctx, report.to_dict(), text)
+    _emit(ctx, _cli_json.duplicates(report), text)
 
 
 @cli.command()
 @click.argument("image_a", type=click.Path(path_type=Path))
 @click.argument("image_b", type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @_json_option
 @click.pass_obj
 def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> None:
     """Compare two image files: hash distances, embedding cosine, combined similarity, verdict."""
     with ctx.extractor() as ex:
         result = ex.compare(image_a, image_b, threshold=threshold)
-    data = result.to_dict()
+    data = _cli_json.comparison(result)
 
     def text() -> None:
         for key, value in data.items():
@@ -359,9 +358,9 @@ def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> Non
 
 @cli.command()
 @click.option("--keep", default="first", show_default=True,
-              type=click.Choice(["first", "largest", "highest-resolution"]),
+              type=click.Choice(KEEP_POLICIES),
               help="Which image of each group stays.")
-@click.option("--threshold", default=0.98, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=REMOVE_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--apply", "apply_", is_flag=True, help="Really remove (without it, only report).")
 @click.option("--delete-files", is_flag=True, help="With --apply: also delete the removed images' files.")
 @_json_option
@@ -385,7 +384,7 @@ def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files
             files = f", {len(report.files_deleted)} files deleted" if delete_files else ""
             click.echo(f"removed {n} images from {len(report.groups)} groups{files}")
 
-    _emit(ctx, report.to_dict(), text)
+    _emit(ctx, _cli_json.removal(report), text)
 
 
 @cli.group()

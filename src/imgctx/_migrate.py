@@ -95,10 +95,6 @@ class MigrationReport:
     destination_count: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "copied": self.copied, "skipped": self.skipped,
-                "destination_count": self.destination_count, "seconds": round(self.seconds, 3)}
-
 
 def _spaces_of(store: Any, role: str) -> list[SpaceSpec]:
     spaces = getattr(store, "spaces", None)
