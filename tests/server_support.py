@@ -20,12 +20,17 @@ def photo_root(tmp_path: Path, photo_dir: Path) -> Path:
     return root
 
 
+#: The default host allow-list on loopback, plus the name Starlette's TestClient sends.
+TEST_HOSTS = ("127.0.0.1", "localhost", "[::1]", "testserver")
+
+
 def make_app(tmp_path: Path, root: Path, extractor: Extractor | None = None,
              settings_changes: dict[str, Any] | None = None, **server: Any) -> Any:
     """An app over ``root`` with the tiny models and a faiss store in ``tmp_path/db``."""
     from imgctx.server import create_app
 
     settings = settings_for_tests(tmp_path / "db", preset="tiny", **(settings_changes or {}))
+    server.setdefault("allowed_hosts", TEST_HOSTS)
     return create_app(settings=None if extractor else settings, extractor=extractor,
                       server_settings=ServerSettings.from_values(allowed_roots=[root], **server))
 
