@@ -1,0 +1,132 @@
+"""Issue 11: the server probed as an attacker and as a faulty environment would. Real uvicorn
+on loopback where the network matters, real SQLite and FAISS files, real images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from server_support import assert_envelope, make_app, photo_root, raw_request, running  # noqa: E402
+
+from imgctx import ServerSettings  # noqa: E402
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def root(tmp_path: Path, photo_dir: Path) -> Path:
+    return photo_root(tmp_path, photo_dir)
+
+
+# -- 1. DNS rebinding: the Host allow-list ----------------------------------------------------------
+
+
+def test_a_rebound_host_name_gets_no_answer(tmp_path: Path, root: Path) -> None:
+    """A page on evil.example that resolves to 127.0.0.1 sends Host and Origin of its own name:
+    both look 'same origin', so only the Host allow-list (the default on loopback) stops it."""
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    with running(make_app(tmp_path, root, allowed_hosts=())) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        r = http.post(f"{API}/images/upload", files={"file": ("evil.jpg", data, "image/jpeg")}, headers=evil)
+        body = assert_envelope(r, 400, "HostNotAllowedError")
+        assert body["details"]["host"] == "evil.example"
+        r = http.delete(f"{API}/duplicates/remove-duplicates", params={"dry_run": "false"}, headers=evil)
+        assert_envelope(r, 400, "HostNotAllowedError")
+        assert_envelope(http.get(f"{API}/images/", headers=evil), 400, "HostNotAllowedError")
+        for name in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST.", f"[::1]:{port}"):
+            assert http.get(f"{API}/images/", headers={"Host": name}).status_code == 200, name
+        # the scheme is part of the origin: an https page of this host is another origin
+        r = http.post(f"{API}/models/preload", headers={"Origin": f"https://127.0.0.1:{port}"})
+        assert_envelope(r, 403, "OriginNotAllowedError")
+        assert http.post(f"{API}/models/preload", headers={"Origin": f"http://127.0.0.1:{port}"}).status_code == 200
+    assert not (root / "uploads").exists()
+
+
+def test_allowed_hosts_setting_and_defaults() -> None:
+    from imgctx.server.security import allowed_hosts, host_name
+
+    loopback = allowed_hosts(ServerSettings.from_values())
+    assert loopback == {"127.0.0.1", "localhost", "[::1]"}
+    assert allowed_hosts(ServerSettings.from_values(host="::1")) == {"127.0.0.1", "localhost", "[::1]"}
+    assert allowed_hosts(ServerSettings.from_values(host="192.168.1.5")) == {"192.168.1.5"}
+    assert allowed_hosts(ServerSettings.from_values(host="0.0.0.0")) is None  # names unknown: any
+    assert allowed_hosts(ServerSettings.from_values(allowed_hosts="photos.lan, Other.example")) == {
+        "photos.lan", "other.example"}
+    assert allowed_hosts(ServerSettings.from_values(host="0.0.0.0", allowed_hosts=["*"])) is None
+    assert host_name("Photos.LAN.:8000") == "photos.lan"
+    assert host_name("[::1]:80") == "[::1]"
+
+
+def test_a_deployment_names_its_hosts(tmp_path: Path, root: Path) -> None:
+    with TestClient(make_app(tmp_path, root, allowed_hosts=["photos.lan"]), base_url="http://photos.lan") as c:
+        assert c.get(f"{API}/images/").status_code == 200
+        assert_envelope(c.get(f"{API}/images/", headers={"Host": "127.0.0.1"}), 400, "HostNotAllowedError")
+        with pytest.raises(Exception), c.websocket_connect("/ws", headers={"Host": "evil.example"}):
+            pass
+
+
+# -- 3. memory before authentication: bodies capped, the key checked first ------------------------
+
+
+def _post_head(path: str, port: int, length: int | None, extra: bytes = b"") -> bytes:
+    size = b"Transfer-Encoding: chunked\r\n" if length is None else b"Content-Length: %d\r\n" % length
+    return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n%s%s\r\n"
+            % (path.encode(), port, size, extra))
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def test_a_large_json_body_is_refused_before_it_is_read(tmp_path: Path, root: Path) -> None:
+    """Only the headers are sent: a server that read the body first would wait for 64 MiB and
+    never answer (the socket times out); one that counts answers 413 at once."""
+    with running(make_app(tmp_path, root, max_body_bytes=4096)) as port:
+        status, body = raw_request(port, _post_head(f"{API}/images/process", port, 64 * 1024 * 1024))
+        assert status == 413 and body["error"] == "BodyTooLargeError", body
+        assert body["details"]["limit"] == 4096 and "4096-byte limit" in body["message"]
+        # chunked: refused as soon as the bytes passed the limit, the rest never sent
+        status, body = raw_request(port, _post_head(f"{API}/duplicates/check", port, None),
+                                   _chunk(b'{"directory_path": "' + b"a" * 8192))
+        assert status == 413 and body["error"] == "BodyTooLargeError", body
+        # a body under the limit goes through
+        r = httpx.post(f"http://127.0.0.1:{port}{API}/images/process", json={"image_path": "photos/coffee.jpg"},
+                       timeout=30)
+        assert r.status_code == 200, r.text
+
+
+def test_the_api_key_is_checked_before_any_body(tmp_path: Path, root: Path) -> None:
+    with running(make_app(tmp_path, root, api_key="k3y", max_body_bytes=1 << 30)) as port:
+        status, body = raw_request(port, _post_head(f"{API}/images/process", port, 256 * 1024 * 1024))
+        assert status == 401 and body["error"] == "AuthenticationError", body
+        status, body = raw_request(port, _post_head(f"{API}/images/upload", port, 10 * 1024 * 1024))
+        assert status == 401, body
+
+
+# -- 10. smaller items ---------------------------------------------------------------------------
+
+
+def test_with_a_key_only_health_is_open(tmp_path: Path, root: Path) -> None:
+    with TestClient(make_app(tmp_path, root, api_key="k3y")) as c:
+        assert c.get(f"{API}/health").status_code == 200
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", f"{API}/config"):
+            assert_envelope(c.get(path), 401, "AuthenticationError")
+        assert c.get("/openapi.json", headers={"X-API-Key": "k3y"}).status_code == 200
+
+
+def test_the_413_message_shows_the_configured_upload_limit(tmp_path: Path, root: Path) -> None:
+    with running(make_app(tmp_path, root, max_upload_bytes=1000)) as port:
+        head = (b"POST /api/v1/images/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n"
+                b"Content-Type: multipart/form-data; boundary=B\r\n\r\n" % (10 * 1024 * 1024))
+        status, body = raw_request(port, head)
+    assert status == 413 and body["error"] == "UploadTooLargeError"
+    assert body["details"]["limit"] == 1000 and "1000-byte limit" in body["message"], body
+    assert json.dumps(1000 + 64 * 1024) not in body["message"]
