@@ -14,6 +14,7 @@ httpx = pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from server_support import assert_envelope, make_app, photo_root, raw_request, running  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from imgctx import ServerSettings  # noqa: E402
 
@@ -69,8 +70,10 @@ def test_a_deployment_names_its_hosts(tmp_path: Path, root: Path) -> None:
     with TestClient(make_app(tmp_path, root, allowed_hosts=["photos.lan"]), base_url="http://photos.lan") as c:
         assert c.get(f"{API}/images/").status_code == 200
         assert_envelope(c.get(f"{API}/images/", headers={"Host": "127.0.0.1"}), 400, "HostNotAllowedError")
-        with pytest.raises(Exception), c.websocket_connect("/ws", headers={"Host": "evil.example"}):
+        with pytest.raises(WebSocketDisconnect) as refused, \
+                c.websocket_connect("/ws", headers={"Host": "evil.example"}):
             pass
+        assert refused.value.code == 1008
 
 
 # -- 3. memory before authentication: bodies capped, the key checked first ------------------------
@@ -130,3 +133,150 @@ def test_the_413_message_shows_the_configured_upload_limit(tmp_path: Path, root:
     assert status == 413 and body["error"] == "UploadTooLargeError"
     assert body["details"]["limit"] == 1000 and "1000-byte limit" in body["message"], body
     assert json.dumps(1000 + 64 * 1024) not in body["message"]
+
+
+# -- 2. no delete outside the roots through a swapped folder -------------------------------------
+
+
+def _swap_for_link(folder: Path, target: Path) -> None:
+    """Replace ``folder`` by a symbolic link to ``target`` (what an attacker inside a root can do)."""
+    folder.rename(folder.with_name(folder.name + ".old"))
+    folder.symlink_to(target, target_is_directory=True)
+
+
+def test_delete_file_rechecks_under_the_write_lock(tmp_path: Path, root: Path) -> None:
+    """Deterministic race: the request passes the first check, then waits for the write lock
+    (held by the test); the folder is swapped for a link to the outside meanwhile. The file
+    outside must survive, whatever the timing."""
+    import threading
+
+    from server_support import wait_for
+
+    sub = root / "photos" / "sub"
+    sub.mkdir()
+    (root / "photos" / "coffee.jpg").rename(sub / "coffee.jpg")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "coffee.jpg"
+    victim.write_bytes(b"not yours")
+    app = make_app(tmp_path, root)
+    state = app.state.imgctx
+    with TestClient(app) as c:
+        image_id = c.post(f"{API}/images/process", json={"image_path": "photos/sub/coffee.jpg"}).json()["image_id"]
+        release = threading.Event()
+        c.portal.start_task_soon(state.write, release.wait, 30)  # the write lock, held
+        wait_for(lambda: state.write_limiter.borrowed_tokens == 1)
+        answers: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: answers.append(c.delete(f"{API}/images/{image_id}", params={"delete_file": "true"})))
+        request.start()
+        wait_for(lambda: state.write_limiter.statistics().tasks_waiting == 1)
+        _swap_for_link(sub, outside)
+        release.set()
+        request.join(timeout=30)
+        assert not request.is_alive()
+        assert_envelope(answers[0], 403, "PathNotAllowedError")
+        assert c.get(f"{API}/images/info/{image_id}").status_code == 200  # the record stays too
+    assert victim.read_bytes() == b"not yours"
+
+
+def test_confined_unlink_never_follows_a_folder_link(tmp_path: Path) -> None:
+    from imgctx.server.errors import PathNotAllowedError
+    from imgctx.server.fsops import confined_unlink
+    from imgctx.server.paths import PathGuard
+
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "x.jpg").write_bytes(b"x")
+    outside = tmp_path / "outside"
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "x.jpg").write_bytes(b"keep")
+    guard = PathGuard([root])
+    assert confined_unlink(guard, root / "a" / "b" / "x.jpg") is True
+    assert confined_unlink(guard, root / "a" / "b" / "x.jpg") is False  # already gone
+    _swap_for_link(root / "a", outside)
+    with pytest.raises(PathNotAllowedError):
+        confined_unlink(guard, root / "a" / "b" / "x.jpg")
+    assert (outside / "b" / "x.jpg").read_bytes() == b"keep"
+    with pytest.raises(PathNotAllowedError):
+        confined_unlink(guard, outside / "b" / "x.jpg")
+    # a link as the file itself: the link goes, never its target
+    (root / "c").mkdir()
+    (root / "c" / "link.jpg").symlink_to(outside / "b" / "x.jpg")
+    assert confined_unlink(guard, root / "c" / "link.jpg") is True
+    assert (outside / "b" / "x.jpg").read_bytes() == b"keep"
+
+
+def _store_that_swaps_on_delete(db: Path, swap: list[tuple[Path, Path]]):  # noqa: ANN202
+    """The real faiss store, which swaps a folder for a link just before it deletes records: the
+    moment between the server's check of the files and their deletion, made certain."""
+    from imgctx.backends.faiss_store import FaissStore
+
+    class SwapOnDelete(FaissStore):
+        def delete(self, record_ids):  # noqa: ANN001, ANN202
+            while swap:
+                _swap_for_link(*swap.pop())
+            return super().delete(record_ids)
+
+    return SwapOnDelete(db)
+
+
+def test_remove_duplicates_never_deletes_through_a_swapped_folder(tmp_path: Path, root: Path) -> None:
+    from imgctx import Extractor
+    from imgctx.testing import settings_for_tests
+
+    sub = root / "photos" / "sub"
+    sub.mkdir()
+    (sub / "copy.jpg").write_bytes((root / "photos" / "coffee.jpg").read_bytes())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "copy.jpg"
+    victim.write_bytes(b"not yours")
+    swap: list[tuple[Path, Path]] = []
+    settings = settings_for_tests(tmp_path / "db", preset="tiny")
+    with Extractor(settings=settings, store=_store_that_swaps_on_delete(tmp_path / "db", swap)) as ex, \
+            TestClient(make_app(tmp_path, root, extractor=ex)) as c:
+        for name in ("photos/coffee.jpg", "photos/sub/copy.jpg"):
+            assert c.post(f"{API}/images/process", json={"image_path": name}).status_code == 200
+        swap.append((sub, outside))
+        r = c.delete(f"{API}/duplicates/remove-duplicates",
+                     params={"dry_run": "false", "delete_files": "true", "similarity_threshold": 0.9})
+        assert r.status_code == 200, r.text
+        body = r.json()
+    assert victim.read_bytes() == b"not yours"
+    assert body["files_deleted"] == []
+    assert [f["path"] for f in body["failed_files"]] == [str(sub / "copy.jpg")], body
+    assert body["failed_files"][0]["reason"].startswith("not deleted: "), body
+
+
+def test_remove_duplicates_skips_a_member_linked_outside(tmp_path: Path, root: Path) -> None:
+    """A stale record whose file became a link to the outside costs that member only."""
+    sub = root / "photos" / "sub"
+    sub.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (sub / name).write_bytes((root / "photos" / "coffee.jpg").read_bytes())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with TestClient(make_app(tmp_path, root)) as c:
+        for name in ("photos/coffee.jpg", "photos/sub/a.jpg", "photos/sub/b.jpg"):
+            assert c.post(f"{API}/images/process", json={"image_path": name}).status_code == 200
+        (outside / "a.jpg").write_bytes((sub / "a.jpg").read_bytes())
+        (sub / "a.jpg").unlink()
+        (sub / "a.jpg").symlink_to(outside / "a.jpg")  # the record of a.jpg is stale now
+        r = c.delete(f"{API}/duplicates/remove-duplicates",
+                     params={"dry_run": "false", "delete_files": "true", "similarity_threshold": 0.9})
+        assert r.status_code == 200, r.text
+        body = r.json()
+    assert body["files_deleted"] == [str(sub / "b.jpg")]
+    assert not (sub / "b.jpg").exists()
+    assert (outside / "a.jpg").exists()
+    reasons = {f["path"]: f["reason"] for f in body["failed_files"]}
+    assert str(sub / "a.jpg") in reasons, body
+
+
+def test_delete_file_reports_a_missing_file_as_not_deleted(tmp_path: Path, root: Path) -> None:
+    with TestClient(make_app(tmp_path, root)) as c:
+        image_id = c.post(f"{API}/images/process", json={"image_path": "photos/coffee.jpg"}).json()["image_id"]
+        (root / "photos" / "coffee.jpg").unlink()
+        body = c.delete(f"{API}/images/{image_id}", params={"delete_file": "true"}).json()
+    assert body["file_deleted"] is False and "already missing" in body["message"]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from imgctx import ImgctxError, load_image
 from imgctx.server.errors import PathNotAllowedError
+from imgctx.server.removal import remove_with_files
 from imgctx.server.routes.directories import confined_scan
 from imgctx.server.schemas import (
     PATH_LIMITS,
@@ -178,10 +179,8 @@ async def remove_duplicates(
     policy = keep or ("first" if keep_first else KEEP_OTHERWISE)
 
     def work() -> RemovalResponse:
-        if not dry_run and delete_files:  # every file to delete must be inside the roots
-            plan = ex.remove_duplicates(similarity_threshold, dry_run=True, keep=policy)
-            for path in plan.removed_paths:
-                state.guard.resolve(path, "path")
+        if not dry_run and delete_files:  # files are deleted only inside the roots, never via a link
+            return RemovalResponse.of(remove_with_files(state, similarity_threshold, policy))
         report = ex.remove_duplicates(similarity_threshold, dry_run=dry_run, keep=policy,
                                       delete_files=delete_files)
         return RemovalResponse.of(report)

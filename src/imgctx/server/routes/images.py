@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import ImageNotFoundError, InvalidImageError, load_image, sniff_format
+from imgctx import ImageNotFoundError, ImageRecord, InvalidImageError, load_image, sniff_format
 from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
+from imgctx.server.fsops import confined_unlink
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
@@ -191,11 +192,23 @@ async def delete_image(image_id: str, delete_file: bool = Query(False), state: A
     """Remove an image from the store and, with ``delete_file``, its file (inside the roots only)."""
     ex = state.extractor
     record = await state.run(ex.get, image_id)
-    if delete_file:
+    if delete_file:  # a quick refusal; checked again, at the deletion itself, under the write lock
         state.guard.resolve(record.path, "path")
-    removed = await state.write(ex.delete, image_id, delete_file=delete_file)
-    state.announce("image_deleted", removed, file_deleted=delete_file)
-    return DeleteImageResponse(
-        image_id=removed.id, path=removed.path, file_deleted=delete_file,
-        message="Image and file deleted" if delete_file else "Image deleted from the database",
-    )
+
+    def work() -> tuple[ImageRecord, bool]:
+        deleted = False
+        if delete_file:
+            current = ex.get(image_id)
+            state.guard.resolve(current.path, "path")
+            deleted = confined_unlink(state.guard, current.path)
+        return ex.delete(image_id), deleted
+
+    removed, deleted = await state.write(work)
+    state.announce("image_deleted", removed, file_deleted=deleted)
+    if deleted:
+        message = "Image and file deleted"
+    elif delete_file:
+        message = "Image deleted from the database; its file was already missing"
+    else:
+        message = "Image deleted from the database"
+    return DeleteImageResponse(image_id=removed.id, path=removed.path, file_deleted=deleted, message=message)
