@@ -280,3 +280,135 @@ def test_delete_file_reports_a_missing_file_as_not_deleted(tmp_path: Path, root:
         (root / "photos" / "coffee.jpg").unlink()
         body = c.delete(f"{API}/images/{image_id}", params={"delete_file": "true"}).json()
     assert body["file_deleted"] is False and "already missing" in body["message"]
+
+
+# -- 5. a deep or long upload_dir --------------------------------------------------------------------
+
+
+def test_a_deep_upload_dir_is_a_400_without_log_spam(tmp_path: Path, root: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    with TestClient(make_app(tmp_path, root)) as c:
+        for upload_dir in ("d/" * 2000, "d/" * 200, "x" * 5000):
+            caplog.clear()
+            r = c.post(f"{API}/images/upload", files={"file": ("a.jpg", data, "image/jpeg")},
+                       data={"upload_dir": upload_dir})
+            assert r.status_code in (400, 422), r.text
+            assert_envelope(r, r.status_code)
+            assert len(caplog.text) < 2000, caplog.text[:500]
+    assert not (root / "d").exists()
+
+
+# -- 8. a binary WebSocket frame ---------------------------------------------------------------------
+
+
+def test_a_binary_frame_gets_an_error_and_the_connection_stays(tmp_path: Path, root: Path) -> None:
+    with TestClient(make_app(tmp_path, root)) as c, c.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "connected"
+        ws.send_bytes(b"\x00\x01binary")
+        reply = ws.receive_json()
+        assert reply["type"] == "error" and "binary" in reply["message"]
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json()["type"] == "pong"
+
+
+# -- 9. the API key never reaches the logs ---------------------------------------------------------
+
+
+def test_the_api_key_is_redacted_from_the_access_log(tmp_path: Path, root: Path) -> None:
+    import logging
+
+    import uvicorn
+    from server_support import free_port, wait_for
+    from websockets.sync.client import connect
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    port = free_port()
+    config = uvicorn.Config(make_app(tmp_path, root, api_key="sup3r-s3cret"), host="127.0.0.1", port=port,
+                            log_level="info", lifespan="on")  # uvicorn's own logging set-up, access log on
+    server = uvicorn.Server(config)
+    import threading
+
+    thread = threading.Thread(target=server.run, daemon=True)
+    handler = Collect()
+    loggers = [logging.getLogger(n) for n in ("uvicorn.access", "uvicorn.error")]
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=30)
+        for logger in loggers:
+            logger.addHandler(handler)
+        base = f"127.0.0.1:{port}"
+        with connect(f"ws://{base}/ws?api_key=sup3r-s3cret", open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connected"
+        r = httpx.get(f"http://{base}{API}/images/", params={"api_key": "sup3r-s3cret"}, timeout=10)
+        assert r.status_code == 401
+        wait_for(lambda: len(lines) >= 2, timeout=10)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        for logger in loggers:
+            logger.removeHandler(handler)
+    text = "\n".join(lines)
+    assert "api_key=[redacted]" in text, text
+    assert "sup3r-s3cret" not in text, text
+
+
+# -- 10. smaller items ---------------------------------------------------------------------------------
+
+
+def test_a_refused_websocket_is_closed_with_1008(tmp_path: Path, root: Path) -> None:
+    """As documented: the handshake completes and the server closes with 1008 and a reason
+    (before, the handshake itself was refused with HTTP 403)."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with running(make_app(tmp_path, root, api_key="k3y")) as port:
+        for url, headers in ((f"ws://127.0.0.1:{port}/ws", {}),
+                             (f"ws://127.0.0.1:{port}/ws?api_key=k3y", {"Origin": "http://evil.example"})):
+            with connect(url, additional_headers=headers, open_timeout=10) as ws, \
+                    pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, url
+
+
+def test_overwrite_onto_a_folder_is_a_409(tmp_path: Path, root: Path) -> None:
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    (root / "uploads" / "taken.jpg").mkdir(parents=True)
+    with TestClient(make_app(tmp_path, root)) as c:
+        r = c.post(f"{API}/images/upload", files={"file": ("taken.jpg", data, "image/jpeg")},
+                   data={"overwrite": "true"})
+    assert_envelope(r, 409, "UploadExistsError")
+    assert (root / "uploads" / "taken.jpg").is_dir()
+
+
+def test_upload_errors_name_the_clients_file(tmp_path: Path, root: Path) -> None:
+    truncated = (root / "photos" / "coffee.jpg").read_bytes()[:300]
+    with TestClient(make_app(tmp_path, root)) as c:
+        r = c.post(f"{API}/images/upload", files={"file": ("my photo.jpg", truncated, "image/jpeg")})
+    body = assert_envelope(r, 400, "InvalidImageError")
+    assert ".upload-" not in r.text and ".part" not in r.text
+    assert body["message"].startswith("my_photo.jpg: ") and body["details"]["path"] == "my_photo.jpg"
+
+
+def test_a_task_stopped_by_shutdown_reads_like_one_stopped_by_a_crash(tmp_path: Path, root: Path) -> None:
+    """SIGTERM runs the app's shutdown: the task is 'interrupted' with the same 'Interrupted: '
+    prefix that a restart after SIGKILL gives."""
+    from server_support import wait_for
+
+    from imgctx import Extractor
+    from imgctx.testing import TinyImageEmbedder, settings_for_tests
+
+    settings = settings_for_tests(tmp_path / "db", preset="tiny", batch_size=1)
+    with Extractor(settings=settings, image_embedder=TinyImageEmbedder(delay=0.3)) as ex:
+        with TestClient(make_app(tmp_path, root, extractor=ex)) as c:
+            task_id = c.post(f"{API}/directories/process-async", json={"directory_path": "photos"}).json()["task_id"]
+            wait_for(lambda: c.get(f"{API}/directories/task/{task_id}").json()["progress"] > 0)
+        with TestClient(make_app(tmp_path, root, extractor=ex)) as c:
+            task = c.get(f"{API}/directories/task/{task_id}").json()
+    assert task["status"] == "interrupted", task
+    assert task["message"].startswith("Interrupted: Processing image "), task

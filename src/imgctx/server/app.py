@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
 from imgctx.server.guards import CheckHost, CheckOrigin, LimitBodies, RequireKey
+from imgctx.server.logs import install_redaction
 from imgctx.server.routes import directories, duplicates, health, images, models, websockets
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, require_api_key
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_redaction()  # now: the server has configured its logging by the time it starts
         if state.owns_extractor:
             state.extractor = await state.run(Extractor, settings=state.settings)
         tasks_db = server.tasks_db or state.settings.db_path / "server_tasks.sqlite3"

@@ -188,8 +188,7 @@ class TaskManager:
             try:
                 result = await run(lambda: job(progress))
             except TaskCancelled:
-                self.update(task.task_id, status="interrupted",
-                            error="the server stopped before this task finished")
+                self._interrupt(task.task_id)
             except ImgctxError as exc:
                 self.update(task.task_id, status="failed", error=str(exc), message=f"Failed: {exc}")
             except Exception as exc:
@@ -205,6 +204,14 @@ class TaskManager:
         running.future = asyncio.create_task(body())
         return task
 
+    def _interrupt(self, task_id: str) -> None:
+        """Mark a task the server stopped as ``interrupted``, worded as after a crash."""
+        message = self.get(task_id).message
+        if not message.startswith("Interrupted: "):
+            message = f"Interrupted: {message}"
+        self.update(task_id, status="interrupted", error="the server stopped before this task finished",
+                    message=message)
+
     async def shutdown(self) -> None:
         """Ask running tasks to stop after their current batch, and wait briefly for them."""
         pending = list(self._running.items())
@@ -215,8 +222,7 @@ class TaskManager:
             await asyncio.wait(futures, timeout=10)
         for task_id, _ in pending:
             if self.get(task_id).status in ACTIVE:
-                self.update(task_id, status="interrupted",
-                            error="the server stopped before this task finished")
+                self._interrupt(task_id)
         self._loop = None
         self.store.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import ImageNotFoundError, ImageRecord, InvalidImageError, load_image, sniff_format
+from imgctx import ImageError, ImageNotFoundError, ImageRecord, InvalidImageError, load_image, sniff_format
 from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
 from imgctx.server.fsops import confined_unlink
 from imgctx.server.paths import safe_filename
@@ -96,7 +96,7 @@ async def upload_image(
     file: UploadFile = File(..., description="The image file"),
     process_immediately: bool = Form(True),
     overwrite: bool = Form(False),
-    upload_dir: str | None = Form(None, description="Folder relative to the first allowed root, or absolute "
+    upload_dir: str | None = Form(None, max_length=4096, description="Folder relative to the first allowed root, or absolute "
                                   "inside a root (default: the upload_dir setting, 'uploads')"),
     state: AppState = Depends(get_state),
 ) -> UploadResponse:
@@ -128,8 +128,13 @@ async def upload_image(
         stem, suffix = os.path.splitext(name)
         if suffix.lower() not in SUFFIXES[fmt]:
             name = f"{stem.rstrip('._-') or 'upload'}{SUFFIXES[fmt][0]}"
-        await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
+        try:
+            await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
+        except ImageError as exc:  # name the client's file, not the hidden temporary one
+            raise type(exc)(name, exc.reason) from None
         target = folder / name
+        if target.is_dir():
+            raise UploadExistsError(f"a folder of that name exists: {name}", filename=name)
         if target.exists() and not overwrite:
             raise UploadExistsError(f"file already exists: {name}", filename=name)
         await state.run(_place, tmp, target, overwrite)
