@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -412,3 +413,50 @@ def test_a_task_stopped_by_shutdown_reads_like_one_stopped_by_a_crash(tmp_path: 
             task = c.get(f"{API}/directories/task/{task_id}").json()
     assert task["status"] == "interrupted", task
     assert task["message"].startswith("Interrupted: Processing image "), task
+
+
+# -- 6. a full disk --------------------------------------------------------------------------------
+
+
+def _fill(conn: Any, insert: str) -> None:
+    """Make a real SQLite database full: cap it at its current size (``max_page_count``, the
+    limit SQLite enforces exactly as a full disk, with SQLITE_FULL), then fill its free space."""
+    import sqlite3
+
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    for _ in range(10_000):
+        try:
+            conn.execute(insert)
+        except sqlite3.OperationalError as exc:
+            assert "full" in str(exc)
+            return
+    raise AssertionError("the database never filled up")
+
+
+def test_a_full_disk_says_so_and_every_task_ends(tmp_path: Path, root: Path) -> None:
+    from server_support import wait_for
+
+    app = make_app(tmp_path, root)
+    state = app.state.imgctx
+    with TestClient(app) as c:
+        assert c.post(f"{API}/images/process", json={"image_path": "photos/coffee.jpg"}).status_code == 200
+        _fill(state.extractor.store._conn,
+              "INSERT INTO meta(key, value) VALUES ('filler' || hex(randomblob(16)), hex(randomblob(300)))")
+        r = c.post(f"{API}/directories/process", json={"directory_path": "photos"})
+        body = assert_envelope(r, 507, "DiskFullError")
+        assert "disk full" in body["message"] and "rollback" not in body["message"], body
+        # a background task that meets the full disk fails, saying why
+        task_id = c.post(f"{API}/directories/process-async", json={"directory_path": "photos"}).json()["task_id"]
+        task = wait_for(lambda: (t := c.get(f"{API}/directories/task/{task_id}").json())["status"]
+                        not in ("queued", "processing") and t)
+        assert task["status"] == "failed" and "disk full" in task["error"], task
+        # the task database full too: no task is created, none is left queued
+        _fill(state.task_manager.store._conn,
+              "INSERT INTO tasks VALUES (hex(randomblob(16)), 'completed', 100, hex(randomblob(400)), NULL, NULL,"
+              " '2026', '2026', NULL)")
+        r = c.post(f"{API}/directories/process-async", json={"directory_path": "photos"})
+        body = assert_envelope(r, 507, "DiskFullError")
+        assert "disk full" in body["message"]
+        statuses = {t["status"] for t in c.get(f"{API}/directories/tasks").json()}
+        assert statuses <= {"completed", "failed"}, statuses

@@ -53,6 +53,8 @@ def _store_errors(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreError(f"disk full: the store at {self.db_file} cannot grow ({exc})") from None
             raise StoreError(f"the store at {self.db_file} failed: {exc}") from None
         except UnicodeEncodeError:
             raise StoreError("a path or label is not valid UTF-8 and cannot be stored") from None
@@ -238,7 +240,8 @@ class FaissStore:
                 conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk does)
+                conn.execute("ROLLBACK")
             raise
 
     def _generation(self) -> int:

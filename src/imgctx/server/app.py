@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
-from imgctx.server.errors import envelope, error_body
+from imgctx.server.errors import DISK_FULL, disk_full, envelope, error_body
 from imgctx.server.guards import CheckHost, CheckOrigin, LimitBodies, RequireKey
 from imgctx.server.logs import install_redaction
 from imgctx.server.routes import directories, duplicates, health, images, models, websockets
@@ -76,7 +76,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ImgctxError)
     async def imgctx_error(request: Request, exc: ImgctxError) -> JSONResponse:
         code, body = error_body(exc)
-        if code >= 500:
+        if code >= 500:  # a full disk too: the operator needs to see it
             log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return JSONResponse(body, status_code=code)
 
@@ -99,7 +99,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def os_error(request: Request, exc: OSError) -> JSONResponse:
         """A file-system refusal (permissions, a vanished file): its reason, never a traceback."""
-        if isinstance(exc, PermissionError):
+        name = type(exc).__name__
+        if disk_full(exc):
+            code, name = DISK_FULL, "DiskFullError"
+        elif isinstance(exc, PermissionError):
             code = 403
         elif isinstance(exc, FileNotFoundError):
             code = 404
@@ -109,7 +112,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             code = 500
         where = f": {exc.filename}" if exc.filename else ""
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(envelope(code, type(exc).__name__, f"{exc.strerror or 'file system error'}{where}"),
+        return JSONResponse(envelope(code, name, f"{exc.strerror or 'file system error'}{where}"),
                             status_code=code)
 
     @app.exception_handler(Exception)

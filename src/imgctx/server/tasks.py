@@ -89,10 +89,14 @@ class TaskStore:
         with self._lock:
             if self._closed:
                 return
-            self._conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                row,
-            )
+            try:
+                self._conn.execute(
+                    f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    row,
+                )
+            except sqlite3.Error as exc:
+                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                raise StoreError(f"{'disk full: ' if full else ''}cannot record the task: {exc}") from None
 
     def load(self) -> list[Task]:
         with self._lock:
@@ -154,7 +158,10 @@ class TaskManager:
         with self._lock:
             task = replace(self._tasks[task_id], updated_at=now_iso(), **changes)
             self._tasks[task_id] = task
-            self.store.save(task)
+            try:
+                self.store.save(task)
+            except StoreError as exc:  # the change holds in memory: the task can still end
+                log.warning("task %s: %s", task_id, exc)
         if self._loop is not None:
             message = {"type": "task_update", "task_id": task_id, "task": task.to_dict()}
             self.hub.publish_threadsafe("processing", message, self._loop)
@@ -171,8 +178,8 @@ class TaskManager:
                     message="Directory processing queued", created_at=stamp, updated_at=stamp,
                     directory_path=directory_path)
         with self._lock:
+            self.store.save(task)  # first: a task that cannot be recorded is not started at all
             self._tasks[task.task_id] = task
-            self.store.save(task)
         self.hub.publish("processing", {"type": "task_created", "task_id": task.task_id, "task": task.to_dict()})
         running = _Running()
         self._running[task.task_id] = running
