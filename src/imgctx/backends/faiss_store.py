@@ -3,9 +3,10 @@
 Files, in the ``db_path`` folder, per collection ``C``: ``C.sqlite3`` (records, tags, vectors as
 float32 blobs, metadata) and ``C.<space>.faiss`` (an accelerator). Every write transaction bumps
 a ``generation`` counter in SQLite; an index file is trusted only if it was saved at the current
-generation, otherwise it is rebuilt from SQLite. A process killed at any moment therefore leaves
-a store that opens and is consistent: SQLite rolls back the unfinished transaction and the stale
-index is rebuilt. Another process's writes are noticed the same way before each query.
+generation and its SHA-256 matches the one saved beside it, otherwise it is rebuilt from SQLite.
+A process killed at any moment therefore leaves a store that opens and is consistent: SQLite
+rolls back the unfinished transaction and the stale index is rebuilt; a damaged index file is
+rebuilt too. Another process's writes are noticed the same way before each query.
 
 Search is exact (flat inner product) up to ``exact_search_limit`` vectors per space and
 approximate (IVF, inner product) beyond it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -105,6 +107,15 @@ _COLUMNS = (
     "rowid, id, path, filename, width, height, file_size, format, caption, content_hash, "
     "phash, dhash, mtime_ns, created_at, updated_at"
 )
+
+
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _import_faiss() -> Any:
@@ -321,9 +332,13 @@ class FaissStore:
                 if not info or info.get("generation") != generation:
                     continue
                 idx = _SpaceIndex(self.faiss, spec, self.exact_limit)
+                path = self._index_file(name)
                 try:
-                    idx.index = self.faiss.read_index(str(self._index_file(name)))
-                except RuntimeError:
+                    if _sha256(path) != info.get("sha256"):
+                        log.warning("%s does not match its checksum; rebuilding it from %s", path, self.db_file)
+                        continue
+                    idx.index = self.faiss.read_index(str(path))
+                except (OSError, RuntimeError):
                     continue
                 idx.approximate = bool(info.get("approximate"))
                 idx.trained_on = int(info.get("trained_on", 0))
@@ -353,10 +368,11 @@ class FaissStore:
                 for name, idx in self._indexes.items():
                     tmp = self._index_file(name).with_name(self._index_file(name).name + suffix)
                     self.faiss.write_index(idx.index, str(tmp))
+                    checksum = _sha256(tmp)
                     os.replace(tmp, self._index_file(name))
                     stamp[name] = {
                         "generation": self._synced_generation, "approximate": idx.approximate,
-                        "trained_on": idx.trained_on,
+                        "trained_on": idx.trained_on, "sha256": checksum,
                     }
                 tmp_stamp = self._stamp_file().with_name(self._stamp_file().name + suffix)
                 tmp_stamp.write_text(json.dumps(stamp))
