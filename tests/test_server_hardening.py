@@ -460,3 +460,82 @@ def test_a_full_disk_says_so_and_every_task_ends(tmp_path: Path, root: Path) -> 
         assert "disk full" in body["message"]
         statuses = {t["status"] for t in c.get(f"{API}/directories/tasks").json()}
         assert statuses <= {"completed", "failed"}, statuses
+
+
+# -- 4. decodes bounded by a memory budget -----------------------------------------------------------
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's resident-memory high-water mark (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_concurrent_decodes_stay_within_the_memory_budget(tmp_path: Path, root: Path) -> None:
+    """Six uploads at once of a small PNG that decodes to 75 MB each. With a budget of about one
+    decode they run one after another, and the server's peak memory barely moves after a first
+    upload; without one they decode together and the peak grows by several images."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from PIL import Image
+    from server_support import free_port, wait_for
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (5000, 5000), (10, 20, 30)).save(big)
+    data = big.read_bytes()
+    estimate = 5000 * 5000 * 3 + len(data)
+    port = free_port()
+    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_PORT": str(port),
+           "IMGCTX_WORKER_THREADS": "6", "IMGCTX_DECODE_MEMORY_BYTES": str(estimate + estimate // 4)}
+    proc = subprocess.Popen([sys.executable, "-m", "imgctx.server", "--preset", "tiny", "--db", str(tmp_path / "db")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}{API}"
+
+    def up() -> bool:
+        assert proc.poll() is None
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def upload(name: str, statuses: list[int]) -> None:
+        r = httpx.post(f"{base}/images/upload", files={"file": (name, data, "image/png")},
+                       data={"process_immediately": "false"}, timeout=120)
+        statuses.append(r.status_code)
+
+    try:
+        wait_for(up, timeout=60, every=0.2)
+        warm: list[int] = []
+        upload("warm.png", warm)
+        assert warm == [201]
+        before = _peak_rss(proc.pid)
+        statuses: list[int] = []
+        threads = [threading.Thread(target=upload, args=(f"b{i}.png", statuses)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        after = _peak_rss(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert statuses == [201] * 6
+    assert after - before < estimate, f"peak RSS grew by {(after - before) >> 20} MiB"
+
+
+def test_an_image_over_the_whole_budget_is_a_413(tmp_path: Path, root: Path) -> None:
+    data = (root / "photos" / "coffee.jpg").read_bytes()
+    with TestClient(make_app(tmp_path, root, decode_memory_bytes=100_000)) as c:
+        r = c.post(f"{API}/images/upload", files={"file": ("cup.jpg", data, "image/jpeg")})
+        body = assert_envelope(r, 413, "ImageTooLargeError")
+        assert body["message"].startswith("cup.jpg: ") and "decode_memory_bytes" in body["message"]
+        r = c.post(f"{API}/images/process", json={"image_path": "photos/coffee.jpg"})
+        assert_envelope(r, 413, "ImageTooLargeError")
+        assert c.app.state.imgctx.decodes.in_use == 0
+    assert not (root / "uploads" / "cup.jpg").exists()

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from imgctx import ServerSettings, Settings
+from imgctx.server.budget import return_freed_memory
 
 
 def serve(settings: Settings | None = None, server_settings: ServerSettings | None = None) -> None:
@@ -20,6 +21,7 @@ def serve(settings: Settings | None = None, server_settings: ServerSettings | No
 
     settings = settings if settings is not None else Settings()
     server = server_settings if server_settings is not None else ServerSettings()
+    return_freed_memory()
     log_level = settings.log_level.lower()
     if server.dev:
         _export(settings, server)

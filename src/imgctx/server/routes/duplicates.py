@@ -104,7 +104,7 @@ async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state
         if body.directory_path is not None:
             _, files = await state.run(_folder, state, body.directory_path, body.recursive)
             return await state.run(_image_against_folder, state, image, files, threshold)
-        found = await state.run(_check_image, state, image, threshold, 1000)
+        found = await state.run(state.decodes.run, [image], _check_image, state, image, threshold, 1000)
         groups = []
         if found.duplicates:
             groups.append(DuplicateGroupInfo(
@@ -136,7 +136,7 @@ async def check_image(
 ) -> CheckImageResponse:
     """Stored images that duplicate one image file, most similar first."""
     image = state.guard.resolve(image_path, "image_path")
-    return await state.run(_check_image, state, image, similarity_threshold, limit)
+    return await state.run(state.decodes.run, [image], _check_image, state, image, similarity_threshold, limit)
 
 
 @router.get("/check-directory", response_model=DuplicateCheckResponse)
@@ -158,7 +158,8 @@ async def compare(body: CompareRequest, state: AppState = Depends(get_state)) ->
     """Every similarity metric between two image files, and the verdict at the threshold."""
     a = state.guard.resolve(body.image1_path, "image1_path")
     b = state.guard.resolve(body.image2_path, "image2_path")
-    comparison = await state.run(state.extractor.compare, a, b, threshold=body.similarity_threshold)
+    comparison = await state.run(state.decodes.run, [a, b], state.extractor.compare, a, b,
+                                 threshold=body.similarity_threshold)
     verdict = "duplicates" if comparison.is_duplicate else "not duplicates"
     return {**comparison.to_dict(), "success": True, "image1_path": str(a), "image2_path": str(b),
             "message": f"The images are {verdict} (similarity {comparison.similarity:.3f})"}

@@ -53,7 +53,7 @@ def objects_list(value: str | None) -> list[str] | None:
 async def process_image(body: ProcessImageRequest, state: AppState = Depends(get_state)) -> ProcessImageResponse:
     """Caption, tag, embed and store one image file (a path inside an allowed root)."""
     path = state.guard.resolve(body.image_path, "image_path")
-    result = await state.write(state.extractor.process, path, force=body.force_reprocess)
+    result = await state.write(state.decodes.run, [path], state.extractor.process, path, force=body.force_reprocess)
     state.announce("image_processed", result.record)
     return ProcessImageResponse.of(result)
 
@@ -129,7 +129,8 @@ async def upload_image(
         if suffix.lower() not in SUFFIXES[fmt]:
             name = f"{stem.rstrip('._-') or 'upload'}{SUFFIXES[fmt][0]}"
         try:
-            await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
+            await state.run(state.decodes.run, [tmp], load_image, tmp, state.settings.max_image_pixels,
+                            state.settings.max_file_bytes)
         except ImageError as exc:  # name the client's file, not the hidden temporary one
             raise type(exc)(name, exc.reason) from None
         target = folder / name
@@ -145,7 +146,7 @@ async def upload_image(
     response = UploadResponse(filename=name, file_path=shown, file_size=size,
                               message="Image uploaded successfully")
     if process_immediately:
-        result = await state.write(state.extractor.process, target, force=overwrite)
+        result = await state.write(state.decodes.run, [target], state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
         response.image_info = ImageInfo.of(result.record)
