@@ -539,3 +539,57 @@ def test_an_image_over_the_whole_budget_is_a_413(tmp_path: Path, root: Path) -> 
         assert_envelope(r, 413, "ImageTooLargeError")
         assert c.app.state.imgctx.decodes.in_use == 0
     assert not (root / "uploads" / "cup.jpg").exists()
+
+
+# -- also: the docs pages work offline; imgctx serve says where it listens ---------------------------
+
+
+def test_docs_pages_load_their_assets_from_the_server(tmp_path: Path, root: Path) -> None:
+    import re
+
+    with TestClient(make_app(tmp_path, root)) as c:
+        for page, assets in (("/docs", 2), ("/redoc", 1)):
+            html = c.get(page).text
+            urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+            assert urls and not [u for u in urls if "://" in u], urls  # nothing from another site
+            scripts = [u for u in urls if u.endswith((".js", ".css"))]
+            assert len(scripts) >= assets, urls
+            for url in scripts:
+                r = c.get(url)
+                assert r.status_code == 200 and len(r.content) > 100_000, url
+
+
+def test_serve_prints_where_it_listens_and_when_it_stops(tmp_path: Path, root: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from server_support import free_port, wait_for
+
+    port = free_port()
+    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "imgctx", "--db", str(tmp_path / "db"), "--preset", "tiny",
+                             "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def up() -> bool:
+        assert proc.poll() is None
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}{API}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, timeout=60, every=0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert f"listening on http://127.0.0.1:{port}" in out, out
+    assert f"faiss in {tmp_path / 'db'}" in out and "preset: tiny" in out, out
+    assert f"allowed roots: {root.resolve()}" in out and "API key: not set" in out, out
+    assert "answers to hosts: 127.0.0.1, [::1], localhost" in out, out
+    assert out.rstrip().endswith("imgctx server stopped"), out

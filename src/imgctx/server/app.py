@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
+from imgctx.server.docs import install_docs
 from imgctx.server.errors import DISK_FULL, disk_full, envelope, error_body
 from imgctx.server.guards import CheckHost, CheckOrigin, LimitBodies, RequireKey
 from imgctx.server.logs import install_redaction
@@ -156,7 +157,8 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                 state.extractor = None
 
     app = FastAPI(title="imgctx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None)
+    install_docs(app, "imgctx")  # Swagger UI and ReDoc from the package, not a CDN
     app.state.imgctx = state
     _install_error_handlers(app)
     app.include_router(health.public)
