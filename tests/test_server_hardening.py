@@ -593,3 +593,31 @@ def test_serve_prints_where_it_listens_and_when_it_stops(tmp_path: Path, root: P
     assert f"allowed roots: {root.resolve()}" in out and "API key: not set" in out, out
     assert "answers to hosts: 127.0.0.1, [::1], localhost" in out, out
     assert out.rstrip().endswith("imgctx server stopped"), out
+
+
+def test_the_budget_makes_decodes_wait_then_gives_up() -> None:
+    import threading
+
+    from imgctx.server import DecodeBusyError
+    from imgctx.server.budget import DecodeBudget
+
+    budget = DecodeBudget(100, max_pixels=10**8, wait_seconds=0.2)
+    with budget.reserve(80):
+        with pytest.raises(DecodeBusyError):
+            with budget.reserve(50):
+                pass
+        started = threading.Event()
+        done = threading.Event()
+
+        def second() -> None:
+            started.set()
+            with budget.reserve(50):
+                done.set()
+
+        budget.wait_seconds = 30
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        started.wait(10)
+        assert not done.wait(0.2)  # waits while the first holds 80 of 100
+    waiter.join(10)
+    assert done.is_set() and budget.in_use == 0 and budget.peak == 80

@@ -17,6 +17,7 @@ from imgctx.server.app import create_app, create_app_from_env
 from imgctx.server.errors import (
     AuthenticationError,
     BadRequestError,
+    DecodeBusyError,
     PathNotAllowedError,
     ServiceError,
     TaskNotFoundError,
@@ -28,6 +29,7 @@ from imgctx.server.run import main, serve
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "DecodeBusyError",
     "PathNotAllowedError",
     "ServiceError",
     "TaskNotFoundError",

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from imgctx import ImageTooLargeError
-from imgctx.server.errors import ServiceError
+from imgctx.server.errors import DecodeBusyError
 
 T = TypeVar("T")
 
@@ -30,12 +30,6 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "I;16B": 2, 
                "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
 #: How long a decode waits for its share of the budget before the request is refused (503).
 WAIT_SECONDS = 120.0
-
-
-class DecodeBusyError(ServiceError):
-    """503: the decode budget stayed taken by other decodes for too long."""
-
-    status_code = 503
 
 
 def decode_estimate(path: str | os.PathLike[str], max_pixels: int) -> int:
@@ -66,8 +60,9 @@ class DecodeBudget:
     """Shared by the worker threads: ``run(paths, fn)`` calls ``fn`` once the estimates for the
     files fit in the budget. ``peak`` is the most ever reserved at once."""
 
-    def __init__(self, total: int, max_pixels: int) -> None:
+    def __init__(self, total: int, max_pixels: int, wait_seconds: float = WAIT_SECONDS) -> None:
         self.total = total
+        self.wait_seconds = wait_seconds
         self.max_pixels = max_pixels
         self.in_use = 0
         self.peak = 0
@@ -78,7 +73,7 @@ class DecodeBudget:
         if nbytes > self.total:
             raise ImageTooLargeError(None, f"decoding it needs about {nbytes} bytes, over the server's "
                                            f"decode_memory_bytes ({self.total})")
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline = time.monotonic() + self.wait_seconds
         with self._cond:
             while self.in_use + nbytes > self.total:
                 left = deadline - time.monotonic()

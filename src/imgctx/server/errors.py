@@ -11,7 +11,8 @@ Every failure answers ``{"success": false, "error", "message", "details": {"stat
         ├── PathNotAllowedError      403: a path outside the allowed roots
         ├── TaskNotFoundError        404: no background task with that id
         ├── UploadExistsError        409: the upload's file exists and overwrite is false
-        └── UploadTooLargeError      413: the upload is over max_upload_bytes
+        ├── UploadTooLargeError      413: the upload is over max_upload_bytes
+        └── DecodeBusyError          503: the decode memory budget stayed taken too long
 
 A full disk (``disk_full``) answers 507 ``DiskFullError``, whichever error reported it.
 """
@@ -79,6 +80,12 @@ class UploadTooLargeError(ServiceError):
     """413: the upload is larger than ``max_upload_bytes``."""
 
     status_code = 413
+
+
+class DecodeBusyError(ServiceError):
+    """503: other decodes held the ``decode_memory_bytes`` budget for too long."""
+
+    status_code = 503
 
 
 def now_iso() -> str:
