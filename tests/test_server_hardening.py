@@ -621,3 +621,49 @@ def test_the_budget_makes_decodes_wait_then_gives_up() -> None:
         assert not done.wait(0.2)  # waits while the first holds 80 of 100
     waiter.join(10)
     assert done.is_set() and budget.in_use == 0 and budget.peak == 80
+
+
+@pytest.mark.slow
+def test_sigterm_mid_task_records_it_as_interrupted_with_the_prefix(tmp_path: Path) -> None:
+    """The real signal: a server process stopped by SIGTERM during a task."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from PIL import Image
+    from server_support import free_port, wait_for
+
+    root = tmp_path / "root"
+    (root / "many").mkdir(parents=True)
+    for i in range(400):
+        Image.new("RGB", (40, 30), (i % 256, (7 * i) % 256, 90)).save(root / "many" / f"{i:04}.png")
+    port = free_port()
+    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_BATCH_SIZE": "2", "IMGCTX_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "imgctx.server", "--preset", "tiny", "--db", str(tmp_path / "db")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    base = f"http://127.0.0.1:{port}{API}"
+
+    def up() -> bool:
+        assert proc.poll() is None
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, timeout=60, every=0.2)
+        task_id = httpx.post(f"{base}/directories/process-async", json={"directory_path": "many"},
+                             timeout=10).json()["task_id"]
+        wait_for(lambda: httpx.get(f"{base}/directories/task/{task_id}", timeout=10).json()["progress"] > 0)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.rstrip().endswith("imgctx server stopped"), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with sqlite3.connect(tmp_path / "db" / "server_tasks.sqlite3") as conn:
+        status, message = conn.execute("SELECT status, message FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    assert status == "interrupted" and message.startswith("Interrupted: Processing image "), (status, message)

@@ -113,7 +113,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             code = 500
         where = f": {exc.filename}" if exc.filename else ""
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(envelope(code, name, f"{exc.strerror or 'file system error'}{where}"),
+        full = "disk full: " if code == DISK_FULL else ""
+        return JSONResponse(envelope(code, name, f"{full}{exc.strerror or 'file system error'}{where}"),
                             status_code=code)
 
     @app.exception_handler(Exception)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
 
 from imgctx import ServerSettings, Settings, __version__
@@ -22,6 +25,7 @@ def serve(settings: Settings | None = None, server_settings: ServerSettings | No
     settings = settings if settings is not None else Settings()
     server = server_settings if server_settings is not None else ServerSettings()
     return_freed_memory()
+    _exit_cleanly_on_sigterm()
     print(startup_banner(settings, server), flush=True)
     log_level = settings.log_level.lower()
     try:
@@ -35,6 +39,14 @@ def serve(settings: Settings | None = None, server_settings: ServerSettings | No
                         log_level=log_level)
     finally:
         print("imgctx server stopped", flush=True)
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM and then raises the signal again under the
+    handler it found. With Python's default that kills the process on the spot; this handler
+    ends it with ``SystemExit(0)`` instead, so ``serve`` can say that it stopped."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 
 def startup_banner(settings: Settings, server: ServerSettings) -> str:
