@@ -25,17 +25,18 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from imgctx._backends.base import LazyModel, TagSettings
+from imgctx._backends.base import LazyModel, TagSettings, resolve_device
 from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.onnx_runtime import OnnxTower, Towers, TowerSpec, method_module, start
 from imgctx._backends.torch_common import TorchSettings, l2_normalise, prepare_torch
 from imgctx._backends.vocabulary import load_vocabulary
-from imgctx._errors import MissingDependencyError
+from imgctx._errors import ConfigurationError, MissingDependencyError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
 from imgctx._types import Tag
@@ -70,9 +71,15 @@ class ClipBackend(LazyModel):
     def __init__(self, device: str = "cpu", threshold: float = 0.1, max_tags: int = 5,
                  torch_threads: int | None = None,
                  text_score_range: tuple[float, float] = DEFAULT_TEXT_SCORE_RANGE,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+                 cache_dir: str | os.PathLike[str] | None = None, runtime: str = "auto", int8: bool = False) -> None:
         super().__init__(device)
         self.cache_dir = cache_dir
+        self.runtime_setting = runtime
+        self.int8 = int8
+        #: ``torch`` or ``onnx`` once loaded (see ``IMGCTX_CLIP_RUNTIME``).
+        self.runtime = "torch"
+        self._onnx: dict[str, OnnxTower] | None = None
+        self._towers: Towers | None = None
         self.threshold = threshold
         self.max_tags = max_tags
         self.torch_threads = torch_threads
@@ -102,6 +109,38 @@ class ClipBackend(LazyModel):
 
     def _text_features(self, texts: Sequence[str]) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    # -- ONNX Runtime ----------------------------------------------------------------------------
+
+    def _onnx_towers(self) -> Towers | None:  # pragma: no cover - overridden where supported
+        return None
+
+    def _start_runtime(self) -> None:
+        """After the torch model is loaded: switch to ONNX Runtime when the setting says so."""
+        if self.runtime_setting == "torch":
+            return
+        towers = self._onnx_towers()
+        if towers is None:
+            if self.runtime_setting == "onnx":
+                raise ConfigurationError(f"runtime 'onnx' is not available for {self.name}; use 'torch' or 'auto'")
+            return
+        self._onnx = start(self.runtime_setting, resolve_device(self.device_setting), towers)
+        if self._onnx is None:
+            self._towers = towers
+        else:
+            self.runtime = "onnx"
+
+    def export_onnx(self) -> dict[str, Path]:
+        """Export the towers into the model cache now (where not yet done); their paths. The
+        running model keeps its runtime; the next load with runtime ``auto`` uses the exports."""
+        self.load()
+        if self._onnx is not None:
+            return {name: tower.path for name, tower in self._onnx.items()}
+        if self._towers is None:
+            self._towers = self._onnx_towers()
+        if self._towers is None:
+            raise ConfigurationError(f"{self.name} cannot be exported to ONNX")
+        return self._towers.export()
 
     # -- roles -----------------------------------------------------------------------------------
 
@@ -290,14 +329,29 @@ class OpenClipModel(ClipBackend):
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.dim = int(getattr(model.visual, "output_dim", 0) or self._text_features(["a"]).shape[-1])
         self.logit_scale = float(model.logit_scale.exp().item())
+        self._start_runtime()
+        if self._onnx is not None:  # the towers run in ONNX Runtime: free the torch weights
+            self._model = None
+
+    def _onnx_towers(self) -> Towers | None:
+        torch, model = self._torch, self._model
+        size = self.input_size
+        image = TowerSpec(method_module(model, "encode_image"), [torch.randn(2, 3, size, size)], ["pixels"], int8=self.int8)
+        text = TowerSpec(method_module(model, "encode_text"), [self._tokenizer(["a photo of a cat.", "a dog"])], ["tokens"])
+        return Towers("open-clip", self.name, model, {"image": image, "text": text}, self.cache_dir, self.torch_threads)
 
     def _image_features(self, images: Sequence[Any]) -> Any:
-        batch = self._torch.stack([self._preprocess(im) for im in images]).to(self._device, self._dtype)
-        return self._model.encode_image(batch)
+        batch = self._torch.stack([self._preprocess(im) for im in images])
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["image"](batch.numpy()))
+        return self._model.encode_image(batch.to(self._device, self._dtype))
 
     def _text_features(self, texts: Sequence[str]) -> Any:
+        tokens = self._tokenizer(list(texts))
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["text"](tokens.numpy()))
         with self._torch.inference_mode():
-            return self._model.encode_text(self._tokenizer(list(texts)).to(self._device))
+            return self._model.encode_text(tokens.to(self._device))
 
 
 class HfClipModel(ClipBackend):
@@ -329,6 +383,7 @@ class HfClipModel(ClipBackend):
         self.dim = int(config.projection_dim)
         self.input_size = int(config.vision_config.image_size)
         self.logit_scale = float(model.logit_scale.exp().item())
+        self._start_runtime()  # torch only: 'auto' stays on torch, 'onnx' is a clear error
 
     @staticmethod
     def _pooled(out: Any) -> Any:
@@ -370,6 +425,14 @@ class ClipSettings(PluginSettings):
         (0.15, 0.35),
         description="CLIP text-to-image cosines mapped linearly onto [0, 1] for search scores (low, high).",
     )
+    runtime: Literal["torch", "onnx", "auto"] = Field(
+        "auto",
+        description="open_clip runtime: torch; onnx (exported into cache_dir on first use); auto: ONNX on CPU "
+                    "once exported (imgctx models export), torch otherwise.",
+    )
+    int8: bool = Field(
+        False, description="ONNX runtime: dynamic int8 quantisation of the image tower (faster, less faithful).",
+    )
 
     @field_validator("score_range", mode="before")
     @classmethod
@@ -395,6 +458,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         torch_threads=settings.plugin(TorchSettings).threads,
         text_score_range=tuple(settings.plugin(ClipSettings).score_range),
         local_files_only=settings.plugin(HubSettings).local_files_only, cache_dir=settings.cache_dir,
+        runtime=settings.plugin(ClipSettings).runtime, int8=settings.plugin(ClipSettings).int8,
     )
 
 
