@@ -15,7 +15,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from imgctx import _cli_json
+from imgctx import _cli_json, _cli_models
 from imgctx._backends.store_common import normalise_objects
 from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import ImgctxError
@@ -389,7 +389,7 @@ def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files
 
 @cli.group()
 def models() -> None:
-    """Model status and preloading."""
+    """Model status, preloading and ONNX export."""
 
 
 @models.command()
@@ -426,6 +426,9 @@ def preload(ctx: Context) -> None:
             click.echo(f"{role:>15}: {seconds:.2f}s")
 
     _emit(ctx, timings, text)
+
+
+models.add_command(_cli_models.export)
 
 
 @cli.command()

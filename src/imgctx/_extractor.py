@@ -37,6 +37,16 @@ from imgctx._types import (
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
 
 
+class _PresetChoice:
+    """The default of ``Extractor(captioner=...)``: the preset's captioner (``None`` means none)."""
+
+    def __repr__(self) -> str:
+        return "<the preset's>"
+
+
+PRESET_CAPTIONER: Any = _PresetChoice()
+
+
 def _check_search_args(limit: int, min_score: float | None) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise ConfigurationError(f"limit must be an integer, got {limit!r}")
@@ -61,7 +71,7 @@ class Extractor:
     with text search, image search and object filters.
 
     Models are chosen by ``preset`` and overridden per role by name (a registered plugin) or by
-    instance. Nothing loads until it is needed. Use as a context manager or call ``close()``.
+    instance; ``captioner=None`` switches captions off. Nothing loads until it is needed. Use as a context manager or call ``close()``.
     """
 
     def __init__(
@@ -69,7 +79,7 @@ class Extractor:
         db_path: str | os.PathLike[str] | None = None,
         *,
         preset: str | None = None,
-        captioner: str | Any | None = None,
+        captioner: str | Any | None = PRESET_CAPTIONER,
         image_embedder: str | Any | None = None,
         text_embedder: str | Any | None = None,
         tagger: str | Any | Sequence[str | Any] | None = None,
@@ -93,7 +103,7 @@ class Extractor:
         else:
             taggers = [tagger]
         self.components = Components(
-            captioner=self._resolve("captioner", captioner if captioner is not None else p.captioner),
+            captioner=self._resolve("captioner", p.captioner if captioner is PRESET_CAPTIONER else captioner),
             image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
             text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
             taggers=[self._resolve("tagger", t) for t in taggers],

@@ -33,7 +33,7 @@ from pydantic_settings import NoDecode
 
 from imgctx._backends.base import LazyModel, TagSettings, resolve_device
 from imgctx._backends.hub import HubSettings, is_folder, load_error, short
-from imgctx._backends.onnx_runtime import OnnxTower, Towers, TowerSpec, method_module, start
+from imgctx._backends.onnx_runtime import OnnxTower, Towers, TowerSpec, method_module, start_onnx
 from imgctx._backends.torch_common import TorchSettings, l2_normalise, prepare_torch
 from imgctx._backends.vocabulary import load_vocabulary
 from imgctx._errors import ConfigurationError, MissingDependencyError
@@ -124,7 +124,7 @@ class ClipBackend(LazyModel):
             if self.runtime_setting == "onnx":
                 raise ConfigurationError(f"runtime 'onnx' is not available for {self.name}; use 'torch' or 'auto'")
             return
-        self._onnx = start(self.runtime_setting, resolve_device(self.device_setting), towers)
+        self._onnx = start_onnx(self.runtime_setting, resolve_device(self.device_setting), towers)
         if self._onnx is None:
             self._towers = towers
         else:

@@ -162,7 +162,8 @@ def ensure_export(module: Any, example: Sequence[Any], tower: str, key: str, cac
 
 
 def method_module(owner: Any, method: str) -> Any:
-    """A torch module whose ``forward(x)`` is ``owner.<method>(x)`` (``encode_image``), for export."""
+    """A torch module whose ``forward(x)`` is ``owner.<method>(x)`` (``encode_image``), for
+    export; of a model output (a transformers ``BaseModelOutput``), its first tensor."""
     import torch
 
     class Method(torch.nn.Module):
@@ -171,7 +172,8 @@ def method_module(owner: Any, method: str) -> Any:
             self.owner = owner
 
         def forward(self, x: Any) -> Any:
-            return getattr(self.owner, method)(x)
+            out = getattr(self.owner, method)(x)
+            return out if isinstance(out, torch.Tensor) else out[0]
 
     return Method()
 
@@ -205,7 +207,7 @@ class Towers:
         return {name: OnnxTower(path, self.threads) for name, path in self.export().items()}
 
 
-def start(setting: str, device: str, towers: Towers) -> dict[str, OnnxTower] | None:
+def start_onnx(setting: str, device: str, towers: Towers) -> dict[str, OnnxTower] | None:
     """The ONNX sessions when ``setting`` resolves to ONNX (exporting now for ``onnx`` when
     the cache has no export yet), None when torch runs the model."""
     choose_runtime(setting, device, False, towers.what)  # validates the setting and device
