@@ -26,7 +26,14 @@ from pydantic import Field
 
 from imgctx._backends.base import LazyModel
 from imgctx._backends.hub import HubSettings, is_folder, load_error, short
-from imgctx._backends.onnx_runtime import OnnxTower, Towers, TowerSpec, method_module, start_onnx
+from imgctx._backends.onnx_runtime import (
+    OnnxTower,
+    Towers,
+    TowerSpec,
+    choose_runtime,
+    method_module,
+    start_onnx,
+)
 from imgctx._backends.torch_common import TorchSettings, prepare_torch
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
@@ -91,7 +98,7 @@ class BlipCaptioner(LazyModel):
         self._torch, self._dtype = torch, dtype
         size = getattr(processor.image_processor, "size", None) or {}
         self.input_size = int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
-        if self.runtime_setting != "torch":
+        if choose_runtime(self.runtime_setting, device, True, self.name) == "onnx":
             towers = self._onnx_towers()
             self._onnx = start_onnx(self.runtime_setting, device, towers)
             self._towers, self.runtime = (towers, "torch") if self._onnx is None else (None, "onnx")

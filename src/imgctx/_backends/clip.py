@@ -33,7 +33,14 @@ from pydantic_settings import NoDecode
 
 from imgctx._backends.base import LazyModel, TagSettings, resolve_device
 from imgctx._backends.hub import HubSettings, is_folder, load_error, short
-from imgctx._backends.onnx_runtime import OnnxTower, Towers, TowerSpec, method_module, start_onnx
+from imgctx._backends.onnx_runtime import (
+    OnnxTower,
+    Towers,
+    TowerSpec,
+    choose_runtime,
+    method_module,
+    start_onnx,
+)
 from imgctx._backends.torch_common import TorchSettings, l2_normalise, prepare_torch
 from imgctx._backends.vocabulary import load_vocabulary
 from imgctx._errors import ConfigurationError, MissingDependencyError
@@ -117,14 +124,15 @@ class ClipBackend(LazyModel):
 
     def _start_runtime(self) -> None:
         """After the torch model is loaded: switch to ONNX Runtime when the setting says so."""
-        if self.runtime_setting == "torch":
-            return
+        device = resolve_device(self.device_setting)
+        if choose_runtime(self.runtime_setting, device, True, self.name) == "torch":
+            return  # torch asked for, or 'auto' off the CPU: no weights to hash
         towers = self._onnx_towers()
         if towers is None:
             if self.runtime_setting == "onnx":
                 raise ConfigurationError(f"runtime 'onnx' is not available for {self.name}; use 'torch' or 'auto'")
             return
-        self._onnx = start_onnx(self.runtime_setting, resolve_device(self.device_setting), towers)
+        self._onnx = start_onnx(self.runtime_setting, device, towers)
         if self._onnx is None:
             self._towers = towers
         else:
