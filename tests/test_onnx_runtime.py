@@ -78,6 +78,18 @@ def test_open_clip_onnx_vectors_match_torch(models: dict[str, Path], images: lis
     assert len({n.rsplit("-", 1)[1] for n in exports}) == 1  # one key: the weights
 
 
+def test_transformers_clip_image_tower_in_onnx(models: dict[str, Path], tmp_path: Path, images: list) -> None:
+    from imgctx._backends.clip import HfClipModel
+    from imgctx.testing import build_tiny_clip
+
+    folder = build_tiny_clip(tmp_path / "hf-clip")
+    ref = HfClipModel(model=str(folder), runtime="torch")
+    onnx_model = HfClipModel(model=str(folder), runtime="onnx", cache_dir=tmp_path / "cache")
+    assert _cosines(ref.embed_images(images), onnx_model.embed_images(images)).min() >= 0.9999
+    assert onnx_model.runtime == "onnx" and set(onnx_model.export_onnx()) == {"image"}
+    np.testing.assert_allclose(onnx_model.embed_texts(TEXTS), ref.embed_texts(TEXTS), atol=1e-6)  # torch
+
+
 def test_exports_are_reused_and_keyed_by_the_weights(models: dict[str, Path], tmp_path: Path, images: list) -> None:
     _clip(models, runtime="onnx").load()  # exported by now (or by the test above)
     files = {p: p.stat().st_mtime_ns for p in (models["cache"] / "onnx").glob("open-clip-*.onnx")}

@@ -391,7 +391,14 @@ class HfClipModel(ClipBackend):
         self.dim = int(config.projection_dim)
         self.input_size = int(config.vision_config.image_size)
         self.logit_scale = float(model.logit_scale.exp().item())
-        self._start_runtime()  # torch only: 'auto' stays on torch, 'onnx' is a clear error
+        self._start_runtime()
+
+    def _onnx_towers(self) -> Towers | None:
+        """The image tower only: text queries are few and short, and stay in torch."""
+        side = self.input_size
+        spec = TowerSpec(method_module(self._model, "get_image_features", pick=self._pooled),
+                         [self._torch.randn(2, 3, side, side)], ["pixels"], int8=self.int8)
+        return Towers("hf-clip", self.name, self._model, {"image": spec}, self.cache_dir, self.torch_threads)
 
     @staticmethod
     def _pooled(out: Any) -> Any:
@@ -400,6 +407,8 @@ class HfClipModel(ClipBackend):
 
     def _image_features(self, images: Sequence[Any]) -> Any:
         pixels = self._processor(images=list(images), return_tensors="pt")["pixel_values"]
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["image"](pixels.numpy()))
         return self._pooled(self._model.get_image_features(pixel_values=pixels.to(self._device, self._dtype)))
 
     def _text_features(self, texts: Sequence[str]) -> Any:

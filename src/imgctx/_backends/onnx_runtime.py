@@ -161,9 +161,10 @@ def ensure_export(module: Any, example: Sequence[Any], tower: str, key: str, cac
     return q
 
 
-def method_module(owner: Any, method: str) -> Any:
+def method_module(owner: Any, method: str, pick: Any = None) -> Any:
     """A torch module whose ``forward(x)`` is ``owner.<method>(x)`` (``encode_image``), for
-    export; of a model output (a transformers ``BaseModelOutput``), its first tensor."""
+    export; ``pick(output)`` when given, else of a model output (a transformers
+    ``BaseModelOutput``) its first tensor."""
     import torch
 
     class Method(torch.nn.Module):
@@ -173,6 +174,8 @@ def method_module(owner: Any, method: str) -> Any:
 
         def forward(self, x: Any) -> Any:
             out = getattr(self.owner, method)(x)
+            if pick is not None:
+                return pick(out)
             return out if isinstance(out, torch.Tensor) else out[0]
 
     return Method()
