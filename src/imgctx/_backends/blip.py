@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from imgctx._backends.base import LazyModel
+from imgctx._backends.base import LazyModel, resolve_device
 from imgctx._backends.hub import HubSettings, is_folder, load_error, short
 from imgctx._backends.onnx_runtime import (
     OnnxTower,
@@ -120,7 +120,7 @@ class BlipCaptioner(LazyModel):
 
     def decoding(self) -> tuple[int, int]:
         """(beams, max new tokens): the settings, or the device's defaults."""
-        beams, length = CPU_DECODING if self.device == "cpu" else CUDA_DECODING
+        beams, length = CPU_DECODING if resolve_device(self.device_setting) == "cpu" else CUDA_DECODING
         return self.num_beams or beams, self.max_length or length
 
     def caption(self, images: Sequence[Any], tags: Sequence[Sequence[Tag]] | None = None) -> list[str]:
@@ -149,7 +149,6 @@ class BlipCaptioner(LazyModel):
                 out = self._decode(embeds, max_new_tokens=length, num_beams=beams)
         texts = self._processor.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
-
 
     def _decode(self, image_embeds: Any, **generate_kwargs: Any) -> Any:
         """What ``BlipForConditionalGeneration.generate`` does after its vision model: the text
