@@ -19,7 +19,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.routes import (
+    directories,
+    duplicates,
+    health,
+    images,
+    models,
+    search,
+    thumbnails,
+    ui,
+    websockets,
+)
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
@@ -244,10 +254,12 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     app.include_router(health.public)
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
-    for router in (health.router, models.router, images.router, directories.router, duplicates.router,
-                   websockets.stats_router):
+    for router in (health.router, models.router, thumbnails.router, images.router, directories.router,
+                   duplicates.router, search.router, ui.router, websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
+    app.include_router(ui.public)  # the web app's page and files hold no data: no key
+    ui.mount_static(app)
     # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
     # then the origin check of writes, then the upload limit (multipart framing adds a little to
     # the file; the route checks exactly)

@@ -112,6 +112,7 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
     query = message.get("query")
     reply: dict[str, Any] = {"type": "search_results", "id": message.get("id"), "query": query}
     limit = message.get("limit", 10)
+    offset = message.get("offset", 0)
     min_score = message.get("min_score")
     objects = message.get("objects")
     if not isinstance(query, str):
@@ -122,16 +123,18 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
         return {"type": "error", "id": message.get("id"), "message": "'objects' must be a string or a list"}
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
         return {"type": "error", "id": message.get("id"), "message": "'limit' must be an integer from 1 to 100"}
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= 10_000:
+        return {"type": "error", "id": message.get("id"), "message": "'offset' must be an integer from 0 to 10000"}
     if not query.strip():
         return {**reply, "results": [], "count": 0, "search_time": 0.0}
     start = time.perf_counter()
     try:
         hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit,
-                               min_score=min_score)
+                               min_score=min_score, offset=offset)
     except ImgctxError as exc:
         return {"type": "error", "id": message.get("id"), "message": str(exc)}
     results = [SearchResult.data(h) for h in hits]
-    return {**reply, "results": results, "count": len(results),
+    return {**reply, "offset": offset, "results": results, "count": len(results),
             "search_time": round(time.perf_counter() - start, 4)}
 
 
