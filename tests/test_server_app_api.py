@@ -168,3 +168,14 @@ def test_with_an_api_key_the_page_is_public_and_the_data_is_not(tmp_path: Path, 
         assert_envelope(c.get(f"{API}/images/x/thumbnail"), 401)
         assert_envelope(c.post(f"{API}/search/image", data={"image_id": "x"}), 401)
         assert c.get(f"{API}/objects", headers={"X-API-Key": "k3y"}).status_code == 200
+
+
+def test_the_page_may_open_websockets_on_its_own_origin(client: TestClient) -> None:
+    """The app's page (Origin = this server) connects; other origins stay refused."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("/ws/search", headers={"Origin": "http://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "connected"
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/ws/search", headers={"Origin": "http://other.example"}):
+            pass

@@ -18,7 +18,7 @@ from imgctx.server.errors import now_iso
 from imgctx.server.hub import CHANNELS, Connection
 from imgctx.server.routes.images import objects_list
 from imgctx.server.schemas import SearchResult, WebSocketStats
-from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed
+from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed, same_origin
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(tags=["websockets"])
@@ -28,7 +28,8 @@ MAX_MESSAGE = 64 * 1024
 
 async def _open(websocket: WebSocket, endpoint: str, channels: tuple[str, ...] = ()) -> Connection | None:
     state: AppState = websocket.app.state.imgctx
-    if not origin_allowed(state.server, websocket.headers.get("origin")):
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(state.server, origin) and not same_origin(origin or "", websocket.headers.get("host")):
         await websocket.close(code=1008, reason="origin not allowed")
         return None
     provided = websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")
