@@ -123,8 +123,16 @@ def page(browser: Any, base: str) -> Iterator[Any]:
     _assert_same_origin(requests, base)
 
 
+LOADED = """[...document.images].filter((i) => {
+  const r = i.getBoundingClientRect();
+  return i.offsetParent && r.bottom > 0 && r.top < innerHeight && r.width > 0;
+}).every((i) => i.complete && i.naturalWidth)"""
+
+
 def _shot(page: Any, name: str) -> None:
+    """With UI_SCREENSHOTS set, a screenshot once the pictures in view have loaded."""
     if SHOTS:
+        wait_for(lambda: page.evaluate(LOADED), timeout=30, every=0.1)
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
 
@@ -267,7 +275,6 @@ def test_upload_with_the_file_picker(page: Any, base: str, root: Path, tmp_path:
     assert (root / "uploads" / "my_cat.jpg").read_bytes() == picture.read_bytes()
     record = extractor.get(item.get_attribute("data-image-id"))
     assert record.filename == "my_cat.jpg" and "cat" in record.objects
-    _shot(page, "add")
 
 
 def test_index_a_folder_with_live_progress_to_100(page: Any, base: str, root: Path, extractor: Extractor) -> None:
@@ -295,6 +302,7 @@ def test_index_a_folder_with_live_progress_to_100(page: Any, base: str, root: Pa
     row = page.locator(f'#tasks tr[data-task-id="{task_id}"]')
     expect(row).to_have_attribute("data-status", "completed")
     expect(row).to_contain_text(str(folder.resolve()))
+    _shot(page, "add")
     progress = [e["task"]["progress"] for e in events if e.get("task_id") == task_id]
     assert progress and progress[-1] == 100.0 and progress == sorted(progress)  # live, from /ws/processing
     indexed = {r.filename for r in extractor.list(limit=1000)}
@@ -344,10 +352,10 @@ def test_phone_sized_window_and_no_request_leaves_the_origin(browser: Any, base:
         expect(page.locator("#results")).to_have_attribute("data-query", "a cat")
         box = _tiles(page).first.bounding_box()
         assert box is not None and box["width"] < 390 / 2  # at least two columns
+        _shot(page, "phone")
         _tiles(page).first.locator("button").click()
         expect(page.locator("#detail")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        _shot(page, "phone")
     finally:
         page.context.close()
     assert any("/ws/search" in u for u in requests) and any("/thumbnail" in u for u in requests)

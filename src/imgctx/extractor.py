@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image as PILImage
 
-from imgctx.backends.store_common import check_spaces, normalise_objects
+from imgctx.backends.store_common import check_spaces, count_objects, normalise_objects
 from imgctx.duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
@@ -395,7 +395,8 @@ class Extractor:
         """Every object tag in the store with how many records carry it, most common first
         (ties by label)."""
         self._live()
-        counts = self.store.object_counts()
+        own = getattr(self.store, "object_counts", None)  # optional for third-party stores
+        counts = own() if own is not None else count_objects(self.store)
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def count(self, objects: Sequence[str] | str | None = None) -> int:
