@@ -14,7 +14,7 @@ Method
   query typed key by key, ``--key-delay`` ms apart. In the page, the time of the last ``input``
   event is taken, and the time of the first animation frame after the grid shows that query's
   results (``#results[data-query]`` set to it, tiles in the DOM): their difference is the
-  latency, debounce (120 ms) included. Thumbnail loading is not in it.
+  latency, debounce (100 ms) included. Thumbnail loading is not in it.
 - **Raw round trip.** Afterwards, the same queries over ``/ws/search`` from a Python WebSocket
   client (``limit`` 40, as the app asks; ten not counted first), timed from send to the parsed
   answer.
@@ -62,7 +62,7 @@ VOCAB = (
     "chair sofa window door lamp book phone cup bottle"
 ).split()
 #: The app waits this long after a keystroke before it searches (search.js DEBOUNCE_MS).
-DEBOUNCE_MS = 120
+DEBOUNCE_MS = 100
 #: In the page: the time of the last keystroke and of the frame that shows the wanted results.
 PROBE = """() => {
   window.__lastKey = 0; window.__shown = 0; window.__want = null;

@@ -32,7 +32,7 @@ if shutil.which("chromium") is None:
 from PIL import Image  # noqa: E402
 from server_support import free_port, wait_for  # noqa: E402
 
-from imgctx import Extractor, ServerSettings  # noqa: E402
+from imgctx import Extractor, RecordNotFoundError, ServerSettings  # noqa: E402
 from imgctx.testing import settings_for_tests  # noqa: E402
 
 expect = playwright_api.expect
@@ -262,12 +262,16 @@ def test_duplicates_review_removes_the_copies_and_their_files(page: Any, base: s
 # -- adding images ---------------------------------------------------------------------------------
 
 
-def test_upload_with_the_file_picker(page: Any, base: str, root: Path, tmp_path: Path, extractor: Extractor) -> None:
+def test_upload_by_picker_and_drop_then_delete_in_the_detail_view(page: Any, base: str, root: Path, tmp_path: Path,
+                                                                   extractor: Extractor) -> None:
     picture = tmp_path / "my cat.jpg"
     with Image.open(root / "photos" / "chelsea.jpg") as im:
         im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).rotate(8).save(picture, quality=85)
+    dropped = tmp_path / "dropped.jpg"
+    with Image.open(root / "photos" / "rocket.jpg") as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(dropped, quality=85)
     page.goto(f"{base}/?view=add")
-    page.locator("#file-input").set_input_files(str(picture))
+    page.locator("#file-input").set_input_files(str(picture))  # the file picker
     item = page.locator('#uploads li[data-filename="my cat.jpg"]')
     expect(item).to_have_attribute("data-state", "done")
     expect(item.locator("progress")).to_have_attribute("value", "1")
@@ -275,6 +279,32 @@ def test_upload_with_the_file_picker(page: Any, base: str, root: Path, tmp_path:
     assert (root / "uploads" / "my_cat.jpg").read_bytes() == picture.read_bytes()
     record = extractor.get(item.get_attribute("data-image-id"))
     assert record.filename == "my_cat.jpg" and "cat" in record.objects
+    transfer = page.evaluate_handle("""([name, bytes]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], name, { type: "image/jpeg" }));
+        return dt;
+    }""", ["dropped.jpg", list(dropped.read_bytes())])
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})  # drag and drop
+    item = page.locator('#uploads li[data-filename="dropped.jpg"]')
+    expect(item).to_have_attribute("data-state", "done")
+    dropped_id = item.get_attribute("data-image-id")
+    assert (root / "uploads" / "dropped.jpg").read_bytes() == dropped.read_bytes()
+    # newest first in the browse view; delete it, record and file, from the detail view
+    page.goto(base)
+    first = _tiles(page).first
+    expect(first).to_have_attribute("data-image-id", dropped_id)
+    first.locator("button").click()
+    expect(page.locator("#detail-title")).to_have_text("dropped.jpg")
+    page.get_by_role("button", name="Delete…").click()
+    confirm = page.locator("#confirm")
+    expect(confirm).to_contain_text("Delete dropped.jpg?")
+    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice first
+    confirm.get_by_role("button", name="Remove and delete the file").click()
+    expect(page.locator(f'#results [data-image-id="{dropped_id}"]')).to_have_count(0)
+    assert not (root / "uploads" / "dropped.jpg").exists()
+    with pytest.raises(RecordNotFoundError):
+        extractor.get(dropped_id)
+    assert (root / "uploads" / "my_cat.jpg").exists() and extractor.get(record.id)
 
 
 def test_index_a_folder_with_live_progress_to_100(page: Any, base: str, root: Path, extractor: Extractor) -> None:
@@ -307,6 +337,39 @@ def test_index_a_folder_with_live_progress_to_100(page: Any, base: str, root: Pa
     assert progress and progress[-1] == 100.0 and progress == sorted(progress)  # live, from /ws/processing
     indexed = {r.filename for r in extractor.list(limit=1000)}
     assert {f"{n}-turned.jpg" for n in ("astronaut", "rocket", "hubble_deep_field")} <= indexed
+
+
+def test_pages_load_as_the_grid_scrolls(browser: Any, base: str, extractor: Extractor) -> None:
+    """One image per page (``limit=1`` in the URL) on a short window: the first pages fill the
+    screen, the rest come as the grid is scrolled to its end, newest first, none twice."""
+    requests: list[str] = []
+    page = _page(browser, base, requests, viewport={"width": 390, "height": 300})
+    try:
+        page.goto(f"{base}/?limit=1")
+        expect(_tiles(page).first).to_be_visible()
+        total = extractor.count()
+        counts = [-1]
+
+        def settled() -> bool:  # the same number of tiles twice, 300 ms apart, and nothing loading
+            page.wait_for_timeout(300)
+            counts.append(_tiles(page).count())
+            return counts[-1] == counts[-2] and page.locator("#results").get_attribute("aria-busy") is None
+
+        wait_for(settled, timeout=30)
+        assert 0 < counts[-1] < total  # not everything at once
+        for _ in range(3 * total):  # bounded: each scroll loads at least one more page
+            if _tiles(page).count() == total:
+                break
+            page.locator("#sentinel").scroll_into_view_if_needed()
+            page.wait_for_timeout(100)
+        ids = [t.get_attribute("data-image-id") for t in _tiles(page).all()]
+        assert ids == [r.id for r in reversed(extractor.list(limit=1000))]
+        expect(page.locator("#more")).to_be_hidden()
+        offsets = sorted(int(m) for u in requests for m in re.findall(r"/api/v1/images/\?.*offset=(\d+)", u))
+        assert offsets[: total] == list(range(total))
+    finally:
+        page.context.close()
+    _assert_same_origin(requests, base)
 
 
 # -- the whole app: API key, phone size, the origin -----------------------------------------------------

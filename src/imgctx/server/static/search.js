@@ -4,11 +4,11 @@
 import { el, getJSON, request, showImage, socket, thumb } from "./api.js";
 
 const PAGE = 40;
-const DEBOUNCE_MS = 120;
+const DEBOUNCE_MS = 100;
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  q: "", objects: [], min: 0, like: null,
+  q: "", objects: [], min: 0, like: null, limit: PAGE,
   offset: 0, done: false, loading: false, seq: 0, items: [],
 };
 let ws = null;
@@ -54,6 +54,7 @@ function readURL() {
   state.objects = (p.get("objects") || "").split(",").filter(Boolean);
   state.min = Number(p.get("min") || 0);
   state.like = p.get("like");
+  state.limit = Math.min(100, Math.max(1, Number(p.get("limit")) || PAGE));
   $("q").value = state.q;
   $("min-score").value = String(state.min);
   $("min-score-value").textContent = state.min.toFixed(2);
@@ -66,6 +67,7 @@ function writeURL(push = false) {
   set("objects", state.objects.join(","));
   set("min", state.min ? String(state.min) : "");
   set("like", state.like);
+  set("limit", state.limit !== PAGE ? String(state.limit) : "");
   p.delete("view");
   const url = `${location.pathname}${p.toString() ? `?${p}` : ""}`;
   if (url !== `${location.pathname}${location.search}`) history[push ? "pushState" : "replaceState"](null, "", url);
@@ -101,21 +103,21 @@ async function fetchPage(offset, seq) {
   if (state.like) {
     const form = new FormData();
     form.append("image_id", state.like);
-    form.append("limit", String(PAGE));
+    form.append("limit", String(state.limit));
     form.append("offset", String(offset));
     if (objects) form.append("objects", objects);
     if (state.min) form.append("min_score", String(state.min));
     return (await request("/api/v1/search/image", { method: "POST", body: form })).json();
   }
   if (state.q.trim()) {
-    const message = { type: "search", id: seq, query: state.q.trim(), limit: PAGE, offset };
+    const message = { type: "search", id: seq, query: state.q.trim(), limit: state.limit, offset };
     if (objects) message.objects = objects;
     if (state.min) message.min_score = state.min;
     const reply = await searchOverSocket(message);
     if (reply.type === "error") throw new Error(reply.message);
     return reply.results;
   }
-  const p = new URLSearchParams({ order: "newest", limit: String(PAGE), offset: String(offset) });
+  const p = new URLSearchParams({ order: "newest", limit: String(state.limit), offset: String(offset) });
   if (objects) p.set("objects", objects);
   return getJSON(`/api/v1/images/?${p}`);
 }
@@ -135,7 +137,7 @@ async function load(reset) {
     grid.append(...page.map(tile));
     state.items.push(...page);
     state.offset += page.length;
-    state.done = page.length < PAGE;
+    state.done = page.length < state.limit;
     grid.dataset.query = state.like ? `like:${state.like}` : state.q.trim();
     grid.dataset.state = "done";
     $("status").textContent = describe();
