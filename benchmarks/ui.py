@@ -14,7 +14,9 @@ Method
   query typed key by key, ``--key-delay`` ms apart. In the page, the time of the last ``input``
   event is taken, and the time of the first animation frame after the grid shows that query's
   results (``#results[data-query]`` set to it, tiles in the DOM): their difference is the
-  latency, debounce (100 ms) included. Thumbnail loading is not in it.
+  latency, debounce (100 ms) included. Thumbnail loading is not in it, but on the first pass
+  the server makes the thumbnails the grid asks for while the next queries are searched (as on
+  a fresh collection); a second pass over the same queries finds them cached.
 - **Raw round trip.** Afterwards, the same queries over ``/ws/search`` from a Python WebSocket
   client (``limit`` 40, as the app asks; ten not counted first), timed from send to the parsed
   answer.
@@ -27,7 +29,8 @@ Method
 
 Usage (from the repository root; needs the offline, server and dev extras and ``chromium``)::
 
-    python benchmarks/ui.py [--records 10000] [--queries 40] [--thumbs 200] [--json out.json]
+    python benchmarks/ui.py [--records 10000] [--queries 40] [--thumbs 200] [--omp-threads 1]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -150,7 +153,9 @@ def start_server(db: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start within 180 s")
 
 
-def typing_latency(base: str, queries: Sequence[str], key_delay: float) -> list[float]:
+def typing_latency(base: str, queries: Sequence[str], key_delay: float) -> tuple[list[float], list[float]]:
+    """Latencies of two passes over the queries: the first makes the shown thumbnails (the
+    server's thumbnail work competes with the next searches), the second finds them cached."""
     from playwright.sync_api import expect, sync_playwright
 
     latencies = []
@@ -161,7 +166,7 @@ def typing_latency(base: str, queries: Sequence[str], key_delay: float) -> list[
         expect(page.locator("#results [data-image-id]").first).to_be_visible(timeout=60_000)
         page.evaluate(PROBE)
         box = page.locator('input[type="search"]')
-        for q in [*queries[:3], *queries]:  # three to warm up, not counted
+        for q in [*queries[:3], *queries, *queries]:  # three to warm up, not counted
             box.click()
             page.keyboard.press("Control+A")
             page.keyboard.press("Backspace")
@@ -175,7 +180,8 @@ def typing_latency(base: str, queries: Sequence[str], key_delay: float) -> list[
                 raise SystemExit(f"the results for {q!r} never showed")
             latencies.append(shown - last)
         browser.close()
-    return latencies[3:]
+    n = len(queries)
+    return latencies[3: 3 + n], latencies[3 + n:]
 
 
 def raw_round_trips(base: str, queries: Sequence[str]) -> list[float]:
@@ -220,8 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--thumbs", type=int, default=200)
     ap.add_argument("--key-delay", type=float, default=60.0, help="ms between keystrokes")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--omp-threads", type=int, default=None,
+                    help="set OMP_NUM_THREADS (FAISS threads) for the server")
     ap.add_argument("--json", help="also write the results as JSON to this file ('-' for stdout)")
     args = ap.parse_args(argv)
+    if args.omp_threads is not None:  # inherited by the server process
+        os.environ["OMP_NUM_THREADS"] = str(args.omp_threads)
     if shutil.which("chromium") is None:
         raise SystemExit("needs Chromium: apt-get install chromium")
 
@@ -239,14 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = free_port()
         proc = start_server(db, root, port)
         base = f"http://127.0.0.1:{port}"
-        ui = stats(typing_latency(base, queries, args.key_delay))
+        cold, warm = typing_latency(base, queries, args.key_delay)
+        ui, ui_warm = stats(cold), stats(warm)
         raw = stats(raw_round_trips(base, queries))
         full, revalidated = thumbnails(base, args.thumbs)
         assets = {f.name: f.stat().st_size for f in sorted(STATIC.iterdir()) if f.suffix in (".js", ".css")}
         out = {
             "records": args.records, "queries": len(queries), "key_delay_ms": args.key_delay,
-            "cpu_count": os.cpu_count(),
-            "ui_results_after_last_key": ui, "raw_ws_search": raw,
+            "cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+            "ui_results_after_last_key": ui, "ui_results_after_last_key_thumbnails_cached": ui_warm,
+            "raw_ws_search": raw,
             "ratio_p50": round(ui["p50_ms"] / raw["p50_ms"], 2), "ratio_p95": round(ui["p95_ms"] / raw["p95_ms"], 2),
             "ratio_p50_without_debounce": round((ui["p50_ms"] - DEBOUNCE_MS) / raw["p50_ms"], 2),
             "thumbnail_cached_200": stats(full), "thumbnail_304": stats(revalidated),
@@ -256,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"shared by browser, server and client")
         print(f"{'measure':<38} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
         for name, key in (("results visible after the last key", "ui_results_after_last_key"),
+                          ("  again, thumbnails cached", "ui_results_after_last_key_thumbnails_cached"),
                           ("raw /ws/search round trip", "raw_ws_search"),
                           ("cached thumbnail (200)", "thumbnail_cached_200"),
                           ("thumbnail revalidation (304)", "thumbnail_304")):
@@ -265,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{DEBOUNCE_MS} ms debounce; without it, p50 {out['ratio_p50_without_debounce']}x)")
         print(f"JS+CSS: {out['assets_total_bytes'] / 1024:.1f} KB uncompressed ({', '.join(f'{k} {v}' for k, v in assets.items())})")
         checks = {
-            "results visible p95 < 300 ms": ui["p95_ms"] < 300,
+            "results visible p95 < 300 ms (first pass)": ui["p95_ms"] < 300,
+            "results visible p95 < 300 ms (thumbnails cached)": ui_warm["p95_ms"] < 300,
             "cached thumbnail p50 < 10 ms": out["thumbnail_cached_200"]["p50_ms"] < 10,
             "JS+CSS < 150 KB": out["assets_total_bytes"] < 150 * 1024,
         }
