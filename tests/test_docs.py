@@ -14,10 +14,12 @@ import click
 import pytest
 
 import imgctx
-from imgctx import Extractor, Settings, hookspecs, protocols
-from imgctx.cli import cli
-from imgctx.extractor import ModelManager
-from imgctx.presets import PRESETS
+from imgctx import Extractor, Settings
+from imgctx import _hookspecs as hookspecs
+from imgctx import _protocols as protocols
+from imgctx._cli import cli
+from imgctx._extractor import ModelManager
+from imgctx._presets import PRESETS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HEADING = re.compile(r"^(#{2,3}) `([^`]+)`\s*$", re.MULTILINE)
@@ -165,7 +167,7 @@ def test_every_role_protocol_is_documented(protocol: str) -> None:
 
 
 def test_plugins_doc_shows_the_entry_point_group() -> None:
-    from imgctx.plugins import ENTRY_POINT_GROUP
+    from imgctx._plugins import ENTRY_POINT_GROUP
 
     assert f"[project.entry-points.{ENTRY_POINT_GROUP}]" in _read("plugins.md")
 
@@ -275,3 +277,19 @@ def test_server_doc_lists_no_removed_setting() -> None:
     text = _read("server.md").split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE)
     assert set(documented) == set(imgctx.ServerSettings.model_fields)
+
+
+def _plugin_settings_classes() -> list[type]:
+    from imgctx._plugins import load_registry, settings_classes
+
+    found = {cls for info in load_registry().all() for cls in settings_classes(info)}
+    return sorted(found, key=lambda c: c.group())
+
+
+@pytest.mark.parametrize("cls", _plugin_settings_classes(), ids=lambda c: c.group())
+def test_every_plugin_setting_is_in_the_table(cls: type) -> None:
+    """Each built-in plugin setting has a row naming its IMGCTX_<GROUP>_<FIELD> variable."""
+    text = _read("settings.md")
+    prefix = cls.model_config["env_prefix"]
+    for field in cls.model_fields:
+        assert f"| `{prefix}{field.upper()}` |" in text, f"docs/settings.md needs a row for {prefix}{field.upper()}"

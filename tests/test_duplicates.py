@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 
 from imgctx import (
+    DEFAULT_THRESHOLD,
+    REMOVE_THRESHOLD,
     Comparison,
     ConfigurationError,
     DuplicateGroup,
@@ -23,19 +25,10 @@ from imgctx import (
     Extractor,
     ImageNotFoundError,
     InvalidImageError,
+    _cli_json,
 )
-from imgctx.duplicates import (
-    BUCKET_LIMIT,
-    DEFAULT_THRESHOLD,
-    REMOVE_THRESHOLD,
-    Items,
-    UnionFind,
-    combined_similarity,
-    group_indexes,
-    hash_candidates,
-    popcount,
-    units_for,
-)
+from imgctx._duplicates.grouping import BUCKET_LIMIT, Items, UnionFind, group_indexes, hash_candidates
+from imgctx._duplicates.similarity import combined_similarity, popcount, units_for
 from imgctx.testing import settings_for_tests
 
 # -- the combined similarity ---------------------------------------------------------------------
@@ -242,7 +235,7 @@ def test_find_duplicates_in_a_directory_leaves_the_store_alone(tiny: Extractor, 
     assert exact["chelsea_copy.jpg"] and not exact["chelsea_png.png"]
     assert report.total_duplicates == 10 and report.total_images == 16
     assert all(s >= DEFAULT_THRESHOLD for g in report.groups for s in g.similarity_scores)
-    data = report.to_dict()
+    data = _cli_json.duplicates(report)
     assert set(data) >= {"total_images", "duplicate_groups", "total_duplicates", "check_time", "message"}
     assert set(data["duplicate_groups"][0]) >= {"representative_id", "duplicate_ids", "similarity_scores", "paths"}
     assert data["message"] == "Found 2 duplicate groups with 10 duplicate images"
@@ -296,7 +289,7 @@ def test_compare_reports_every_metric(tiny: Extractor, collection: Path) -> None
     far = tiny.compare(collection / "chelsea.jpg", collection / "rocket.jpg")
     assert not far.is_duplicate and far.phash_distance > 10
     assert far.similarity == pytest.approx(float(combined_similarity(far.phash_distance, far.dhash_distance, far.embedding_cosine)))
-    assert set(far.to_dict()) == {"similarity", "is_duplicate", "threshold", "exact", "phash_distance",
+    assert set(_cli_json.comparison(far)) == {"similarity", "is_duplicate", "threshold", "exact", "phash_distance",
                                   "dhash_distance", "hash_similarity", "embedding_cosine", "embedding_similarity"}
     assert tiny.count() == 0  # comparing indexes nothing
 
@@ -402,12 +395,12 @@ def test_remove_duplicates_leaves_a_file_changed_since_indexing(indexed: tuple[E
 
 
 def test_remove_duplicates_keeps_members_linked_only_through_another(tiny: Extractor) -> None:
-    from imgctx.duplicates import Duplicates
+    from imgctx._duplicates import Duplicates
 
     class Chain(Duplicates):
         """A group A ~ B ~ C whose C is below the threshold against the kept A."""
 
-        def find_duplicates(self, threshold, directory, recursive, keep="first"):  # type: ignore[no-untyped-def]
+        def find_duplicates(self, threshold, directory, recursive, image=None, keep="first"):  # type: ignore[no-untyped-def]
             group = DuplicateGroup(representative_id="a", duplicate_ids=("b", "c"),
                                    similarity_scores=(0.99, 0.90), paths=("/x/a.jpg", "/x/b.jpg", "/x/c.jpg"),
                                    exact=(False, False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ EXPECTED = {
     "StoredVectors", "Tag", "__version__", "DecodedImage", "load_image", "scan_directory", "sniff_format",
 }
 EXPECTED |= {"Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport"}
+# defaults the CLI and the server take from the library instead of re-typing them
+EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
+# for plugin authors: the hook marker, the role protocols and the helpers the built-ins use
+EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
+             "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
+EXPECTED |= {"configure_logging"}
 
 
 def test_exported_names() -> None:
@@ -37,7 +44,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
     code = (
         "import sys, imgctx\n"
         "from imgctx import Extractor, Settings\n"
-        "import imgctx.cli, imgctx.plugins\n"
+        "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
         " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
@@ -55,8 +62,13 @@ def test_settings_read_prefixed_and_contract_names(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("IMGCTX_BATCH_SIZE", "4")
     s = Settings()
     assert s.db_path == tmp_path / "contract" and s.collection_name == "photos"
-    assert s.use_local_files_only is True and s.device == "auto" and s.batch_size == 4
-    assert s.local_clip_model_path == Path("/models/clip")
+    assert s.device == "auto" and s.batch_size == 4
+    # the contract's names of settings that plugins own
+    from imgctx._backends.clip import ClipSettings
+    from imgctx._backends.hub import HubSettings
+
+    assert s.plugin(HubSettings).local_files_only is True
+    assert s.plugin(ClipSettings).local_model_path == Path("/models/clip")
     monkeypatch.setenv("IMGCTX_DB_PATH", str(tmp_path / "prefixed"))
     assert Settings().db_path == tmp_path / "prefixed"  # the prefixed name wins
 
@@ -76,7 +88,7 @@ def test_with_overrides_ignores_none_and_keeps_the_rest(tmp_path: Path) -> None:
 
 
 def test_imagenet_coarse_table_is_consistent() -> None:
-    from imgctx.backends.imagenet import coarse_nouns, group_members, labels
+    from imgctx._backends.imagenet import coarse_nouns, group_members, labels
 
     names = labels()
     assert len(names) == 1000 and names[281] == "tabby"
@@ -103,3 +115,33 @@ def test_from_values_ignores_the_environment(monkeypatch: pytest.MonkeyPatch, tm
     s = Settings.from_values(db_path=tmp_path)
     assert s.preset == "offline" and s.db_path == tmp_path
     assert Settings().preset == "tiny"
+
+
+SERVER = Path(imgctx.__file__).resolve().parent / "server"
+# the serve command still lives in the CLI module (issue 10, item 8 moves it to the server)
+SERVER_PRIVATE_IMPORTS_LEFT: set[tuple[str, str]] = set()
+
+
+def test_the_server_uses_only_the_public_surface() -> None:
+    import ast
+
+    private = set()
+    for path in sorted(SERVER.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):  # from imgctx import _x counts as imgctx._x
+                names = [f"imgctx.{a.name}" for a in node.names] if node.module == "imgctx" else [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            private |= {(path.relative_to(SERVER).as_posix(), n) for n in names
+                        if re.match(r"imgctx\._(?!_)", n)}
+        assert not re.search(r"\b(ex|extractor)\.store\b", text), f"{path.name} reaches the Extractor's store"
+    assert private == SERVER_PRIVATE_IMPORTS_LEFT
+
+
+def test_library_types_carry_no_wire_format() -> None:
+    for name in ("ImageRecord", "SearchHit", "BatchReport", "Comparison", "DuplicateGroup",
+                 "DuplicateReport", "DuplicateMatch", "RemovalReport"):
+        cls = getattr(imgctx, name)
+        assert not {"to_dict", "image_info", "message"} & set(vars(cls)), name

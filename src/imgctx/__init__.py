@@ -4,7 +4,10 @@
 model or store first needs them.
 """
 
-from imgctx.errors import (
+from imgctx._backends.base import LazyModel
+from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
+from imgctx._errors import (
     ConfigurationError,
     ImageError,
     ImageNotFoundError,
@@ -19,11 +22,14 @@ from imgctx.errors import (
     RecordNotFoundError,
     StoreError,
 )
-from imgctx.extractor import Extractor
-from imgctx.images import DecodedImage, load_image, scan_directory, sniff_format
-from imgctx.presets import PRESETS, Preset
-from imgctx.settings import ServerSettings, Settings
-from imgctx.types import (
+from imgctx._extractor import Extractor
+from imgctx._hookspecs import hookimpl
+from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
+from imgctx._logging import configure_logging
+from imgctx._presets import PRESETS, Preset
+from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
+from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateGroup,
@@ -44,16 +50,25 @@ from imgctx.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "PluginSettings",
+    "configure_logging",
+    "plugin_config",
+    "DEFAULT_THRESHOLD",
+    "KEEP_POLICIES",
     "PRESETS",
+    "REMOVE_THRESHOLD",
     "BatchReport",
+    "Captioner",
     "Comparison",
     "ConfigurationError",
+    "CrossModalEmbedder",
     "DecodedImage",
     "DuplicateGroup",
     "DuplicateMatch",
     "DuplicateReport",
     "Extractor",
     "FailedFile",
+    "ImageEmbedder",
     "ImageError",
     "ImageNotFoundError",
     "ImageRecord",
@@ -61,6 +76,7 @@ __all__ = [
     "ImgctxError",
     "IncompatibleIndexError",
     "InvalidImageError",
+    "LazyModel",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelStatus",
@@ -78,8 +94,14 @@ __all__ = [
     "StoreError",
     "StoredVectors",
     "Tag",
-    "__version__",
+    "Tagger",
+    "TextEmbedder",
+    "VectorStore",
+    "check_spaces",
+    "hookimpl",
     "load_image",
+    "normalise_objects",
     "scan_directory",
     "sniff_format",
+    "__version__",
 ]

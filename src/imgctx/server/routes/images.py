@@ -12,7 +12,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import Extractor, ImageNotFoundError, ImageRecord, InvalidImageError, load_image, sniff_format
+from imgctx import (
+    Extractor,
+    ImageNotFoundError,
+    ImageRecord,
+    InvalidImageError,
+    load_image,
+    normalise_objects,
+    sniff_format,
+)
 from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
@@ -23,6 +31,7 @@ from imgctx.server.schemas import (
     ProcessImageResponse,
     SearchResult,
     UploadResponse,
+    image_info_data,
 )
 from imgctx.server.state import AppState, get_state
 
@@ -38,14 +47,6 @@ MEDIA_TYPES = {
     "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif", "MPO": "image/jpeg",
 }
 CHUNK = 1024 * 1024
-
-
-def objects_list(value: str | None) -> list[str] | None:
-    """``cat,dog`` -> ["cat", "dog"]; None for no filter."""
-    if value is None:
-        return None
-    items = [o.strip() for o in value.split(",") if o.strip()]
-    return items or None
 
 
 @router.post("/process", response_model=ProcessImageResponse)
@@ -142,7 +143,7 @@ async def upload_image(
         result = await state.write(state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
-        response.image_info = ImageInfo.of(result.record)
+        response.image_info = ImageInfo.model_validate(result.record)
         response.was_duplicate = result.was_duplicate
         response.message = "Image uploaded and processed successfully"
     return response
@@ -178,15 +179,15 @@ async def list_images(
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     """List images (optionally by object) or, with ``query``, search them by text."""
-    wanted = objects_list(objects)
+    wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
         hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, offset=offset)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
     if order == "newest":
-        return [r.image_info() for r in await state.run(newest_first, ex, wanted, limit, offset)]
+        return [image_info_data(r) for r in await state.run(newest_first, ex, wanted, limit, offset)]
     records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
-    return [r.image_info() for r in records]
+    return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
 def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: int) -> list[ImageRecord]:

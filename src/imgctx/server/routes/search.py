@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from imgctx import InvalidImageError, sniff_format
+from imgctx import InvalidImageError, normalise_objects, sniff_format
 from imgctx.server.errors import BadRequestError, UploadTooLargeError
-from imgctx.server.routes.images import CHUNK, objects_list
+from imgctx.server.routes.images import CHUNK
 from imgctx.server.schemas import ObjectCount, SearchResult
 from imgctx.server.state import AppState, get_state
 
@@ -60,7 +60,7 @@ async def search_by_image(
     if len(given) != 1:
         raise BadRequestError("give exactly one of file, image_id or image_path", given=given)
     ex = state.extractor
-    options = {"objects": objects_list(objects), "limit": limit, "offset": offset, "min_score": min_score}
+    options = {"objects": normalise_objects(objects), "limit": limit, "offset": offset, "min_score": min_score}
     if image_id:
         hits = await state.run(ex.search_similar, image_id, **options)
     elif image_path:

@@ -1,0 +1,76 @@
+"""Shared machinery for model backends: lazy, locked, timed loading and torch device choice."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pydantic import Field
+
+from imgctx._errors import MissingDependencyError
+from imgctx._settings import PluginSettings, plugin_config
+
+
+class TagSettings(PluginSettings):
+    """Settings of the built-in taggers (``IMGCTX_TAG_*``)."""
+
+    model_config = plugin_config("tag")
+
+    threshold: float = Field(0.1, ge=0.0, le=1.0, description="Minimum tagger confidence for an object tag.")
+    limit: int = Field(5, ge=1, description="At most this many fine labels per image (coarse nouns come on top).")
+
+log = logging.getLogger(__name__)
+
+
+class LazyModel:
+    """Loads its weights once, on first use or on ``load()``, and records how long it took."""
+
+    name: str = "model"
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device_setting = device
+        self._load_lock = threading.Lock()
+        self._loaded = False
+        self.load_time: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def device(self) -> str:
+        return resolve_device(self.device_setting) if self._loaded else self.device_setting
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            log.info("loading %s on %s", self.name, self.device_setting)
+            start = time.perf_counter()
+            self._load()
+            self.load_time = time.perf_counter() - start
+            self._loaded = True
+            log.info("%s loaded in %.2fs", self.name, self.load_time)
+
+    def _load(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+
+def import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("PyTorch (needed by this model)", "offline") from None
+    return torch
+
+
+def resolve_device(setting: str) -> str:
+    """'cpu', 'cuda' or 'auto' (cuda when available) -> a torch device string."""
+    if setting == "auto":
+        torch = import_torch()
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting

@@ -1,0 +1,597 @@
+"""``faiss``: SQLite (WAL) as the source of truth, one FAISS index per vector space beside it.
+
+Files, in the ``db_path`` folder, per collection ``C``: ``C.sqlite3`` (records, tags, vectors as
+float32 blobs, metadata) and ``C.<space>.faiss`` (an accelerator). Every write transaction bumps
+a ``generation`` counter in SQLite; an index file is trusted only if it was saved at the current
+generation, otherwise it is rebuilt from SQLite. A process killed at any moment therefore leaves
+a store that opens and is consistent: SQLite rolls back the unfinished transaction and the stale
+index is rebuilt. Another process's writes are noticed the same way before each query.
+
+Search is exact (flat inner product) up to ``IMGCTX_FAISS_EXACT_SEARCH_LIMIT`` vectors per space and
+approximate (IVF, inner product) beyond it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._errors import MissingDependencyError, StoreError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import PluginSettings, Settings, plugin_config
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _store_errors(method: F) -> F:
+    """SQLite failures (a locked database, a full disk, a path SQLite cannot encode) become
+    StoreError naming the store, never a raw sqlite3 exception."""
+
+    @functools.wraps(method)
+    def wrapper(self: FaissStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store at {self.db_file} failed: {exc}") from None
+        except UnicodeEncodeError:
+            raise StoreError("a path or label is not valid UTF-8 and cannot be stored") from None
+
+    return wrapper  # type: ignore[return-value]
+
+SCHEMA_VERSION = 1
+IVF_MIN_POINTS_PER_LIST = 39
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL UNIQUE,
+    filename TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    file_size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    caption TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    phash TEXT NOT NULL,
+    dhash TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);
+CREATE TABLE IF NOT EXISTS tags (
+    rid INTEGER NOT NULL REFERENCES records(rowid) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    coarse INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (rid, label)
+);
+CREATE INDEX IF NOT EXISTS tags_label ON tags(label);
+CREATE TABLE IF NOT EXISTS vectors (
+    rid INTEGER NOT NULL REFERENCES records(rowid) ON DELETE CASCADE,
+    space TEXT NOT NULL,
+    vec BLOB NOT NULL,
+    PRIMARY KEY (rid, space)
+);
+"""
+
+_COLUMNS = (
+    "rowid, id, path, filename, width, height, file_size, format, caption, content_hash, "
+    "phash, dhash, mtime_ns, created_at, updated_at"
+)
+
+
+def _import_faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependencyError("the faiss store", "faiss-cpu", "pip install faiss-cpu") from None
+    return faiss
+
+
+class _SpaceIndex:
+    """One FAISS index over int64 record rowids."""
+
+    def __init__(self, faiss: Any, spec: SpaceSpec, exact_limit: int) -> None:
+        self.faiss = faiss
+        self.spec = spec
+        self.exact_limit = exact_limit
+        self.index: Any = None
+        self.approximate = False
+        self.trained_on = 0
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """True when the index kind no longer suits its size: flat past the exact-search limit,
+        IVF at or below it (shrunk, or the limit was raised), or IVF with four times the vectors
+        it was trained on (its lists get too long)."""
+        want_approximate = self.ntotal > self.exact_limit and self.ntotal >= IVF_MIN_POINTS_PER_LIST
+        if want_approximate != self.approximate:
+            return True
+        return self.approximate and self.ntotal > 4 * self.trained_on
+
+    def build(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        faiss, dim = self.faiss, self.spec.dim
+        n = len(ids)
+        if n > self.exact_limit and n >= IVF_MIN_POINTS_PER_LIST:
+            # sqrt(n) lists of ~sqrt(n) vectors; FAISS wants at least 39 training points per list.
+            nlist = max(1, min(int(math.sqrt(n)), n // IVF_MIN_POINTS_PER_LIST))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = vecs if n <= 50 * nlist else vecs[np.random.default_rng(0).choice(n, 50 * nlist, replace=False)]
+            index.train(sample)
+            index.nprobe = min(nlist, max(8, nlist // 48))  # ~2% of the vectors at 1M, 2.5% at 100k
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            self.approximate = True
+            self.trained_on = n
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            self.approximate = False
+        if n:
+            index.add_with_ids(vecs, ids)
+        self.index = index
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if ids and self.index.ntotal:
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def add(self, ids: Sequence[int], vecs: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(vecs, np.asarray(ids, dtype=np.int64))
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None,
+               selector: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        faiss = self.faiss
+        q = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        k = min(k, self.ntotal)
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if allowed is None:
+            sims, ids = self.index.search(q, k)
+        else:
+            selector = selector if selector is not None else faiss.IDSelectorBatch(allowed)
+            if self.approximate:
+                # Probe more lists the fewer records pass the filter (nprobe / sqrt(share)): the
+                # filtered neighbours lie farther out. Records that fail it cost an id lookup.
+                share = max(len(allowed), 1) / max(self.ntotal, 1)
+                nprobe = min(self.index.nlist, math.ceil(self.index.nprobe / math.sqrt(share)))
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            sims, ids = self.index.search(q, k, params=params)
+        keep = ids[0] >= 0
+        return sims[0][keep], ids[0][keep]
+
+
+class FaissStore:
+    """The default store: SQLite is the truth, FAISS the accelerator."""
+
+    name = "faiss"
+
+    def __init__(self, db_path: str | os.PathLike[str], collection: str = "image_contexts",
+                 exact_search_limit: int = 50_000) -> None:
+        self.faiss = _import_faiss()
+        self.root = Path(db_path)
+        self.collection = collection
+        self.exact_limit = exact_search_limit
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.db_file = self.root / f"{collection}.sqlite3"
+            self._conn = sqlite3.connect(self.db_file, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            with self._write(bump=False):
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    self._conn.execute(stmt)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
+                    (str(SCHEMA_VERSION),),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store at {self.root}: {exc}") from None
+        self._lock = threading.RLock()
+        self._spaces: dict[str, SpaceSpec] = self._read_spaces()
+        self._indexes: dict[str, _SpaceIndex] = {}
+        self._synced_generation = -1
+        self._allowed: dict[tuple[str, ...], tuple[np.ndarray, Any]] = {}  # filter -> rowids, FAISS selector
+
+    # -- SQLite plumbing -------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction that (for data changes) also bumps the generation counter."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            if bump:
+                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _generation(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def _read_spaces(self) -> dict[str, SpaceSpec]:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'spaces'").fetchone()
+        if row is None:
+            return {}
+        return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(row[0]).items()}
+
+    @_store_errors
+    def configure(self, spaces: Sequence[SpaceSpec]) -> None:
+        with self._lock:
+            self._spaces = self._read_spaces()
+            check_spaces(self._spaces, spaces, f"the store {self.db_file}")
+            if not self._spaces:
+                payload = json.dumps({s.name: {"model": s.model, "dim": s.dim} for s in spaces})
+                with self._write() as conn:
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('spaces', ?)", (payload,))
+                self._spaces = {s.name: s for s in spaces}
+
+    @property
+    def spaces(self) -> dict[str, SpaceSpec]:
+        return dict(self._spaces)
+
+    # -- FAISS sync ----------------------------------------------------------------------------
+
+    def _index_file(self, space: str) -> Path:
+        return self.root / f"{self.collection}.{space}.faiss"
+
+    def _stamp_file(self) -> Path:
+        return self.root / f"{self.collection}.faiss.json"
+
+    def _sync(self) -> None:
+        """Make the in-memory indexes match SQLite, loading saved files when they are current."""
+        generation = self._generation()
+        if generation == self._synced_generation and set(self._indexes) == set(self._spaces):
+            return
+        self._spaces = self._read_spaces()
+        indexes: dict[str, _SpaceIndex] = {}
+        saved = self._load_saved(generation) if self._synced_generation < 0 else {}
+        for name, spec in self._spaces.items():
+            idx = saved.get(name) or _SpaceIndex(self.faiss, spec, self.exact_limit)
+            if idx.index is None or idx.ntotal != self._count_vectors(name) or idx.needs_rebuild:
+                ids, vecs = self._load_vectors(name)
+                idx.build(ids, vecs)
+            indexes[name] = idx
+        self._indexes = indexes
+        self._synced_generation = generation
+
+    @contextmanager
+    def _files_lock(self) -> Iterator[None]:
+        """An exclusive lock across processes while index files and their stamp are written or
+        read, so a stamp always describes the files beside it."""
+        if fcntl is None:  # pragma: no cover - Windows: no cross-process lock
+            yield
+            return
+        with open(self.root / f"{self.collection}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _load_saved(self, generation: int) -> dict[str, _SpaceIndex]:
+        """The saved indexes, if they were saved at this generation; unreadable ones are skipped."""
+        out: dict[str, _SpaceIndex] = {}
+        with self._files_lock():
+            try:
+                stamp = json.loads(self._stamp_file().read_text())
+            except (OSError, ValueError):
+                return out
+            for name, spec in self._spaces.items():
+                info = stamp.get(name)
+                if not info or info.get("generation") != generation:
+                    continue
+                idx = _SpaceIndex(self.faiss, spec, self.exact_limit)
+                try:
+                    idx.index = self.faiss.read_index(str(self._index_file(name)))
+                except RuntimeError:
+                    continue
+                idx.approximate = bool(info.get("approximate"))
+                idx.trained_on = int(info.get("trained_on", 0))
+                out[name] = idx
+        return out
+
+    def _count_vectors(self, space: str) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM vectors WHERE space = ?", (space,)).fetchone()[0])
+
+    def _load_vectors(self, space: str) -> tuple[np.ndarray, np.ndarray]:
+        dim = self._spaces[space].dim
+        rows = self._conn.execute("SELECT rid, vec FROM vectors WHERE space = ? ORDER BY rid", (space,)).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, np.ascontiguousarray(vecs)
+
+    @_store_errors
+    def save(self) -> None:
+        """Write the FAISS indexes and the generation they reflect (atomically, via rename)."""
+        with self._lock:
+            if self._synced_generation < 0:
+                return
+            self._sync()
+            stamp = {}
+            suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+            with self._files_lock():
+                for name, idx in self._indexes.items():
+                    tmp = self._index_file(name).with_name(self._index_file(name).name + suffix)
+                    self.faiss.write_index(idx.index, str(tmp))
+                    os.replace(tmp, self._index_file(name))
+                    stamp[name] = {
+                        "generation": self._synced_generation, "approximate": idx.approximate,
+                        "trained_on": idx.trained_on,
+                    }
+                tmp_stamp = self._stamp_file().with_name(self._stamp_file().name + suffix)
+                tmp_stamp.write_text(json.dumps(stamp))
+                os.replace(tmp_stamp, self._stamp_file())
+
+    # -- records ---------------------------------------------------------------------------------
+
+    @_store_errors
+    def upsert(self, items: Sequence[StoredVectors]) -> None:
+        if not items:
+            return
+        with self._lock:
+            self._sync()
+            added: dict[str, dict[int, np.ndarray]] = {s: {} for s in self._spaces}  # last one wins
+            replaced: list[int] = []
+            with self._write() as conn:
+                for item in items:
+                    r = item.record
+                    row = conn.execute("SELECT rowid FROM records WHERE id = ?", (r.id,)).fetchone()
+                    values = (
+                        r.path, r.filename, r.size[0], r.size[1], r.file_size, r.format, r.caption,
+                        r.content_hash, r.phash, r.dhash, r.mtime_ns, r.created_at.isoformat(),
+                        r.updated_at.isoformat(),
+                    )
+                    if row is None:
+                        # Another id at this path is replaced too (and leaves the FAISS indexes).
+                        replaced += [old[0] for old in conn.execute("SELECT rowid FROM records WHERE path = ?", (r.path,))]
+                        conn.execute("DELETE FROM records WHERE path = ?", (r.path,))
+                        cur = conn.execute(
+                            "INSERT INTO records(id, path, filename, width, height, file_size, format, "
+                            "caption, content_hash, phash, dhash, mtime_ns, created_at, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (r.id, *values),
+                        )
+                        rid = int(cur.lastrowid)  # type: ignore[arg-type]
+                    else:
+                        rid = int(row[0])
+                        replaced.append(rid)
+                        conn.execute(
+                            "UPDATE records SET path=?, filename=?, width=?, height=?, file_size=?, "
+                            "format=?, caption=?, content_hash=?, phash=?, dhash=?, mtime_ns=?, "
+                            "created_at=?, updated_at=? WHERE rowid=?", (*values, rid),
+                        )
+                        conn.execute("DELETE FROM tags WHERE rid = ?", (rid,))
+                        conn.execute("DELETE FROM vectors WHERE rid = ?", (rid,))
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO tags(rid, label, score, coarse, pos) VALUES (?, ?, ?, ?, ?)",
+                        [(rid, t.label.lower(), float(t.score), int(t.coarse), i)
+                         for i, t in enumerate(r.tags or tuple(Tag(o, 1.0) for o in r.objects))],
+                    )
+                    for space, vec in item.vectors.items():
+                        if space not in self._spaces:
+                            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
+                        v = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
+                        if v.shape[0] != self._spaces[space].dim:
+                            raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {self._spaces[space].dim}")
+                        conn.execute("INSERT INTO vectors(rid, space, vec) VALUES (?, ?, ?)", (rid, space, v.tobytes()))
+                        added[space][rid] = v
+            for space, idx in self._indexes.items():
+                idx.remove(replaced)
+                fresh = added.get(space, {})
+                if fresh:
+                    idx.add(list(fresh), np.stack(list(fresh.values())))
+            self._synced_generation = self._expect_own_write()
+            self._rebuild_if_needed()
+
+    def _rebuild_if_needed(self) -> None:
+        if any(idx.needs_rebuild for idx in self._indexes.values()):
+            self._synced_generation = -2  # rebuilt from SQLite (flat <-> IVF, retrain) when next used
+
+    def _expect_own_write(self) -> int:
+        """After our commit: current generation, or -2 to force a rebuild if another writer slipped in."""
+        generation = self._generation()
+        return generation if generation == self._synced_generation + 1 else -2
+
+    def _row_to_record(self, row: sqlite3.Row | tuple[Any, ...]) -> ImageRecord:
+        rid = row[0]
+        tag_rows = self._conn.execute(
+            "SELECT label, score, coarse FROM tags WHERE rid = ? ORDER BY pos", (rid,)
+        ).fetchall()
+        tags = tuple(Tag(t[0], float(t[1]), bool(t[2])) for t in tag_rows)
+        return ImageRecord(
+            id=row[1], path=row[2], filename=row[3], size=(int(row[4]), int(row[5])),
+            file_size=int(row[6]), format=row[7], caption=row[8], content_hash=row[9],
+            phash=row[10], dhash=row[11], mtime_ns=int(row[12]),
+            created_at=datetime.fromisoformat(row[13]), updated_at=datetime.fromisoformat(row[14]),
+            objects=tuple(t.label for t in tags), tags=tags,
+        )
+
+    @_store_errors
+    def get(self, record_id: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
+            return self._row_to_record(row) if row else None
+
+    def get_many(self, record_ids: Sequence[str]) -> list[ImageRecord]:
+        return [r for r in (self.get(i) for i in record_ids) if r is not None]
+
+    @_store_errors
+    def get_by_path(self, path: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM records WHERE path = ?", (path,)).fetchone()
+            return self._row_to_record(row) if row else None
+
+    @_store_errors
+    def find_by_hash(self, content_hash: str) -> list[ImageRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE content_hash = ? ORDER BY rowid", (content_hash,)
+            ).fetchall()
+            return [self._row_to_record(r) for r in rows]
+
+    @_store_errors
+    def vectors(self, space: str, record_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not record_ids:
+            return {}
+        with self._lock:
+            marks = ",".join("?" * len(record_ids))
+            rows = self._conn.execute(
+                f"SELECT r.id, v.vec FROM vectors v JOIN records r ON r.rowid = v.rid "
+                f"WHERE v.space = ? AND r.id IN ({marks})", (space, *record_ids),
+            ).fetchall()
+        return {rid: np.frombuffer(blob, dtype=np.float32) for rid, blob in rows}
+
+    @_store_errors
+    def delete(self, record_ids: Sequence[str]) -> int:
+        if not record_ids:
+            return 0
+        with self._lock:
+            self._sync()
+            marks = ",".join("?" * len(record_ids))
+            with self._write() as conn:
+                rids = [r[0] for r in conn.execute(f"SELECT rowid FROM records WHERE id IN ({marks})", tuple(record_ids))]
+                if rids:
+                    conn.execute(f"DELETE FROM records WHERE rowid IN ({','.join('?' * len(rids))})", rids)
+            for idx in self._indexes.values():
+                idx.remove(rids)
+            self._synced_generation = self._expect_own_write()
+            self._rebuild_if_needed()
+            return len(rids)
+
+    def _filter_sql(self, objects: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+        wanted = normalise_objects(objects)
+        if wanted is None:
+            return "", ()
+        marks = ",".join("?" * len(wanted))
+        return f"WHERE rowid IN (SELECT rid FROM tags WHERE label IN ({marks}))", tuple(wanted)
+
+    @_store_errors
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
+        where, args = self._filter_sql(objects)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM records {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                (*args, max(0, limit), max(0, offset)),
+            ).fetchall()
+            return [self._row_to_record(r) for r in rows]
+
+    @_store_errors
+    def count(self, objects: Sequence[str] | None = None) -> int:
+        where, args = self._filter_sql(objects)
+        with self._lock:
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0])
+
+    @_store_errors
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT label, COUNT(DISTINCT rid) FROM tags GROUP BY label").fetchall()
+        return {str(label): int(n) for label, n in rows}
+
+    @_store_errors
+    def query(
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+    ) -> builtins.list[tuple[str, float]]:
+        if space not in self._spaces:
+            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
+        with self._lock:
+            self._sync()
+            allowed = selector = None
+            wanted = normalise_objects(objects)
+            if wanted is not None:
+                allowed, selector = self._allowed_rowids(tuple(wanted))
+                if not len(allowed):
+                    return []
+                k = min(k, len(allowed))
+            sims, rids = self._indexes[space].search(np.asarray(vector, np.float32), k, allowed, selector)
+            if not len(rids):
+                return []
+            marks = ",".join("?" * len(rids))
+            id_of = dict(self._conn.execute(f"SELECT rowid, id FROM records WHERE rowid IN ({marks})", [int(r) for r in rids]).fetchall())
+        return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids, strict=True) if int(r) in id_of]
+
+    def _allowed_rowids(self, labels: tuple[str, ...]) -> tuple[np.ndarray, Any]:
+        """The rowids of records tagged with any of ``labels`` and a FAISS selector of them,
+        kept until the next write (by any process: ``_sync`` has just checked the generation),
+        so repeated filters skip SQLite."""
+        key = (str(self._synced_generation), *labels)
+        found = self._allowed.get(key)
+        if found is None:
+            marks = ",".join("?" * len(labels))
+            rows = self._conn.execute(f"SELECT DISTINCT rid FROM tags WHERE label IN ({marks})", labels).fetchall()
+            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            found = (rowids, self.faiss.IDSelectorBatch(rowids) if len(rowids) else None)
+            if not self._allowed or next(iter(self._allowed))[0] != key[0]:
+                self._allowed = {}  # entries of an older generation
+            if len(self._allowed) >= 64:
+                self._allowed.pop(next(iter(self._allowed)))
+            self._allowed[key] = found
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is None:  # type: ignore[comparison-overlap]
+                return
+            try:
+                self.save()
+            except (OSError, RuntimeError, StoreError) as exc:  # the index is rebuilt on next open
+                log.warning("could not save the FAISS indexes of %s: %s", self.db_file, exc)
+            finally:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+
+class FaissSettings(PluginSettings):
+    """Settings of the ``faiss`` store (``IMGCTX_FAISS_*``)."""
+
+    model_config = plugin_config("faiss")
+
+    exact_search_limit: int = Field(
+        50_000, ge=0, description="Search exactly up to this many vectors per space, approximately beyond.",
+    )
+
+
+def faiss_factory(settings: Settings) -> FaissStore:
+    return FaissStore(db_path=settings.db_path, collection=settings.collection_name,
+                      exact_search_limit=settings.plugin(FaissSettings).exact_search_limit)
+
+
+@hookimpl
+def register_stores(register: Any) -> None:
+    register("faiss", faiss_factory, settings=FaissSettings)

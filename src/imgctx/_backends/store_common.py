@@ -1,0 +1,189 @@
+"""Helpers the built-in stores share: filter normalisation, the space-compatibility check, and
+records as flat payloads for the stores that keep them as metadata (chroma, qdrant)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import Field, SecretStr
+
+from imgctx._errors import ImgctxError, IncompatibleIndexError, StoreError
+from imgctx._settings import PluginSettings, plugin_config
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreServerSettings(PluginSettings):
+    """Settings of the stores that can live on a server: chroma and qdrant (``IMGCTX_STORE_*``)."""
+
+    model_config = plugin_config("store")
+
+    url: str | None = Field(
+        None, description="URL of a Chroma or Qdrant server; unset: the store is embedded in db_path.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key sent to the store server (Qdrant api-key, Chroma token).",
+    )
+    shards: int | None = Field(
+        None, ge=1, description="Qdrant: shards of a collection the store creates (server default if unset).",
+    )
+    replication: int | None = Field(
+        None, ge=1, description="Qdrant: replication factor of a collection the store creates (server default if unset).",
+    )
+
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def client_errors(kind: str, explain: Callable[[Exception], str] = _describe) -> Callable[[F], F]:
+    """A decorator for the methods of a store that wraps a database client: any failure of the
+    client becomes one StoreError naming the store (``self.where``); imgctx's own errors pass."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except ImgctxError:
+                raise
+            except Exception as exc:  # clients raise their own, httpx, grpc and OS errors
+                raise StoreError(f"the {kind} store at {self.where} failed: {explain(exc)}") from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def normalise_objects(objects: Sequence[str] | str | None) -> list[str] | None:
+    """'Cat, dog' or ['Cat', ' dog'] -> ['cat', 'dog']; empty or None -> None (no filter)."""
+    if objects is None:
+        return None
+    if isinstance(objects, str):
+        objects = objects.split(",")
+    cleaned = sorted({o.strip().lower() for o in objects if o and o.strip()})
+    return cleaned or None
+
+
+def check_spaces(
+    recorded: Mapping[str, SpaceSpec], wanted: Sequence[SpaceSpec], where: str, dims: bool = True
+) -> None:
+    """Refuse to mix vector spaces: every wanted space must match the recorded one exactly
+    (model names, and with ``dims`` also dimensions)."""
+    if not recorded:
+        return
+
+    def key(s: SpaceSpec) -> tuple[str, int]:
+        return (s.model, s.dim if dims else 0)
+
+    def show(s: SpaceSpec) -> str:
+        return f"{s.name}={s.model}/{s.dim}d" if dims else f"{s.name}={s.model}"
+
+    want = {s.name: s for s in wanted}
+    if set(want) != set(recorded) or any(key(want[n]) != key(recorded[n]) for n in want):
+        have = ", ".join(show(s) for s in recorded.values())
+        asked = ", ".join(show(s) for s in wanted)
+        raise IncompatibleIndexError(
+            f"{where} was built with {have}, but the configured models give {asked}; "
+            "use the preset that built it, or another db path/collection"
+        )
+
+
+# -- records as flat key/value payloads (the chroma and qdrant stores) -------------------------
+
+#: Bumped when the payload layout changes; stores refuse collections written with another one.
+PAYLOAD_VERSION = 1
+
+
+def record_payload(record: ImageRecord) -> dict[str, Any]:
+    """An ImageRecord as scalar values (tags as JSON), labels lower-cased as every store keeps them."""
+    tags: list[list[Any]] = []
+    seen: set[str] = set()
+    for t in record.tags or tuple(Tag(o, 1.0) for o in record.objects):
+        label = t.label.lower()
+        if label not in seen:  # one tag per label, the first wins (as in the faiss store)
+            seen.add(label)
+            tags.append([label, float(t.score), bool(t.coarse)])
+    return {
+        "id": record.id, "path": record.path, "filename": record.filename,
+        "width": int(record.size[0]), "height": int(record.size[1]), "file_size": int(record.file_size),
+        "format": record.format, "caption": record.caption, "content_hash": record.content_hash,
+        "phash": record.phash, "dhash": record.dhash, "mtime_ns": int(record.mtime_ns),
+        "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
+        "tags": json.dumps(tags, ensure_ascii=False),
+    }
+
+
+def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
+    """The inverse of :func:`record_payload` (extra keys are ignored)."""
+    tags = tuple(Tag(str(label), float(score), bool(coarse)) for label, score, coarse in json.loads(payload["tags"]))
+    return ImageRecord(
+        id=str(payload["id"]), path=str(payload["path"]), filename=str(payload["filename"]),
+        size=(int(payload["width"]), int(payload["height"])), file_size=int(payload["file_size"]),
+        format=str(payload["format"]), caption=str(payload["caption"]),
+        objects=tuple(t.label for t in tags), content_hash=str(payload["content_hash"]),
+        phash=str(payload["phash"]), dhash=str(payload["dhash"]),
+        created_at=datetime.fromisoformat(payload["created_at"]),
+        updated_at=datetime.fromisoformat(payload["updated_at"]),
+        mtime_ns=int(payload["mtime_ns"]), tags=tags,
+    )
+
+
+def count_objects(store: Any, page: int = 1000) -> dict[str, int]:
+    """How many records carry each object label, by paging through ``store.list`` (for stores
+    that cannot aggregate their payloads themselves)."""
+    counts: dict[str, int] = {}
+    offset = 0
+    while True:  # ends at the first short page
+        records = store.list(None, page, offset)
+        for record in records:
+            for label in set(record.objects):
+                counts[label] = counts.get(label, 0) + 1
+        offset += len(records)
+        if len(records) < page:
+            return counts
+
+
+def last_per_id(items: Sequence[StoredVectors]) -> list[StoredVectors]:
+    """One item per record id, the last one winning, in first-seen order."""
+    latest: dict[str, StoredVectors] = {}
+    for item in items:
+        latest[item.record.id] = item
+    return list(latest.values())
+
+
+def checked_vectors(item: StoredVectors, spaces: Mapping[str, SpaceSpec], where: str,
+                    require_all: bool = True) -> dict[str, np.ndarray]:
+    """The item's vectors as flat float32 arrays; StoreError for an unknown space, a wrong
+    dimension, or (with ``require_all``, for stores that keep one vector per space for every
+    record) a missing space."""
+    out: dict[str, np.ndarray] = {}
+    for space, vec in item.vectors.items():
+        if space not in spaces:
+            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(spaces)}")
+        v = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
+        if v.shape[0] != spaces[space].dim:
+            raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {spaces[space].dim}")
+        out[space] = v
+    missing = sorted(set(spaces) - set(out))
+    if missing and require_all:
+        raise StoreError(f"{where} needs a vector in every space; record {item.record.id!r} lacks {missing}")
+    return out
+
+
+def spaces_to_json(spaces: Sequence[SpaceSpec] | Mapping[str, SpaceSpec]) -> str:
+    values = spaces.values() if isinstance(spaces, Mapping) else spaces
+    return json.dumps({s.name: {"model": s.model, "dim": s.dim} for s in values}, sort_keys=True)
+
+
+def spaces_from_json(text: str) -> dict[str, SpaceSpec]:
+    return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(text).items()}

@@ -1,0 +1,473 @@
+"""The ``imgctx`` command line: index, search, similar, list, show, delete, duplicates, compare,
+dedupe, migrate, models, plugins; plugins add more through the ``register_commands`` hook (the
+server extra adds ``serve``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from imgctx import _cli_json
+from imgctx._backends.store_common import normalise_objects
+from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
+from imgctx._errors import ImgctxError
+from imgctx._logging import configure_logging
+from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
+from imgctx._settings import Settings
+from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
+
+log = logging.getLogger("imgctx")
+
+
+class Context:
+    def __init__(self, db: Path | None = None, preset: str | None = None, store: str | None = None,
+                 as_json: bool = False) -> None:
+        self.db = db
+        self.preset = preset
+        self.store = store
+        self.as_json = as_json
+
+    def settings(self) -> Settings:
+        return Settings().with_overrides(db_path=self.db, preset=self.preset, store=self.store)
+
+    @contextmanager
+    def extractor(self) -> Iterator[Any]:
+        from imgctx._extractor import Extractor
+
+        with Extractor(settings=self.settings()) as ex:
+            yield ex
+
+
+def _emit(ctx: Context, data: Any, text: Callable[[], None]) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        text()
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def set_json(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            click_ctx.ensure_object(Context).as_json = True
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
+                        help="Print JSON for scripts.")(f)
+
+
+def _print_record(r: ImageRecord, score: float | None = None) -> None:
+    head = f"{score:.3f}  " if score is not None else ""
+    click.echo(f"{head}{r.id}  {r.path}")
+    click.echo(f"        {r.caption}  [{', '.join(r.objects)}]")
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    if not hits:
+        click.echo("no matches")
+    for h in hits:
+        _print_record(h.record, h.score)
+
+
+class _Group(click.Group):
+    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback.
+
+    The commands of plugins (``register_commands``) are added the first time a command is
+    looked up, not at import.
+    """
+
+    plugin_commands: dict[str, list[str]] | None = None
+
+    def _load_plugin_commands(self) -> None:
+        if self.plugin_commands is not None:
+            return
+        self.plugin_commands = {}
+        pm = make_plugin_manager(extra=Settings().load_plugins)
+        for impl in pm.hook.register_commands.get_hookimpls():
+            before = set(self.commands)
+            impl.function(cli=self)
+            self.plugin_commands[impl.plugin_name] = sorted(set(self.commands) - before)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImgctxError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            click.echo(f"Error: invalid setting: {problems}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
+                       "(set IMGCTX_LOG_LEVEL=DEBUG for details)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--db", type=click.Path(path_type=Path), help="Store folder (default: IMGCTX_DB_PATH or ./imgctx_db).")
+@click.option("--preset", help="Model preset (default: IMGCTX_PRESET or 'offline').")
+@click.option("--store", help="Store plugin (default: IMGCTX_STORE or 'faiss').")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.version_option(package_name="imgctx")
+@click.pass_context
+def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool) -> None:
+    """Make a folder of images searchable: index it, then search by text or by example."""
+    obj = click_ctx.ensure_object(Context)
+    obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
+    configure_logging(obj.settings())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--recursive", "-r", is_flag=True, help="Include subfolders.")
+@click.option("--force", is_flag=True, help="Reprocess files even if unchanged.")
+@_json_option
+@click.pass_obj
+def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -> None:
+    """Index image files and folders (PATHS)."""
+    from tqdm import tqdm
+
+    from imgctx._errors import ImageNotFoundError
+    from imgctx._images import scan_directory
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(scan_directory(p, recursive))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ImageNotFoundError(p, "no such file or directory")
+    with ctx.extractor() as ex:
+        bar = tqdm(total=len(files), unit="img", disable=ctx.as_json or None, file=sys.stderr)
+
+        def progress(p: Progress) -> None:
+            bar.update(1)
+            bar.set_postfix_str(p.status, refresh=False)
+
+        try:
+            report = ex.process_many(files, force=force, progress=progress)
+        finally:
+            bar.close()
+
+    def text() -> None:
+        click.echo(f"{report.processed} processed, {report.skipped} unchanged, {report.failed} failed "
+                   f"of {report.total_files} files in {report.processing_time:.1f}s")
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+
+    _emit(ctx, _cli_json.batch(report), text)
+
+
+def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--objects, --limit, --min-score and --json, shared by ``search`` and ``similar``."""
+    for option in reversed((
+        click.option("--objects", help="Only images tagged with any of these (comma-separated)."),
+        click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000)),
+        click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1)."),
+        _json_option,
+    )):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.argument("text")
+@_search_options
+@click.pass_obj
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
+    """Find images matching TEXT."""
+    with ctx.extractor() as ex:
+        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@_search_options
+@click.pass_obj
+def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
+    """Find images that look like IMAGE."""
+    with ctx.extractor() as ex:
+        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
+
+
+@cli.command(name="list")
+@click.option("--objects", help="Only images tagged with any of these (comma-separated).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@_json_option
+@click.pass_obj
+def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
+    """List indexed images."""
+    with ctx.extractor() as ex:
+        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
+        total = ex.count(objects=normalise_objects(objects))
+
+    def text() -> None:
+        for r in records:
+            _print_record(r)
+        click.echo(f"{len(records)} shown of {total}")
+
+    _emit(ctx, [_cli_json.image_info(r) for r in records], text)
+
+
+@cli.command()
+@click.argument("record_id")
+@_json_option
+@click.pass_obj
+def show(ctx: Context, record_id: str) -> None:
+    """Show everything stored about one image."""
+    with ctx.extractor() as ex:
+        record = ex.get(record_id)
+    data = _cli_json.record(record)
+
+    def text() -> None:
+        for key, value in data.items():
+            if key == "tags":
+                value = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in value)
+            click.echo(f"{key:>13}: {value}")
+
+    _emit(ctx, data, text)
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--delete-file", is_flag=True, help="Also delete the image file from disk.")
+@_json_option
+@click.pass_obj
+def delete(ctx: Context, record_id: str, delete_file: bool) -> None:
+    """Remove an image from the index (and optionally from disk)."""
+    with ctx.extractor() as ex:
+        record = ex.delete(record_id, delete_file=delete_file)
+    _emit(ctx, {"deleted": record.id, "path": record.path, "file_deleted": delete_file},
+          lambda: click.echo(f"deleted {record.id} ({record.path}){' and its file' if delete_file else ''}"))
+
+
+@cli.command()
+@click.option("--from", "source", required=True, metavar="URI",
+              help="Store to copy from, e.g. faiss:./imgctx_db (see docs/stores.md for URIs).")
+@click.option("--to", "destination", required=True, metavar="URI",
+              help="Store to copy into, e.g. qdrant+http://localhost:6333.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 10_000),
+              help="Records per batch.")
+@_json_option
+@click.pass_obj
+def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> None:
+    """Copy an index, records and vectors, from one store to another (resumable)."""
+    from tqdm import tqdm
+
+    from imgctx._migrate import migrate as run_migration
+    from imgctx._migrate import open_store
+
+    settings = ctx.settings()
+    src = open_store(source, settings)
+    try:
+        dst = open_store(destination, settings)
+        try:
+            bar = tqdm(total=src.count(), unit="rec", disable=ctx.as_json or None, file=sys.stderr)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+
+            try:
+                report = run_migration(src, dst, batch_size=batch_size, progress=progress)
+            finally:
+                bar.close()
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    _emit(ctx, _cli_json.migration(report), lambda: click.echo(
+        f"{report.copied} copied, {report.skipped} already there, of {report.total} records; "
+        f"the destination holds {report.destination_count} ({report.seconds:.1f}s)"))
+
+
+def _print_groups(groups: tuple[DuplicateGroup, ...], kept: str = "keep") -> None:
+    for g in groups:
+        click.echo(f"{kept}  {g.representative_path}")
+        for path, score, exact in zip(g.paths[1:], g.similarity_scores, g.exact or (False,) * len(g.paths), strict=False):
+            click.echo(f"      {score:.3f}{' exact' if exact else '      '}  {path}")
+
+
+_THRESHOLD_HELP = "Combined similarity (0..1) at which two images count as duplicates."
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--recursive", "-r", is_flag=True, help="With DIRECTORY: include subfolders.")
+@_json_option
+@click.pass_obj
+def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive: bool) -> None:
+    """Group duplicate images: in the index, or in DIRECTORY (which is not indexed by this)."""
+    with ctx.extractor() as ex:
+        report = ex.find_duplicates(threshold=threshold, directory=directory, recursive=recursive)
+
+    def text() -> None:
+        _print_groups(report.groups)
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+        click.echo(f"{_cli_json.duplicates_message(report)} among {report.total_images} images in {report.check_time:.1f}s")
+
+    _emit(ctx, _cli_json.duplicates(report), text)
+
+
+@cli.command()
+@click.argument("image_a", type=click.Path(path_type=Path))
+@click.argument("image_b", type=click.Path(path_type=Path))
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@_json_option
+@click.pass_obj
+def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> None:
+    """Compare two image files: hash distances, embedding cosine, combined similarity, verdict."""
+    with ctx.extractor() as ex:
+        result = ex.compare(image_a, image_b, threshold=threshold)
+    data = _cli_json.comparison(result)
+
+    def text() -> None:
+        for key, value in data.items():
+            click.echo(f"{key:>20}: {value}")
+
+    _emit(ctx, data, text)
+
+
+@cli.command()
+@click.option("--keep", default="first", show_default=True,
+              type=click.Choice(KEEP_POLICIES),
+              help="Which image of each group stays.")
+@click.option("--threshold", default=REMOVE_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--apply", "apply_", is_flag=True, help="Really remove (without it, only report).")
+@click.option("--delete-files", is_flag=True, help="With --apply: also delete the removed images' files.")
+@_json_option
+@click.pass_obj
+def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files: bool) -> None:
+    """Remove all but one image of each duplicate group from the index (dry run unless --apply)."""
+    if delete_files and not apply_:
+        raise click.UsageError("--delete-files needs --apply")
+    with ctx.extractor() as ex:
+        report = ex.remove_duplicates(threshold=threshold, dry_run=not apply_, keep=keep,
+                                      delete_files=delete_files)
+
+    def text() -> None:
+        _print_groups(report.groups)
+        for f in report.failed_files:
+            click.echo(f"  failed: {f.path}: {f.reason}", err=True)
+        n = len(report.removed_ids)
+        if report.dry_run:
+            click.echo(f"dry run: would remove {n} images from {len(report.groups)} groups (use --apply)")
+        else:
+            files = f", {len(report.files_deleted)} files deleted" if delete_files else ""
+            click.echo(f"removed {n} images from {len(report.groups)} groups{files}")
+
+    _emit(ctx, _cli_json.removal(report), text)
+
+
+@cli.group()
+def models() -> None:
+    """Model status and preloading."""
+
+
+@models.command()
+@_json_option
+@click.pass_obj
+def status(ctx: Context) -> None:
+    """Which models are loaded (loads nothing)."""
+    from imgctx._extractor import Extractor
+
+    ex = Extractor(settings=ctx.settings(), store="memory")
+    st = ex.models.status()
+    data = {role: {"name": s.name, "loaded": s.loaded, "load_time": s.load_time, "device": s.device}
+            for role, s in st.items()}
+
+    def text() -> None:
+        for role, s in st.items():
+            click.echo(f"{role:>15}: {s.name} ({'loaded' if s.loaded else 'not loaded'}, {s.device})")
+
+    _emit(ctx, data, text)
+
+
+@models.command()
+@_json_option
+@click.pass_obj
+def preload(ctx: Context) -> None:
+    """Load every model now and print the time each took."""
+    from imgctx._extractor import Extractor
+
+    ex = Extractor(settings=ctx.settings(), store="memory")
+    timings = ex.models.preload()
+
+    def text() -> None:
+        for role, seconds in timings.items():
+            click.echo(f"{role:>15}: {seconds:.2f}s")
+
+    _emit(ctx, timings, text)
+
+
+@cli.command()
+@_json_option
+@click.pass_obj
+def plugins(ctx: Context) -> None:
+    """List the installed plugins and what each registers."""
+    settings = ctx.settings()
+    registry = load_registry(extra=settings.load_plugins)
+    commands = click.get_current_context().find_root().command
+    by_plugin: dict[str, dict[str, Any]] = {}
+
+    def entry(plugin: str) -> dict[str, Any]:
+        return by_plugin.setdefault(plugin, {"roles": {}, "presets": [], "settings": {}, "commands": []})
+
+    for info in registry.all():
+        item = entry(info.plugin)
+        item["roles"].setdefault(info.role, []).append(info.name)
+        for own in settings_classes(info):
+            prefix = str(own.model_config.get("env_prefix", ""))
+            item["settings"][own.group()] = sorted(f"{prefix}{name.upper()}" for name in own.model_fields)
+    for name, (_, plugin) in registry.presets().items():
+        entry(plugin)["presets"].append(name)
+    if isinstance(commands, _Group):
+        commands._load_plugin_commands()
+        for plugin, names in (commands.plugin_commands or {}).items():
+            entry(plugin)["commands"].extend(names)
+
+    def text() -> None:
+        for plugin, item in sorted(by_plugin.items()):
+            click.echo(plugin)
+            for role, names in sorted(item["roles"].items()):
+                click.echo(f"  {role}: {', '.join(sorted(names))}")
+            if item["presets"]:
+                click.echo(f"  presets: {', '.join(sorted(item['presets']))}")
+            for group, names in sorted(item["settings"].items()):
+                click.echo(f"  settings ({group}): {', '.join(names)}")
+            if item["commands"]:
+                click.echo(f"  commands: {', '.join(item['commands'])}")
+
+    _emit(ctx, by_plugin, text)
+
+
+def main() -> None:
+    cli(prog_name="imgctx")

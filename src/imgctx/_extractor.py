@@ -1,0 +1,430 @@
+"""The Extractor: one captioner, image embedder, text embedder, taggers and a store, composed."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL.Image import Image as PILImage
+
+from imgctx._backends.store_common import check_spaces, count_objects, normalise_objects
+from imgctx._components import Components, ModelManager
+from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
+from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._ids import record_id_for
+from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._pipeline import Ingest, ProgressCallback
+from imgctx._plugins import Registry, load_registry
+from imgctx._settings import Settings
+from imgctx._types import (
+    BatchReport,
+    Comparison,
+    DuplicateMatch,
+    DuplicateReport,
+    ImageRecord,
+    ProcessResult,
+    RemovalReport,
+    SearchHit,
+)
+
+#: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
+DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
+
+
+def _check_search_args(limit: int, min_score: float | None, offset: int = 0) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ConfigurationError(f"limit must be an integer, got {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ConfigurationError(f"offset must be a non-negative integer, got {offset!r}")
+    if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
+        raise ConfigurationError(f"min_score must be a number, got {min_score!r}")
+    if limit < 0:
+        raise ConfigurationError(f"limit must not be negative, got {limit}")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise ConfigurationError(f"min_score must be between 0 and 1, got {min_score}")
+
+
+def calibrate(similarity: float, cosine_range: tuple[float, float] | None = None) -> float:
+    """A cosine as a score in [0, 1]: clipped, or with a (low, high) range mapped linearly."""
+    if cosine_range is not None:
+        low, high = cosine_range
+        similarity = (similarity - low) / (high - low)
+    return min(1.0, max(0.0, float(similarity)))
+
+
+class Extractor:
+    """Captions, object tags, embeddings, hashes and file facts for images, kept in a store,
+    with text search, image search and object filters.
+
+    Models are chosen by ``preset`` and overridden per role by name (a registered plugin) or by
+    instance. Nothing loads until it is needed. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        preset: str | None = None,
+        captioner: str | Any | None = None,
+        image_embedder: str | Any | None = None,
+        text_embedder: str | Any | None = None,
+        tagger: str | Any | Sequence[str | Any] | None = None,
+        store: str | Any | None = None,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        space_weights: dict[str, float] | None = None,
+    ) -> None:
+        base = settings if settings is not None else Settings()
+        self.settings = base.with_overrides(
+            db_path=Path(db_path) if db_path is not None else None, preset=preset
+        )
+        self._registry = registry
+        self._instances: dict[int, Any] = {}
+        p = self.registry.preset(self.settings.preset)
+        taggers: Sequence[str | Any]
+        if tagger is None:
+            taggers = p.taggers
+        elif isinstance(tagger, (list, tuple)):
+            taggers = tagger
+        else:
+            taggers = [tagger]
+        self.components = Components(
+            captioner=self._resolve("captioner", captioner if captioner is not None else p.captioner),
+            image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
+            text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
+            taggers=[self._resolve("tagger", t) for t in taggers],
+        )
+        if self.components.image_embedder is None and self.components.text_embedder is None:
+            raise ConfigurationError("an Extractor needs an image embedder or a text embedder")
+        self.space_weights = dict(DEFAULT_SPACE_WEIGHTS if space_weights is None else space_weights)
+        self.models = ModelManager(self.components, self.settings.device)
+        self.store = self._resolve("store", store if store is not None else self.settings.store)
+        try:
+            self._check_store_models()
+        except ImgctxError:
+            if isinstance(store, str) or store is None:  # we opened it, so we close it
+                self.store.close()
+            raise
+        self._configured = False
+        self._configure_lock = threading.Lock()
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = load_registry(extra=self.settings.load_plugins)
+        return self._registry
+
+    def _resolve(self, role: str, choice: str | Any | None) -> Any:
+        if choice is None or not isinstance(choice, str):
+            return choice
+        info = self.registry.get(role, choice)
+        if info.meta.get("shared"):
+            key = id(info.factory)
+            if key not in self._instances:
+                self._instances[key] = info.factory(self.settings)
+            return self._instances[key]
+        return info.factory(self.settings)
+
+    def _check_store_models(self) -> None:
+        """Refuse at open a store built by other models (names; dims are checked on first use)."""
+        recorded = getattr(self.store, "spaces", None)
+        if not recorded:
+            return
+        where = getattr(self.store, "where", None) or self.settings.db_path  # a server store's URL
+        check_spaces(recorded, self.components.spaces(), f"the store at {where}", dims=False)
+
+    def _live(self) -> None:
+        if self._closed:
+            raise ImgctxError("this Extractor is closed")
+
+    def _ready(self) -> None:
+        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+        self._live()
+        if self._configured:
+            return
+        with self._configure_lock:
+            if self._configured:
+                return
+            for model in (self.components.image_embedder, self.components.text_embedder):
+                if model is not None:
+                    model.load()
+            self.store.configure(self.components.spaces())
+            self._configured = True
+
+    def _ready_to_ingest(self) -> None:
+        """Load every model before the first image is read, so that weights that cannot be had
+        fail the run once, up front, instead of failing each file."""
+        self._ready()
+        for model in self.components.by_role().values():
+            model.load()
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def _ingest(self) -> Ingest:
+        self._live()
+        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest)
+
+    def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
+        """Index one image file. Raises an ImageError subclass for a missing or bad file."""
+        report = self._ingest().run([path], force=force, raise_errors=True)
+        return report.results[0]
+
+    def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
+                     progress: ProgressCallback | None = None) -> BatchReport:
+        """Index many files in batches; a bad file is reported in ``failed_files``, never raised."""
+        if isinstance(paths, (str, os.PathLike)):
+            raise ConfigurationError("process_many takes a list of paths; use process() for one file")
+        return self._ingest().run(list(paths), force=force, progress=progress)
+
+    def process_directory(self, path: str | os.PathLike[str], recursive: bool = False,
+                          force: bool = False, progress: ProgressCallback | None = None) -> BatchReport:
+        """Index every image file (by extension) in a directory, optionally recursively."""
+        return self.process_many(scan_directory(path, recursive), force=force, progress=progress)
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def _text_query_ranges(self) -> dict[str, tuple[float, float]]:
+        """Per space, the cosine range a text query's similarity is mapped from (see ``search``)."""
+        embedder = self.components.image_embedder
+        text_range = getattr(embedder, "text_score_range", None) if embedder is not None else None
+        if text_range is not None and getattr(embedder, "cross_modal", False):
+            return {"image": (float(text_range[0]), float(text_range[1]))}
+        return {}
+
+    def _text_vectors(self, text: str) -> dict[str, np.ndarray]:
+        vectors: dict[str, np.ndarray] = {}
+        if self.components.text_embedder is not None:
+            vectors["text"] = self.components.text_embedder.embed_texts([text])[0]
+        embedder = self.components.image_embedder
+        if embedder is not None and getattr(embedder, "cross_modal", False):
+            vectors["image"] = embedder.embed_texts([text])[0]
+        return vectors
+
+    def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
+                      limit: int, min_score: float | None, exclude: set[str] | None = None,
+                      ranges: dict[str, tuple[float, float]] | None = None, offset: int = 0) -> list[SearchHit]:
+        if limit <= 0 or not vectors:
+            return []
+        wanted = normalise_objects(objects)
+        weights = {s: self.space_weights.get(s, 1.0) for s in vectors}
+        weights = {s: w for s, w in weights.items() if w > 0} or {s: 1.0 for s in vectors}
+        k = max((limit + offset) * 4, 50) + len(exclude or ())
+        sims: dict[str, dict[str, float]] = {s: {} for s in weights}
+        for space in weights:
+            for rid, sim in self.store.query(space, vectors[space], k, wanted):
+                sims[space][rid] = sim
+        candidates = {rid for table in sims.values() for rid in table} - (exclude or set())
+        for space in weights:
+            missing = [rid for rid in candidates if rid not in sims[space]]
+            if missing:
+                stored = self.store.vectors(space, missing)
+                for rid, vec in stored.items():
+                    sims[space][rid] = float(np.dot(vec, vectors[space]))
+        total = sum(weights.values())
+        scored = []
+        for rid in candidates:
+            parts = {s: calibrate(sims[s].get(rid, 0.0), (ranges or {}).get(s)) for s in weights}
+            score = sum(weights[s] * parts[s] for s in weights) / total
+            if min_score is None or score >= min_score:
+                scored.append((score, rid, parts))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        top = scored[offset: offset + limit]
+        records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
+        return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
+
+    def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
+               min_score: float | None = None, offset: int = 0) -> list[SearchHit]:
+        """Images that match a text query, best first.
+
+        Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
+        query against each image's caption + tags, via the text embedder: the cosine, clipped)
+        and, with a cross-modal image embedder, ``image`` (the text-to-image cosine mapped from
+        the embedder's ``text_score_range`` (low, high) linearly onto [0, 1], clipped, because
+        CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
+        mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
+        only images tagged with any of them (case-insensitive). ``offset`` skips that many of
+        the best hits (the next page).
+        """
+        if not text or not text.strip():
+            raise ConfigurationError("the search text is empty")
+        _check_search_args(limit, min_score, offset)
+        self._ready()
+        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
+                                  ranges=self._text_query_ranges(), offset=offset)
+
+    def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
+                     limit: int = 10, min_score: float | None = None,
+                     exclude_self: bool = True, offset: int = 0) -> list[SearchHit]:
+        """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
+
+        With a path that is itself indexed and ``exclude_self``, that record is left out.
+        ``offset`` skips that many of the best hits.
+        """
+        embedder = self.components.image_embedder
+        if embedder is None:
+            raise ConfigurationError("image search needs an image embedder")
+        _check_search_args(limit, min_score, offset)
+        self._ready()
+        exclude: set[str] = set()
+        if isinstance(image, (str, os.PathLike)):
+            decoded = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
+                                 self.components.decode_side())
+            pil = decoded.image
+            if exclude_self:
+                exclude = {record_id_for(decoded.path)}
+        elif isinstance(image, PILImage):
+            try:
+                pil = as_rgb(image, self.components.decode_side())
+            except (OSError, ValueError) as exc:
+                raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
+        else:
+            raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
+        vec = embedder.embed_images([pil])[0]
+        return self._fused_search({"image": vec}, objects, limit, min_score, exclude, offset=offset)
+
+    def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None,
+                       limit: int = 10, min_score: float | None = None, offset: int = 0) -> list[SearchHit]:
+        """Images similar to a stored one ("more like this"), by its stored image vector (its
+        text vector without an image embedder); the record itself is left out. No file is read.
+        Raises RecordNotFoundError for an unknown id.
+        """
+        _check_search_args(limit, min_score, offset)
+        self._ready()
+        self.get(record_id)
+        space = "image" if self.components.image_embedder is not None else "text"
+        vec = self.store.vectors(space, [record_id]).get(record_id)
+        if vec is None:
+            raise RecordNotFoundError(record_id)
+        return self._fused_search({space: vec}, objects, limit, min_score, {record_id}, offset=offset)
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> ImageRecord:
+        """The record with this id; RecordNotFoundError if there is none."""
+        self._live()
+        record = self.store.get(record_id)
+        if record is None:
+            raise RecordNotFoundError(record_id)
+        return record
+
+    def get_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
+        """The record of the file at ``path`` (made absolute, links not resolved), or None when
+        that path is not indexed."""
+        self._live()
+        return self.store.get_by_path(str(absolute(path)))
+
+    def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
+             offset: int = 0) -> list[ImageRecord]:
+        """Records in insertion order, optionally only those tagged with any of ``objects``."""
+        self._live()
+        if limit < 0 or offset < 0:
+            raise ConfigurationError("limit and offset must not be negative")
+        return self.store.list(normalise_objects(objects), limit, offset)
+
+    def object_counts(self) -> dict[str, int]:
+        """Every object tag in the store with how many records carry it, most common first
+        (ties by label)."""
+        self._live()
+        own = getattr(self.store, "object_counts", None)  # optional for third-party stores
+        counts = own() if own is not None else count_objects(self.store)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def count(self, objects: Sequence[str] | str | None = None) -> int:
+        """How many records there are, optionally only those tagged with any of ``objects``."""
+        self._live()
+        return self.store.count(normalise_objects(objects))
+
+    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
+        record = self.get(record_id)
+        if delete_file:
+            try:
+                Path(record.path).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
+        self.store.delete([record_id])
+        return record
+
+    # -- duplicates ------------------------------------------------------------------------------
+
+    def _duplicates(self) -> Duplicates:
+        self._live()
+        return Duplicates(self.components, self.store, self.settings, self._ready)
+
+    def find_duplicates(self, threshold: float = DEFAULT_THRESHOLD,
+                        directory: str | os.PathLike[str] | None = None,
+                        recursive: bool = False,
+                        image: str | os.PathLike[str] | None = None) -> DuplicateReport:
+        """Groups of exact and near-duplicate images, over the store or over a directory.
+
+        Without ``directory``, every stored image is grouped. With it, the image files in that
+        directory (and with ``recursive`` its subfolders) are grouped, whether indexed or not; the
+        store is not changed (indexed, unchanged files reuse their stored hashes and vectors) and a
+        file that cannot be read is listed in ``failed_files``. Two images are duplicates when
+        their combined similarity (see docs/duplicates.md) is at least ``threshold``; groups are
+        the transitive closure of that relation, each represented by its first image (store
+        order, or path order in a directory). Raises ConfigurationError for a threshold outside
+        [0, 1] and ImageNotFoundError for a missing directory.
+
+        With ``image``, only that image's duplicates (against the store, or against the files
+        of ``directory``): at most one group, the image first, then every image whose own
+        similarity to it reaches ``threshold`` (not transitive), most similar first. An
+        ImageError subclass is raised for a missing or bad ``image``.
+        """
+        return self._duplicates().find_duplicates(threshold, directory, recursive, image)
+
+    def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
+                    limit: int = 50) -> builtins.list[DuplicateMatch]:
+        """Stored images that duplicate the image at ``path``, most similar first (at most
+        ``limit``). The file need not be indexed; if it is, its own record is left out (a copy
+        at another path is reported). Raises an ImageError subclass for a missing or bad file.
+        """
+        return self._duplicates().check_image(path, threshold, limit)
+
+    def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
+                threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+        """Every metric relating two image files: hash distances, embedding cosine, combined
+        similarity and the verdict at ``threshold``. Neither file needs to be indexed. Raises an
+        ImageError subclass for a missing or bad file.
+        """
+        return self._duplicates().compare(a, b, threshold)
+
+    def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
+                          keep: str = "first", delete_files: bool = False) -> RemovalReport:
+        """Remove all but one image of every duplicate group in the store.
+
+        ``keep`` chooses the survivor: ``"first"`` (indexed first), ``"largest"`` (largest file)
+        or ``"highest-resolution"`` (most pixels; ties go to the larger file, then the first).
+        With ``dry_run`` (the default) nothing changes and the report says what would go. Else
+        the other members' records are deleted, and with ``delete_files`` their files too (a
+        file that cannot be deleted is listed in ``failed_files``). Only members whose own
+        similarity to the kept image reaches ``threshold`` go; members linked through another
+        one stay (``left_ids``). A symbolic link or another path to the kept file loses its
+        record but not the file, and a file changed since it was indexed stays with its record.
+        Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
+        """
+        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Persist and release the store. Models are dropped with the Extractor."""
+        if not self._closed:
+            self._closed = True
+            self.store.close()
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

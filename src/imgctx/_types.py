@@ -1,0 +1,260 @@
+"""The library's value types: frozen dataclasses, independent of any HTTP schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tag:
+    """An object tag with the tagger's confidence in [0, 1].
+
+    ``coarse`` marks a common noun derived from finer labels (a "cat" for a "tabby").
+    ``confident`` False marks a candidate below the tagger's threshold: it is not one of the
+    record's ``objects`` (not stored, not filterable) but its words still help text search.
+    """
+
+    label: str
+    score: float
+    coarse: bool = False
+    confident: bool = True
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """Everything imgctx knows about one image file.
+
+    ``id`` is derived from the absolute path, so one file is one record; ``content_hash`` is the
+    SHA-256 of the file's bytes and ``phash``/``dhash`` are 64-bit perceptual hashes in hex.
+    ``objects`` holds the tag labels (fine labels and their coarse nouns), ``tags`` the same
+    labels with scores.
+    """
+
+    id: str
+    path: str
+    filename: str
+    size: tuple[int, int]
+    file_size: int
+    format: str
+    caption: str
+    objects: tuple[str, ...]
+    content_hash: str
+    phash: str
+    dhash: str
+    created_at: datetime
+    updated_at: datetime
+    mtime_ns: int = 0
+    tags: tuple[Tag, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A search result: the record, its score in [0, 1] (higher is closer) and ``1 - score``.
+
+    ``scores`` holds the per-vector-space similarity that was fused into ``score``.
+    """
+
+    record: ImageRecord
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def distance(self) -> float:
+        return 1.0 - self.score
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """The outcome of processing one file.
+
+    ``was_duplicate`` is True when the store already held an image with the same bytes (same
+    ``content_hash``) before this call, or an earlier file of the same run had them: either this
+    very file, unchanged (then ``skipped`` is True and nothing was recomputed), or a copy at
+    another path, named by ``duplicate_of`` (a record for this path is stored too, reusing the
+    copy's model outputs). With ``force=True`` the models run again, and ``was_duplicate`` and
+    ``duplicate_of`` still say whether the bytes were already known.
+    """
+
+    record: ImageRecord
+    was_duplicate: bool
+    skipped: bool
+    processing_time: float
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be processed and why; the rest of the run goes on."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """Summary of a multi-file run (``process_many`` / ``process_directory``).
+
+    ``processed`` counts records written by this run, ``skipped`` unchanged files that were
+    already indexed, ``failed`` files that could not be used (each with its reason).
+    """
+
+    total_files: int
+    processed: int
+    skipped: int
+    failed: int
+    processed_ids: tuple[str, ...]
+    skipped_ids: tuple[str, ...]
+    failed_files: tuple[FailedFile, ...]
+    processing_time: float
+    results: tuple[ProcessResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to a ``progress`` callback after each file of a multi-file run."""
+
+    done: int
+    total: int
+    path: str
+    status: str  # "processed", "skipped" or "failed"
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Load state of the model behind one role."""
+
+    role: str
+    name: str
+    loaded: bool
+    load_time: float | None
+    device: str
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A named vector space: which model fills it and with how many dimensions."""
+
+    name: str
+    model: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """A record with its vectors, as written to a store."""
+
+    record: ImageRecord
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How alike two images are, with every metric that went into the verdict.
+
+    ``phash_distance`` and ``dhash_distance`` are Hamming distances (0-64) between the 64-bit
+    perceptual hashes; ``embedding_cosine`` is the cosine of the image vectors (None without an
+    image embedder); ``exact`` is True for byte-identical files (same SHA-256). ``similarity``
+    is the combined similarity in [0, 1] described in docs/duplicates.md (1.0 for exact copies);
+    ``is_duplicate`` is ``similarity >= threshold``.
+    """
+
+    similarity: float
+    is_duplicate: bool
+    threshold: float
+    exact: bool
+    phash_distance: int
+    dhash_distance: int
+    hash_similarity: float
+    embedding_cosine: float | None
+    embedding_similarity: float | None
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies of one another: the ``representative`` (the one a removal keeps)
+    and the others, in the contract's ``duplicate_groups`` shape.
+
+    ``similarity_scores[i]`` is the combined similarity of ``duplicate_ids[i]`` to the
+    representative and ``exact[i]`` says whether the two files are byte-identical. ``paths``
+    lists the representative's path first, then each duplicate's, in order. A member can score
+    below the threshold against the representative when it joined the group through another
+    member (grouping is transitive).
+    """
+
+    representative_id: str
+    duplicate_ids: tuple[str, ...]
+    similarity_scores: tuple[float, ...]
+    paths: tuple[str, ...]
+    exact: tuple[bool, ...] = ()
+
+    @property
+    def representative_path(self) -> str:
+        return self.paths[0]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The representative's id, then the duplicates'."""
+        return (self.representative_id, *self.duplicate_ids)
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """The result of ``Extractor.find_duplicates``.
+
+    ``total_images`` counts the images examined, ``total_duplicates`` the images that are a
+    duplicate of a group's representative (the sum of the groups' ``duplicate_ids``),
+    ``failed_files`` the files of a directory that could not be read (the rest are still
+    grouped), ``check_time`` the seconds it took.
+    """
+
+    groups: tuple[DuplicateGroup, ...]
+    total_images: int
+    total_duplicates: int
+    threshold: float
+    check_time: float
+    failed_files: tuple[FailedFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    """A stored image that duplicates the image given to ``Extractor.check_image``."""
+
+    record: ImageRecord
+    comparison: Comparison
+
+    @property
+    def similarity(self) -> float:
+        return self.comparison.similarity
+
+
+@dataclass(frozen=True)
+class RemovalReport:
+    """The result of ``Extractor.remove_duplicates``.
+
+    With ``dry_run`` True nothing changed: ``removed_ids``/``removed_paths`` are what a real run
+    would remove and ``files_deleted`` is empty. Otherwise ``removed_ids`` left the store, and
+    ``files_deleted`` lists the files deleted from disk (only with ``delete_files``);
+    ``failed_files`` are files that were not deleted, with the reason: a file that could not be
+    deleted, a symbolic link or the kept file itself under another path (their records are
+    removed anyway), or a file changed since it was indexed (left in place with its record).
+    ``left_ids`` are group members that stay: linked to the group only through another member
+    (similarity to the kept image below the threshold), or left because a file changed.
+    """
+
+    groups: tuple[DuplicateGroup, ...]
+    kept_ids: tuple[str, ...]
+    removed_ids: tuple[str, ...]
+    removed_paths: tuple[str, ...]
+    dry_run: bool
+    keep: str
+    threshold: float
+    files_deleted: tuple[str, ...] = ()
+    failed_files: tuple[FailedFile, ...] = ()
+    left_ids: tuple[str, ...] = ()
