@@ -361,7 +361,7 @@ def test_pages_load_as_the_grid_scrolls(browser: Any, base: str, extractor: Extr
         wait_for(settled, timeout=30)
         assert 0 < counts[-1] < total  # not everything at once
         for _ in range(3 * total):  # bounded: each scroll loads at least one more page
-            if _tiles(page).count() == total:
+            if _tiles(page).count() == total and page.locator("#more").is_hidden():  # the end is known
                 break
             page.locator("#sentinel").scroll_into_view_if_needed()
             page.wait_for_timeout(100)
