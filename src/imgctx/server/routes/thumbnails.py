@@ -61,7 +61,8 @@ def _make(state: AppState, source: Path, target: Path, size: int, fmt: str) -> N
                 old.unlink()
 
 
-def _thumbnail(state: AppState, image_id: str, size: int, fmt: str) -> tuple[Path, str]:
+def _thumbnail(state: AppState, image_id: str, size: int, fmt: str, known: set[str]) -> tuple[Path | None, str]:
+    """The cached file and its ETag; no file (None) when the client's ``known`` ETags hold it."""
     record = state.extractor.get(image_id)
     source = state.guard.resolve(record.path, "path")
     try:
@@ -69,6 +70,8 @@ def _thumbnail(state: AppState, image_id: str, size: int, fmt: str) -> tuple[Pat
     except FileNotFoundError:
         raise ImageNotFoundError(record.path, "the image file no longer exists") from None
     key = _key(record, stat, size, fmt)
+    if f'"{key}"' in known or "*" in known:
+        return None, f'"{key}"'
     target = cache_folder(state) / record.id[:2] / f"{record.id}-{size}-{fmt}-{key}.{'jpg' if fmt == 'jpeg' else fmt}"
     if not target.is_file():
         _make(state, source, target, size, fmt)
@@ -86,9 +89,9 @@ async def thumbnail(
     state: AppState = Depends(get_state),
 ) -> Response:
     """A small copy of an image (aspect ratio kept), made once and cached; ``ETag`` and 304."""
-    path, etag = await state.run(_thumbnail, state, image_id, size, format)
+    known = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",") if tag.strip()}
+    path, etag = await state.run(_thumbnail, state, image_id, size, format, known)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    wanted = request.headers.get("if-none-match", "")
-    if etag in {tag.strip() for tag in wanted.split(",")} or wanted.strip() == "*":
+    if path is None:
         return Response(status_code=304, headers=headers)
     return FileResponse(path, media_type=MEDIA[format], headers=headers)
