@@ -200,6 +200,11 @@ def test_detail_keys_and_more_like_this(page: Any, base: str, extractor: Extract
     expect(page.locator("#detail-title")).to_have_text(names[1])
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#detail-title")).to_have_text("rocket.jpg")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.locator("#results [data-image-id] button.open").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-title")).to_have_text("rocket.jpg")
     with page.expect_download() as download:
         page.locator("#detail-download").click()
     assert download.value.suggested_filename == "rocket.jpg"
@@ -210,6 +215,9 @@ def test_detail_keys_and_more_like_this(page: Any, base: str, extractor: Extract
     similar = _filenames(page)
     assert "rocket.jpg" not in similar and len(similar) == extractor.count() - 1
     assert f"like={rocket.id}" in page.url
+    page.go_back()  # the browser's back button returns to the search
+    expect(page.locator("#results")).to_have_attribute("data-query", "rocket launch")
+    expect(page.locator('input[type="search"]')).to_have_value("rocket launch")
 
 
 def test_filter_chips_from_the_tags_in_the_store(page: Any, base: str, extractor: Extractor) -> None:
