@@ -76,7 +76,7 @@ function listen() {
   ws.onopen = () => { retries = 0; };
   ws.onclose = () => {
     ws = null;
-    if (retries < 5) setTimeout(() => { retries++; listen(); }, 500 * 2 ** retries);
+    if (retries < 5) setTimeout(() => { retries++; if (!ws) listen(); }, 500 * 2 ** retries);
   };
 }
 

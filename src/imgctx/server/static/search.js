@@ -34,7 +34,7 @@ function connect() {
   ws.onclose = () => {
     if (pending) { pending.reject(new Error("the search connection closed")); pending = null; }
     ws = null;
-    if (wsRetries < 5) setTimeout(() => { wsRetries++; connect(); }, 500 * 2 ** wsRetries);
+    if (wsRetries < 5) setTimeout(() => { wsRetries++; if (!ws) connect(); }, 500 * 2 ** wsRetries);
   };
 }
 
