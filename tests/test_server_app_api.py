@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,24 @@ def test_the_page_may_open_websockets_on_its_own_origin(client: TestClient) -> N
     with pytest.raises(WebSocketDisconnect):
         with client.websocket_connect("/ws/search", headers={"Origin": "http://other.example"}):
             pass
+
+
+def test_the_app_ships_small_and_loads_nothing_from_elsewhere() -> None:
+    """Every asset is in the package, JS+CSS stay under 150 KB, and no file names another
+    origin (no CDN, fonts or scripts from elsewhere)."""
+    import imgctx.server
+
+    static = Path(imgctx.server.__file__).parent / "static"
+    files = sorted(static.iterdir())
+    assert {f.name for f in files} >= {"index.html", "app.js", "app.css"}
+    assert sum(f.stat().st_size for f in files if f.suffix in (".js", ".css")) < 150 * 1024
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), f.name
+        if f.suffix == ".css":  # styles load nothing (no fonts, images or other sheets)
+            assert "@import" not in text and "url(" not in text, f.name
+    html = (static / "index.html").read_text(encoding="utf-8")
+    for src in re.findall(r'(?:src|href)="([^"#?]+)"', html):
+        assert src.startswith(("/static/", "data:", "?", "/")), src
+        if src.startswith("/static/"):
+            assert (static / src.removeprefix("/static/")).is_file(), src
