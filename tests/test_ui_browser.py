@@ -173,6 +173,12 @@ def test_search_as_you_type_shows_the_cat_first_and_lives_in_the_url(page: Any, 
     expect(first.locator(".score")).to_have_text(re.compile(r"^0\.\d\d$|^1\.00$"))
     assert "q=a+cat" in page.url
     _shot(page, "search")
+    scores = [float(t) for t in page.locator("#results [data-image-id] .score").all_text_contents()]
+    cutoff = 0.3
+    assert scores[0] >= cutoff > scores[-1]
+    page.locator("#min-score").fill(str(cutoff))  # the minimum score hides the weaker hits
+    expect(_tiles(page)).to_have_count(sum(s >= cutoff for s in scores))
+    assert "min=0.3" in page.url
     page.goto(f"{base}/?q=a+cup+of+coffee")  # a bookmarked search
     expect(page.locator('input[type="search"]')).to_have_value("a cup of coffee")
     expect(page.locator("#results")).to_have_attribute("data-query", "a cup of coffee")
