@@ -183,9 +183,14 @@ def test_the_page_may_open_websockets_on_its_own_origin(client: TestClient) -> N
 
     with client.websocket_connect("/ws/search", headers={"Origin": "http://testserver"}) as ws:
         assert ws.receive_json()["type"] == "connected"
-    with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect("/ws/search", headers={"Origin": "http://other.example"}):
-            pass
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/ws/search", headers={"Origin": "http://other.example"}) as ws:
+            ws.receive_json()
+    assert refused.value.code == 1008
+    with pytest.raises(WebSocketDisconnect) as refused:  # the same host by another scheme is another origin
+        with client.websocket_connect("/ws/search", headers={"Origin": "https://testserver"}) as ws:
+            ws.receive_json()
+    assert refused.value.code == 1008
 
 
 def test_the_app_ships_small_and_loads_nothing_from_elsewhere() -> None:
@@ -207,3 +212,15 @@ def test_the_app_ships_small_and_loads_nothing_from_elsewhere() -> None:
         assert src.startswith(("/static/", "data:", "?", "/")), src
         if src.startswith("/static/"):
             assert (static / src.removeprefix("/static/")).is_file(), src
+
+
+def test_image_search_takes_an_upload_over_the_body_limit(tmp_path: Path, root: Path) -> None:
+    """An image to search with is an upload (``max_upload_bytes``), not a small body."""
+    photo = (root / "photos" / "chelsea.jpg").read_bytes()
+    assert len(photo) > 2000
+    with TestClient(make_app(tmp_path, root, max_body_bytes=2000, max_upload_bytes=len(photo) + 10)) as c:
+        c.post(f"{API}/directories/process", json={"directory_path": "photos"})
+        hits = c.post(f"{API}/search/image", files={"file": ("q.jpg", photo, "image/jpeg")}, data={"limit": "1"})
+        assert hits.status_code == 200 and hits.json()[0]["filename"] == "chelsea.jpg"
+        assert_envelope(c.post(f"{API}/search/image", files={"file": ("q.jpg", photo + b"x" * 70_000, "image/jpeg")}),
+                        413, "UploadTooLargeError")

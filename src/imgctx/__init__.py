@@ -9,6 +9,7 @@ from imgctx._backends.store_common import check_spaces, normalise_objects
 from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import (
     ConfigurationError,
+    FileOutsideRootsError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -23,6 +24,7 @@ from imgctx._errors import (
     StoreError,
 )
 from imgctx._extractor import Extractor
+from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
@@ -50,9 +52,6 @@ from imgctx._types import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "PluginSettings",
-    "configure_logging",
-    "plugin_config",
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",
@@ -68,6 +67,7 @@ __all__ = [
     "DuplicateReport",
     "Extractor",
     "FailedFile",
+    "FileOutsideRootsError",
     "ImageEmbedder",
     "ImageError",
     "ImageNotFoundError",
@@ -82,6 +82,7 @@ __all__ = [
     "ModelStatus",
     "PluginCollisionError",
     "PluginNotFoundError",
+    "PluginSettings",
     "Preset",
     "ProcessResult",
     "Progress",
@@ -98,9 +99,12 @@ __all__ = [
     "TextEmbedder",
     "VectorStore",
     "check_spaces",
+    "configure_logging",
+    "delete_file",
     "hookimpl",
     "load_image",
     "normalise_objects",
+    "plugin_config",
     "scan_directory",
     "sniff_format",
     "__version__",

@@ -17,6 +17,8 @@ from imgctx.server.schemas import ObjectCount, SearchResult
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
+#: Takes an uploaded image: limited like uploads (``max_upload_bytes``), not like other bodies.
+IMAGE_SEARCH_PATH = "/api/v1/search/image"
 
 
 async def _spool(state: AppState, file: UploadFile) -> str:
@@ -41,7 +43,7 @@ async def _spool(state: AppState, file: UploadFile) -> str:
     return name
 
 
-@router.post("/search/image", response_model=list[SearchResult], response_model_exclude_none=True)
+@router.post(IMAGE_SEARCH_PATH.removeprefix("/api/v1"), response_model=list[SearchResult], response_model_exclude_none=True)
 async def search_by_image(
     file: UploadFile | None = File(None, description="An image to search with"),
     image_id: str | None = Form(None, max_length=200, description="Or: a stored image's id ('more like this')"),

@@ -49,6 +49,11 @@ async def ui_config(state: AppState = Depends(get_state)) -> UIConfig:
     )
 
 
+def public_paths() -> frozenset[str]:
+    """The page and each of its files: open without the API key."""
+    return frozenset({"/", *(f"/static/{f.name}" for f in STATIC.iterdir() if f.is_file())})
+
+
 def mount_static(app: FastAPI) -> None:
     """Serve the app's files (HTML, CSS, JavaScript modules) under ``/static``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
