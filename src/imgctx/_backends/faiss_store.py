@@ -452,6 +452,12 @@ class FaissStore:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0])
 
     @_store_errors
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT label, COUNT(DISTINCT rid) FROM tags GROUP BY label").fetchall()
+        return {str(label): int(n) for label, n in rows}
+
+    @_store_errors
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
     ) -> builtins.list[tuple[str, float]]:

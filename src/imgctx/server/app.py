@@ -20,9 +20,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.docs import install_docs
 from imgctx.server.errors import DISK_FULL, disk_full, envelope, error_body
-from imgctx.server.guards import CheckHost, CheckOrigin, LimitBodies, RequireKey
+from imgctx.server.guards import PUBLIC_PATHS, CheckHost, CheckOrigin, LimitBodies, RequireKey
 from imgctx.server.logs import install_redaction
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.routes import (
+    directories,
+    duplicates,
+    health,
+    images,
+    models,
+    search,
+    thumbnails,
+    ui,
+    websockets,
+)
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, require_api_key
 from imgctx.server.state import AppState, Metrics
@@ -165,14 +175,16 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     app.include_router(health.public)
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
-    for router in (health.router, models.router, images.router, directories.router, duplicates.router,
-                   websockets.stats_router):
+    for router in (health.router, models.router, thumbnails.router, images.router, directories.router,
+                   duplicates.router, search.router, ui.router, websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
+    app.include_router(ui.public)  # the web app's page and files hold no data: no key
+    ui.mount_static(app)
     # the last added is the outermost: counting, the Host allow-list, CORS (so a 403 or 413
     # carries its headers), the origin check of writes, the API key, then the body limits
-    app.add_middleware(LimitBodies, server=server, upload_path=UPLOAD_PATH)
-    app.add_middleware(RequireKey, server=server)
+    app.add_middleware(LimitBodies, server=server, upload_paths=(UPLOAD_PATH, search.IMAGE_SEARCH_PATH))
+    app.add_middleware(RequireKey, server=server, public=PUBLIC_PATHS | ui.public_paths())
     app.add_middleware(CheckOrigin, server=server)
     origins = allowed_origins(server)
     if origins:  # none by default: no page on another origin may read or call the API

@@ -125,17 +125,20 @@ class ImageDetails(ImageInfo):
 
 
 class SearchResult(ImageInfo):
-    """A search hit: ``image_info`` plus ``score`` in [0, 1] and ``distance`` = 1 - score."""
+    """A search hit: ``image_info`` plus ``score`` in [0, 1], ``distance`` = 1 - score and
+    ``scores``, the similarity in each vector space that was fused into ``score``."""
 
     score: float | None = None
     distance: float | None = None
+    scores: dict[str, float] | None = Field(None, description="Per vector space ('text', 'image'), in [0, 1]")
 
     @staticmethod
     def data(hit: SearchHit, include_metadata: bool = True) -> dict[str, Any]:
-        """The hit as this model's fields (without score and distance unless ``include_metadata``)."""
+        """The hit as this model's fields (without the scores unless ``include_metadata``)."""
         data = image_info_data(hit.record)
         if include_metadata:
-            data.update(score=round(hit.score, 6), distance=round(hit.distance, 6))
+            data.update(score=round(hit.score, 6), distance=round(hit.distance, 6),
+                        scores={space: round(value, 6) for space, value in hit.scores.items()})
         return data
 
 
@@ -442,6 +445,23 @@ class RemovalResponse(BaseModel):
             left_ids=list(report.left_ids), total_removed=len(report.removed_ids),
             message=f"{verb} {len(report.removed_ids)} duplicate images from {len(report.groups)} groups",
         )
+
+
+# -- the web app's endpoints: objects, image search, UI configuration ---------------------------
+
+
+class ObjectCount(BaseModel):
+    label: str
+    count: int = Field(description="How many images carry this tag")
+
+
+class UIConfig(BaseModel):
+    version: str
+    caption_from_tags: bool = Field(description="Captions are composed from the tags, not by a caption model")
+    image_search: bool = Field(description="The models can search by image")
+    upload_dir: str
+    allowed_roots: list[str]
+    total_images: int
 
 
 # -- websockets --------------------------------------------------------------------------------

@@ -7,12 +7,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
 from imgctx import (
+    Extractor,
     FileOutsideRootsError,
     ImageError,
     ImageNotFoundError,
@@ -180,19 +181,32 @@ async def list_images(
     query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list"),
     objects: str | None = Query(None, max_length=2000, description="Comma-separated objects, any of them"),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=2**31, description="List mode only"),
+    offset: int = Query(0, ge=0, le=2**31, description="Skip this many images (or best hits)"),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Search mode only"),
-    include_metadata: bool = Query(True, description="Search mode only: include score and distance"),
+    include_metadata: bool = Query(True, description="Search mode only: include score, distance and scores"),
+    order: Literal["oldest", "newest"] = Query("oldest", description="List mode only: indexed first or last first"),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     """List images (optionally by object) or, with ``query``, search them by text."""
     wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
-        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score)
+        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, offset=offset)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
+    if order == "newest":
+        return [image_info_data(r) for r in await state.run(newest_first, ex, wanted, limit, offset)]
     records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
     return [image_info_data(r) for r in records]  # validated once, by FastAPI
+
+
+def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: int) -> list[ImageRecord]:
+    """A page of records, the last indexed first: the matching page from the end, reversed."""
+    total = ex.count(objects=objects)
+    end = total - offset
+    if end <= 0:
+        return []
+    start = max(0, end - limit)
+    return list(reversed(ex.list(objects=objects, limit=end - start, offset=start)))
 
 
 @router.delete("/{image_id}", response_model=DeleteImageResponse)
