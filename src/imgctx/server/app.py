@@ -14,12 +14,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.routes import directories, duplicates, health, images, models, records, search, websockets
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
@@ -30,6 +31,18 @@ log = logging.getLogger("imgctx.server")
 DESCRIPTION = """Captions, object tags, embeddings and text search for image collections, over HTTP
 and WebSockets. Built on the `imgctx` library. Every error answers with the envelope
 `{success: false, error, message, details: {status_code}, timestamp}`."""
+
+#: The OpenAPI tags, one per area, in the order the documentation shows them.
+OPENAPI_TAGS = [
+    {"name": "search", "description": "Search by text, by an uploaded image, or by a stored image's id"},
+    {"name": "images", "description": "Process, upload, download, list and delete single images"},
+    {"name": "records", "description": "Stored records with every field of the library's ImageRecord"},
+    {"name": "directories", "description": "Process or scan folders; background tasks"},
+    {"name": "duplicates", "description": "Exact and near-duplicate detection, comparison and removal"},
+    {"name": "models", "description": "Model load state and preloading"},
+    {"name": "health", "description": "Health, status, configuration, metrics and service info"},
+    {"name": "websockets", "description": "WebSocket connection statistics"},
+]
 
 
 class _CountRequests:
@@ -147,6 +160,12 @@ class _CheckOrigin:
         await self.app(scope, receive, send)
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: its endpoint's name (``search_images``, ``get_image``), so
+    that generated clients get short, stable function names."""
+    return route.name
+
+
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     listed = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -238,20 +257,22 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                 state.extractor = None
 
     app = FastAPI(title="imgctx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, generate_unique_id_function=operation_id,
+                  openapi_tags=OPENAPI_TAGS)
     app.state.imgctx = state
     _install_error_handlers(app)
     app.include_router(health.public)
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
     for router in (health.router, models.router, images.router, directories.router, duplicates.router,
-                   websockets.stats_router):
+                   search.router, records.router, websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
     # then the origin check of writes, then the upload limit (multipart framing adds a little to
     # the file; the route checks exactly)
-    app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
+    for upload_path in ("/api/v1/images/upload", search.UPLOAD_PATH):
+        app.add_middleware(_LimitUploads, path=upload_path, limit=server.max_upload_bytes + 64 * 1024)
     app.add_middleware(_CheckOrigin, server=server)
     origins = allowed_origins(server)
     if origins:  # none by default: no page on another origin may read or call the API

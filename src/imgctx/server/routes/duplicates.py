@@ -94,7 +94,7 @@ def _image_against_folder(state: AppState, image: Path, files: list[Path], thres
 
 
 @router.post("/check", response_model=DuplicateCheckResponse)
-async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
+async def check_duplicates(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
     """Duplicate groups: of the store, of a folder, or of one image (against the store or a folder)."""
     ex = state.extractor
     threshold = body.similarity_threshold
@@ -153,7 +153,7 @@ async def check_directory(
 
 
 @router.post("/compare", response_model=CompareResponse)
-async def compare(body: CompareRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def compare_images(body: CompareRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Every similarity metric between two image files, and the verdict at the threshold."""
     a = state.guard.resolve(body.image1_path, "image1_path")
     b = state.guard.resolve(body.image2_path, "image2_path")

@@ -38,6 +38,8 @@ MEDIA_TYPES = {
     "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif", "MPO": "image/jpeg",
 }
 CHUNK = 1024 * 1024
+#: A file body in the OpenAPI schema (generated clients read it as bytes).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def objects_list(value: str | None) -> list[str] | None:
@@ -149,13 +151,14 @@ async def upload_image(
 
 
 @router.get("/info/{image_id}", response_model=ImageDetails)
-async def image_info(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
+async def get_image(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
     """Everything stored about one image: ``image_info`` plus hashes, tags and timestamps."""
     return ImageDetails.of(await state.run(state.extractor.get, image_id))
 
 
 @router.get("/download/{image_id}", response_class=FileResponse,
-            responses={200: {"content": {"image/*": {}}, "description": "The image file"}})
+            responses={200: {"content": {"application/octet-stream": BINARY, "image/*": BINARY},
+                             "description": "The image file (its own image/* media type)"}})
 async def download_image(image_id: str, state: AppState = Depends(get_state)) -> FileResponse:
     """The image file of a record (only inside the allowed roots)."""
     record = await state.run(state.extractor.get, image_id)
@@ -168,7 +171,8 @@ async def download_image(image_id: str, state: AppState = Depends(get_state)) ->
 
 @router.get("/", response_model=list[SearchResult], response_model_exclude_none=True)
 async def list_images(
-    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list"),
+    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list",
+                              examples=["a cat on a sofa"]),
     objects: str | None = Query(None, max_length=2000, description="Comma-separated objects, any of them"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31, description="List mode only"),
