@@ -20,6 +20,7 @@ EXPECTED = {
     "StoredVectors", "Tag", "__version__", "DecodedImage", "load_image", "scan_directory", "sniff_format",
 }
 EXPECTED |= {"Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport"}
+EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
 
 
 def test_exported_names() -> None:
@@ -39,7 +40,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx.cli, imgctx.plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

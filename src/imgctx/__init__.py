@@ -1,9 +1,12 @@
 """imgctx: make image collections searchable.
 
 ``from imgctx import Extractor``; heavy libraries (torch, faiss, transformers) load only when a
-model or store first needs them.
+model or store first needs them. ``imgctx.connect(url)`` gives the same API against a server
+(httpx is imported then).
 """
 
+from imgctx._client import AsyncClient, Client, connect, connect_async
+from imgctx._remote import RemoteTask
 from imgctx.errors import (
     ConfigurationError,
     ImageError,
@@ -17,6 +20,7 @@ from imgctx.errors import (
     PluginCollisionError,
     PluginNotFoundError,
     RecordNotFoundError,
+    RemoteError,
     StoreError,
 )
 from imgctx.extractor import Extractor
@@ -45,7 +49,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "AsyncClient",
     "BatchReport",
+    "Client",
     "Comparison",
     "ConfigurationError",
     "DecodedImage",
@@ -70,6 +76,8 @@ __all__ = [
     "ProcessResult",
     "Progress",
     "RecordNotFoundError",
+    "RemoteError",
+    "RemoteTask",
     "RemovalReport",
     "SearchHit",
     "ServerSettings",
@@ -79,6 +87,8 @@ __all__ = [
     "StoredVectors",
     "Tag",
     "__version__",
+    "connect",
+    "connect_async",
     "load_image",
     "scan_directory",
     "sniff_format",

@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     exact_search_limit: int = Field(
         50_000, ge=0, description="The faiss store searches exactly up to this many vectors, approximately beyond.",
     )
+    server_url: str | None = Field(
+        None, description="URL of an imgctx server that `imgctx.connect()` and `imgctx --server` use when given none.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key `imgctx.connect()` and `imgctx --server` send (X-API-Key) when given none.",
+    )
 
     @classmethod
     def from_values(cls, **values: object) -> Settings:
