@@ -168,12 +168,12 @@ class Client(_Base):
         """Remove a record (and, with ``delete_file``, its file on the server); the removed record."""
         return self._run(ops.delete(record_id, delete_file))
 
-    def process(self, image: str | os.PathLike[str] | Any, force: bool = False, *, filename: str | None = None,
+    def process(self, path: str | os.PathLike[str] | Any, force: bool = False, *, filename: str | None = None,
                 upload_dir: str | None = None, overwrite: bool = False) -> ProcessResult:
-        """Index one image: a path on the server, or bytes, a binary file or a PIL image, which
+        """Index one image: ``path`` on the server, or bytes, a binary file or a PIL image, which
         is uploaded first (as ``filename`` in ``upload_dir``; without a name, one derived from the
         bytes, so the same image is stored once)."""
-        return self._run(ops.process(image, force, filename, upload_dir, overwrite))
+        return self._run(ops.process(path, force, filename, upload_dir, overwrite))
 
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
                           progress: ProgressCallback | None = None, *, wait: bool = True,
@@ -282,10 +282,10 @@ class AsyncClient(_Base):
     async def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
         return await self._run(ops.delete(record_id, delete_file))
 
-    async def process(self, image: str | os.PathLike[str] | Any, force: bool = False, *,
+    async def process(self, path: str | os.PathLike[str] | Any, force: bool = False, *,
                       filename: str | None = None, upload_dir: str | None = None,
                       overwrite: bool = False) -> ProcessResult:
-        return await self._run(ops.process(image, force, filename, upload_dir, overwrite))
+        return await self._run(ops.process(path, force, filename, upload_dir, overwrite))
 
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
                                 progress: ProgressCallback | None = None, *, wait: bool = True,
