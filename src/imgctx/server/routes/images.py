@@ -17,6 +17,7 @@ from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLa
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
+    ErrorResponse,
     ImageDetails,
     ImageInfo,
     ProcessImageRequest,
@@ -91,8 +92,8 @@ def _copy_exclusive(tmp: Path, target: Path) -> None:
 
 
 @router.post("/upload", response_model=UploadResponse, status_code=201,
-             responses={409: {"description": "File exists and overwrite is false"},
-                        413: {"description": "Upload over max_upload_bytes"}})
+             responses={409: {"model": ErrorResponse, "description": "File exists and overwrite is false"},
+                        413: {"model": ErrorResponse, "description": "Upload over max_upload_bytes"}})
 async def upload_image(
     file: UploadFile = File(..., description="The image file"),
     process_immediately: bool = Form(True),

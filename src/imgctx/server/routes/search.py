@@ -18,6 +18,7 @@ from imgctx import InvalidImageError
 from imgctx.server.errors import UploadTooLargeError
 from imgctx.server.record_schemas import HitOut
 from imgctx.server.routes.images import CHUNK, objects_list
+from imgctx.server.schemas import ErrorResponse
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
@@ -64,7 +65,8 @@ async def _spool(file: UploadFile, limit: int) -> tuple[Path, str]:
 
 
 @router.post("/image", response_model=list[HitOut],
-             responses={413: {"description": "Upload over max_upload_bytes, or an image over the pixel limit"}})
+             responses={413: {"model": ErrorResponse,
+                              "description": "Upload over max_upload_bytes, or an image over the pixel limit"}})
 async def search_by_image(
     file: UploadFile = File(..., description="The query image (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"),
     objects: str | None = Form(None, max_length=2000, description=OBJECTS_HELP),
