@@ -413,3 +413,22 @@ def test_methods_mirror_the_extractor(cls: type) -> None:
             if theirs.default is not inspect.Parameter.empty:
                 assert mine.default == theirs.default, f"{name}({mine.name})"
         assert all(p.kind is p.KEYWORD_ONLY or p.default is not p.empty for p in remote[len(local):]), name
+
+
+@pytest.mark.models
+def test_real_models_agree(offline_index: Extractor, photo_dir: Path, tmp_path: Path) -> None:
+    """The offline preset's real weights (EfficientNet-Lite0, all-MiniLM-L6-v2): text and image
+    search, filters and comparisons agree through a live server on the same Extractor."""
+    for module in ("torch", "efficientnet_lite_pytorch", "sentence_transformers"):
+        pytest.importorskip(module)
+    ex = offline_index
+    chelsea, coffee = photo_dir / "chelsea.jpg", photo_dir / "coffee.jpg"
+    with serving(make_app(tmp_path, photo_dir, extractor=ex)) as url, connect(url) as client:
+        _same_hits(ex.search("a cat", limit=3), client.search("a cat", limit=3))
+        _same_hits(ex.search("a cup of coffee", objects="cup", limit=3),
+                   client.search("a cup of coffee", objects="cup", limit=3))
+        local = ex.search_image(chelsea, limit=4)
+        _same_hits(local, client.search_image(chelsea, limit=4))
+        _same_hits(local, client.search_image(record_id=ex.store.get_by_path(str(chelsea)).id, limit=4))
+        assert _close(ex.compare(chelsea, coffee), client.compare(chelsea, coffee))
+        assert client.list(objects="cat") == ex.list(objects="cat") != []

@@ -109,7 +109,8 @@ def error_from(status_code: int, body: Any, text: str = "") -> ImgctxError:
         return RemoteError(f"HTTP {status_code}: {snippet or 'no error details'}", status_code)
     name = str(body.get("error"))
     message = str(body.get("message") or name)
-    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    found = body.get("details")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
     if name == "ValidationError":
         return ConfigurationError(message)
     cls = LIBRARY_ERRORS.get(name)
