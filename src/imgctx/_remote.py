@@ -270,7 +270,7 @@ def search_image(image: Any, record_id: str | None, objects: Sequence[str] | str
         name, body = upload_bytes(image, "search_image")
         form = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
                        "exclude_self": exclude_self})
-        data = yield Call("POST", f"{API}/search/image", files={"file": (name, body, "application/octet-stream")},
+        data = yield Call("POST", f"{API}/search/upload", files={"file": (name, body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return [hit_from(d) for d in data]
 

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
-from imgctx.server.routes import directories, duplicates, health, images, models, records, search, websockets
+from imgctx.server.routes import directories, duplicates, health, images, models, records, websockets
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
@@ -265,13 +265,13 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
     for router in (health.router, models.router, images.router, directories.router, duplicates.router,
-                   search.router, records.router, websockets.stats_router):
+                   records.search_router, records.router, websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
     # then the origin check of writes, then the upload limit (multipart framing adds a little to
     # the file; the route checks exactly)
-    for upload_path in ("/api/v1/images/upload", search.UPLOAD_PATH):
+    for upload_path in ("/api/v1/images/upload", records.UPLOAD_PATH):
         app.add_middleware(_LimitUploads, path=upload_path, limit=server.max_upload_bytes + 64 * 1024)
     app.add_middleware(_CheckOrigin, server=server)
     origins = allowed_origins(server)

@@ -1,19 +1,31 @@
-"""Records as the library holds them (``/api/v1/records``): every field of ``ImageRecord``.
+"""Answers with whole records (``/api/v1/records``, ``/api/v1/search``): every field of the
+library's ``ImageRecord``, and search hits with their per-space scores.
 
 The contract's ``/api/v1/images`` routes answer with its ``image_info`` subset; these answer
 with everything (exact tag scores, hashes, timestamps), which is what ``imgctx.connect()``
-needs to return the same records as a local ``Extractor``.
+needs to return the same records and hits as a local ``Extractor``. Search by text, by an
+uploaded image (never stored), or by a stored image's id.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 
-from imgctx.server.record_schemas import CountResponse, RecordOut, RecordPage
-from imgctx.server.routes.images import objects_list
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+
+from imgctx import InvalidImageError
+from imgctx.server.errors import UploadTooLargeError
+from imgctx.server.record_schemas import CountResponse, HitOut, RecordOut, RecordPage
+from imgctx.server.routes.images import CHUNK, objects_list
+from imgctx.server.schemas import ErrorResponse
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
+search_router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
 OBJECTS = Query(None, max_length=2000, description="Comma-separated objects, any of them", examples=["cat,dog"])
 
@@ -48,3 +60,96 @@ async def count_records(objects: str | None = OBJECTS, state: AppState = Depends
 async def get_record(record_id: str, state: AppState = Depends(get_state)) -> RecordOut:
     """The record with this id (404 ``RecordNotFoundError`` if there is none)."""
     return RecordOut.of(await state.run(state.extractor.get, record_id))
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+#: The path of the upload route, for the app's upload-size middleware.
+UPLOAD_PATH = "/api/v1/search/upload"
+OBJECTS_HELP = "Comma-separated objects, any of them"
+
+
+@search_router.get("", response_model=list[HitOut])
+async def search_images(
+    query: str = Query(..., max_length=2000, description="What to look for", examples=["a red car at night"]),
+    objects: str | None = Query(None, max_length=2000, description=OBJECTS_HELP, examples=["cat,dog"]),
+    limit: int = Query(10, ge=0, le=1000),
+    min_score: float | None = Query(None, ge=0.0, le=1.0, description="Drop hits scoring below this"),
+    state: AppState = Depends(get_state),
+) -> list[HitOut]:
+    """Images that match a text query, best first (``Extractor.search``)."""
+    hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit,
+                           min_score=min_score)
+    return [HitOut.of(h) for h in hits]
+
+
+async def _spool(file: UploadFile, limit: int) -> tuple[Path, str]:
+    """The upload in a temporary file (at most ``limit`` bytes) and its SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(prefix="imgctx-query-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await file.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLargeError(f"upload is over the {limit}-byte limit", limit=limit)
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidImageError(file.filename or None, "empty upload")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, digest.hexdigest()
+
+
+@search_router.post("/upload", response_model=list[HitOut],
+             responses={413: {"model": ErrorResponse,
+                              "description": "Upload over max_upload_bytes, or an image over the pixel limit"}})
+async def search_by_upload(
+    file: UploadFile = File(..., description="The query image (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC)"),
+    objects: str | None = Form(None, max_length=2000, description=OBJECTS_HELP),
+    limit: int = Form(10, ge=0, le=1000),
+    min_score: float | None = Form(None, ge=0.0, le=1.0),
+    exclude_self: bool = Form(True, description="Leave out stored images with the upload's exact bytes"),
+    state: AppState = Depends(get_state),
+) -> list[HitOut]:
+    """Images similar to an uploaded image, by image-vector cosine in [0, 1], best first.
+
+    The upload is decoded like an indexed file (and never stored). With ``exclude_self``,
+    stored images whose bytes equal the upload's (same SHA-256) are left out."""
+    ex = state.extractor
+    wanted = objects_list(objects)
+    path, digest = await _spool(file, state.server.max_upload_bytes)
+
+    def work() -> list[HitOut]:
+        same = {r.id for r in ex.store.find_by_hash(digest)} if exclude_self else set()
+        hits = ex.search_image(path, objects=wanted, limit=limit + len(same), min_score=min_score,
+                               exclude_self=False)
+        return [HitOut.of(h) for h in hits if h.record.id not in same][:limit]
+
+    try:
+        return await state.run(work)
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+@search_router.get("/similar/{image_id}", response_model=list[HitOut])
+async def search_similar(
+    image_id: str,
+    objects: str | None = Query(None, max_length=2000, description=OBJECTS_HELP),
+    limit: int = Query(10, ge=0, le=1000),
+    min_score: float | None = Query(None, ge=0.0, le=1.0),
+    exclude_self: bool = Query(True, description="Leave the image itself out"),
+    state: AppState = Depends(get_state),
+) -> list[HitOut]:
+    """"More like this": images similar to a stored image (its file, inside the allowed roots)."""
+    ex = state.extractor
+    record = await state.run(ex.get, image_id)
+    path = state.guard.resolve(record.path, "path")
+    hits = await state.run(ex.search_image, path, objects=objects_list(objects), limit=limit + 1,
+                           min_score=min_score, exclude_self=False)
+    return [HitOut.of(h) for h in hits if not (exclude_self and h.record.id == image_id)][:limit]
