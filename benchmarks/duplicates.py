@@ -19,7 +19,7 @@ Part 1: quality and speed on a near-duplicate set
 - **imgctx** with the offline preset's real weights: ``find_duplicates(directory=...)`` at the
   default threshold 0.95 on a fresh store (decode, hashes, EfficientNet-Lite0 vectors,
   candidates, grouping); and, to compare like with like, its hash stage alone: the same decode
-  and pHash/dHash code the pipeline uses (``imgctx.images``, ``decode_workers`` threads), then
+  and pHash/dHash code the pipeline uses (``imgctx._images``, ``decode_workers`` threads), then
   grouping by hashes only. The hash stages of imgctx and imagededup are timed over 5
   interleaved rounds (best and median), since the machine may be shared.
 - The constants of the combined similarity were chosen on this set built with ``--seed 0``;
@@ -32,7 +32,7 @@ Part 2: grouping 100,000 images
 60,000 originals scattered around them (scene-mates have cosine ~0.75, like photos of one
 place), and 40,000 near-duplicates of random originals (cosine ~0.97, up to 3 hash bits
 flipped); 1280-d float32 vectors (the offline preset's size) and random 64-bit pHash/dHash.
-``imgctx.duplicates.group_indexes`` groups them at threshold 0.95; the script prints the wall
+``imgctx._duplicates.group_indexes`` groups them at threshold 0.95; the script prints the wall
 time, the child's peak RSS (sampled every 20 ms with psutil), the RSS grouping adds, and the
 share of planted duplicates that were found.
 
@@ -107,16 +107,16 @@ def run_imagededup(method: str, folder: Path) -> tuple[set[Pair], float, float]:
 def run_imgctx_hashes(files: list[Path]) -> tuple[set[Pair], float, float]:
     """imgctx's hash stage alone: pipeline decode + pHash/dHash, then grouping by hashes."""
     from imgctx import Settings
-    from imgctx.duplicates import Items, group_indexes, hash_to_int
-    from imgctx.images import load_image, perceptual_hashes
+    from imgctx._duplicates.grouping import Items, group_indexes
+    from imgctx._duplicates.similarity import hash_to_int
+    from imgctx._probe import probe_file
 
     s = Settings.from_values(preset="offline")
     side = 224  # the offline preset's decode side (EfficientNet-Lite0 input size)
 
     def one(p: Path) -> tuple[str, str, str]:
-        img = load_image(p, s.max_image_pixels, s.max_file_bytes, side)
-        ph, dh = perceptual_hashes(img.image)
-        return img.content_hash, ph, dh
+        probed = probe_file(p, s, side)
+        return probed.image.content_hash, probed.phash, probed.dhash
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(s.decode_workers) as pool:
@@ -220,7 +220,7 @@ def synthetic(n: int, dim: int = 1280, scenes: int = 1000, dup_share: float = 0.
 def part2(n: int) -> None:
     import psutil
 
-    from imgctx.duplicates import Items, group_indexes
+    from imgctx._duplicates.grouping import Items, group_indexes
 
     proc = psutil.Process()
     samples: list[tuple[float, int]] = []

@@ -45,7 +45,7 @@ Method
        records, vectors, hashes and store (WAL, synchronous=NORMAL).
 
    (c) **ceiling**: the models alone on images already decoded in memory (decoded beforehand
-       with ``imgctx.images.load_image``, i.e. exactly the images the pipeline hands to the
+       with ``imgctx._images.load_image``, i.e. exactly the images the pipeline hands to the
        models), in batches of ``--batch-size``: ``analyze`` (tags + image vectors in one
        forward pass), ``caption``, ``embed_texts``. No file I/O, decoding, hashing or store.
        This is the best the models can do; the pipeline's goal is to get close to it.
@@ -101,10 +101,11 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from imgctx import Extractor, ImageRecord, Settings, StoredVectors
-from imgctx.backends.faiss_store import FaissStore
-from imgctx.extractor import Components
-from imgctx.images import load_image, perceptual_hashes
-from imgctx.pipeline import documents, merge_tags, record_id_for
+from imgctx._backends.faiss_store import FaissStore
+from imgctx._extractor import Components
+from imgctx._ids import record_id_for
+from imgctx._images import load_image, perceptual_hashes
+from imgctx._pipeline import documents, merge_tags
 from imgctx.testing import SAMPLE_PHOTOS, sample_photo_path
 
 TARGET_VS_NAIVE = 2.0

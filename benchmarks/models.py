@@ -207,7 +207,7 @@ def text_documents(n: int, seed: int = 0) -> list[str]:
     """``n`` distinct caption + tags documents as the pipeline embeds them: a caption-like
     sentence, then about ten tag words from the zero-shot vocabulary. Built without running the
     other models, so the text embedder's peak memory is its own."""
-    from imgctx.backends.vocabulary import load_vocabulary
+    from imgctx._backends.vocabulary import load_vocabulary
 
     rng = np.random.default_rng(seed)
     nouns = [e.noun for e in load_vocabulary()]
@@ -231,7 +231,7 @@ def import_libraries(preset: str) -> None:
 
 def child_backend(args: argparse.Namespace) -> dict[str, Any]:
     from imgctx import Extractor
-    from imgctx.images import load_image
+    from imgctx._images import load_image
 
     work = Path(args.workdir)
     paths = sorted((work / "images").glob("*.jpg"))

@@ -18,7 +18,7 @@ Method
   left out as it repeats them). EfficientNet-Lite0 vectors are not cross-modal, so they do not
   take part in text search.
 - **baseline**: the same EfficientNet-Lite0 probabilities on the same decoded image
-  (``imgctx.images.load_image``, then the model's own preprocessing): its top-5 ImageNet label
+  (``imgctx._images.load_image``, then the model's own preprocessing): its top-5 ImageNet label
   names joined into one sentence ("tabby, tiger cat, Egyptian cat, lynx, plastic bag"),
   embedded with the same MiniLM model, ranked by cosine to the query embedding. No coarse
   nouns, no caption, no threshold.
@@ -55,8 +55,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from imgctx import Extractor  # noqa: E402
-from imgctx.backends.imagenet import labels  # noqa: E402
-from imgctx.images import load_image  # noqa: E402
+from imgctx._backends.imagenet import labels  # noqa: E402
+from imgctx._images import load_image  # noqa: E402
 
 #: Photo name -> (package, file inside the package's image folder).
 PHOTOS: dict[str, tuple[str, str]] = {

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 DIM = 512
 K = 10
@@ -164,19 +164,19 @@ def records(n: int, tags: list[list[str]], vectors: np.ndarray, start: int, stop
 
 def open_store(kind: str, folder: Path, n: int) -> Any:
     if kind == "faiss":
-        from imgctx.backends.faiss_store import FaissStore
+        from imgctx._backends.faiss_store import FaissStore
 
         return FaissStore(folder)  # default settings: exact up to 50,000 vectors, IVF beyond
     if kind == "memory":
-        from imgctx.backends.memory_store import MemoryStore
+        from imgctx._backends.memory_store import MemoryStore
 
         return MemoryStore()
     if kind == "chroma":
-        from imgctx.backends.chroma_store import ChromaStore
+        from imgctx._backends.chroma_store import ChromaStore
 
         return ChromaStore(path=folder)
     if kind == "qdrant":
-        from imgctx.backends.qdrant_store import QdrantStore
+        from imgctx._backends.qdrant_store import QdrantStore
 
         return QdrantStore(path=folder)
     raise SystemExit(f"unknown store {kind!r}")

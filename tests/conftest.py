@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from imgctx import Extractor, Settings
-from imgctx.cli import cli
+from imgctx._cli import cli
 from imgctx.testing import SAMPLE_PHOTOS, settings_for_tests, write_sample_photos
 
 # The store conformance suite lives in the package; rewrite its asserts for readable failures.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from imgctx.cli import cli
+from imgctx._cli import cli
 
 
 @pytest.fixture

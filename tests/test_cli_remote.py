@@ -18,7 +18,7 @@ from click.testing import CliRunner  # noqa: E402
 from server_support import make_app, photo_root, serving  # noqa: E402
 
 from imgctx import Extractor  # noqa: E402
-from imgctx.cli import cli  # noqa: E402
+from imgctx._cli import cli  # noqa: E402
 from imgctx.testing import settings_for_tests  # noqa: E402
 
 

@@ -14,10 +14,12 @@ import click
 import pytest
 
 import imgctx
-from imgctx import Extractor, Settings, hookspecs, protocols
-from imgctx.cli import cli
-from imgctx.extractor import ModelManager
-from imgctx.presets import PRESETS
+from imgctx import Extractor, Settings
+from imgctx import _hookspecs as hookspecs
+from imgctx import _protocols as protocols
+from imgctx._cli import cli
+from imgctx._extractor import ModelManager
+from imgctx._presets import PRESETS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HEADING = re.compile(r"^(#{2,3}) `([^`]+)`\s*$", re.MULTILINE)
@@ -165,7 +167,7 @@ def test_every_role_protocol_is_documented(protocol: str) -> None:
 
 
 def test_plugins_doc_shows_the_entry_point_group() -> None:
-    from imgctx.plugins import ENTRY_POINT_GROUP
+    from imgctx._plugins import ENTRY_POINT_GROUP
 
     assert f"[project.entry-points.{ENTRY_POINT_GROUP}]" in _read("plugins.md")
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 
 from imgctx import (
+    DEFAULT_THRESHOLD,
+    REMOVE_THRESHOLD,
     Comparison,
     ConfigurationError,
     DuplicateGroup,
@@ -24,18 +26,8 @@ from imgctx import (
     ImageNotFoundError,
     InvalidImageError,
 )
-from imgctx.duplicates import (
-    BUCKET_LIMIT,
-    DEFAULT_THRESHOLD,
-    REMOVE_THRESHOLD,
-    Items,
-    UnionFind,
-    combined_similarity,
-    group_indexes,
-    hash_candidates,
-    popcount,
-    units_for,
-)
+from imgctx._duplicates.grouping import BUCKET_LIMIT, Items, UnionFind, group_indexes, hash_candidates
+from imgctx._duplicates.similarity import combined_similarity, popcount, units_for
 from imgctx.testing import settings_for_tests
 
 # -- the combined similarity ---------------------------------------------------------------------
@@ -402,12 +394,12 @@ def test_remove_duplicates_leaves_a_file_changed_since_indexing(indexed: tuple[E
 
 
 def test_remove_duplicates_keeps_members_linked_only_through_another(tiny: Extractor) -> None:
-    from imgctx.duplicates import Duplicates
+    from imgctx._duplicates import Duplicates
 
     class Chain(Duplicates):
         """A group A ~ B ~ C whose C is below the threshold against the kept A."""
 
-        def find_duplicates(self, threshold, directory, recursive, keep="first"):  # type: ignore[no-untyped-def]
+        def find_duplicates(self, threshold, directory, recursive, image=None, keep="first"):  # type: ignore[no-untyped-def]
             group = DuplicateGroup(representative_id="a", duplicate_ids=("b", "c"),
                                    similarity_scores=(0.99, 0.90), paths=("/x/a.jpg", "/x/b.jpg", "/x/c.jpg"),
                                    exact=(False, False))

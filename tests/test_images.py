@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgctx.errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
-from imgctx.images import load_image, scan_directory, sniff_format
+from imgctx._errors import ImageNotFoundError, ImageTooLargeError, InvalidImageError
+from imgctx._images import load_image, scan_directory, sniff_format
 
 LIMITS = dict(max_pixels=50_000_000, max_bytes=50 * 1024 * 1024)
 

@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from imgctx.backends.faiss_store import FaissStore
-from imgctx.backends.memory_store import MemoryStore
-from imgctx.cli import cli
-from imgctx.errors import ConfigurationError, IncompatibleIndexError
-from imgctx.migrate import StoreURI, migrate, open_store, parse_store_uri
+from imgctx._backends.faiss_store import FaissStore
+from imgctx._backends.memory_store import MemoryStore
+from imgctx._cli import cli
+from imgctx._errors import ConfigurationError, IncompatibleIndexError
+from imgctx._migrate import StoreURI, migrate, open_store, parse_store_uri
+from imgctx._types import SpaceSpec
 from imgctx.testing import CONFORMANCE_SPACES, make_item, settings_for_tests
-from imgctx.types import SpaceSpec
 
 pytest.importorskip("chromadb")
 pytest.importorskip("qdrant_client")
 
-from imgctx.backends.chroma_store import ChromaStore  # noqa: E402
-from imgctx.backends.qdrant_store import QdrantStore  # noqa: E402
+from imgctx._backends.chroma_store import ChromaStore  # noqa: E402
+from imgctx._backends.qdrant_store import QdrantStore  # noqa: E402
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -150,7 +150,7 @@ def test_migration_killed_mid_run_resumes(tmp_path: Path, kind: str) -> None:
     _source(tmp_path / "src").close()
     script = textwrap.dedent(f"""
         import os, signal
-        from imgctx.migrate import migrate, open_store
+        from imgctx._migrate import migrate, open_store
         src, dst = open_store({f"faiss:{tmp_path / 'src'}"!r}), open_store({f"{kind}:{tmp_path / 'dst'}"!r})
         def progress(done, total):
             if done >= 120:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgctx import Extractor
-from imgctx.backends.offline import EfficientNetLite0, SentenceTransformerText
+from imgctx._backends.offline import EfficientNetLite0, SentenceTransformerText
 
 pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from imgctx import Extractor, Tag
-from imgctx.pipeline import merge_tags, text_document
+from imgctx._pipeline import merge_tags, text_document
 from imgctx.testing import TinyColorTagger, TinyImageEmbedder, settings_for_tests
 
 
@@ -42,7 +42,7 @@ class CountingStore:
 
 
 def test_models_run_per_batch_and_one_transaction_per_batch(tmp_path: Path) -> None:
-    from imgctx.backends.faiss_store import FaissStore
+    from imgctx._backends.faiss_store import FaissStore
 
     paths = _images(tmp_path / "imgs", 10)
     store = CountingStore(FaissStore(tmp_path / "db"))

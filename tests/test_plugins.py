@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import imgctx.plugins
-from imgctx import Extractor, PluginCollisionError, PluginNotFoundError, hookspecs
-from imgctx.plugins import ROLES, Registry, collect, load_registry, make_plugin_manager
+import imgctx._plugins
+from imgctx import Extractor, PluginCollisionError, PluginNotFoundError
+from imgctx import _hookspecs as hookspecs
+from imgctx._plugins import ROLES, Registry, collect, load_registry, make_plugin_manager
 from imgctx.testing import TinyImageEmbedder, TinyTextEmbedder, settings_for_tests, write_sample_photos
 
 DEMO_MODULE = "imgctx_demo_plugin"
@@ -27,8 +28,8 @@ import re
 
 import numpy as np
 
-from imgctx.hookspecs import hookimpl
-from imgctx.types import Tag
+from imgctx import hookimpl
+from imgctx._types import Tag
 
 #: Every text the demo text embedder was asked to embed, in order.
 EMBEDDED_TEXTS = []
@@ -243,7 +244,7 @@ def test_registry_get_unknown_name() -> None:
 
 
 COLLIDING_SOURCE = '''
-from imgctx.hookspecs import hookimpl
+from imgctx import hookimpl
 
 
 class Other:
@@ -272,13 +273,13 @@ def test_name_collision_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_same_name_in_different_roles_is_no_collision() -> None:
     """efficientnet-lite0 is both a tagger and an image embedder, from one plugin."""
-    registry = collect(make_plugin_manager(default_plugins=("imgctx.backends.offline",), entry_points=False))
+    registry = collect(make_plugin_manager(default_plugins=("imgctx._backends.offline",), entry_points=False))
     assert registry.names("tagger") == ["efficientnet-lite0"]
     assert registry.names("image_embedder") == ["efficientnet-lite0"]
 
 
 def test_collision_within_one_plugin_object_raises() -> None:
-    from imgctx.hookspecs import hookimpl
+    from imgctx import hookimpl
 
     class Twice:
         @hookimpl
@@ -300,10 +301,10 @@ def test_builtins_register_through_the_same_hooks() -> None:
     assert "minilm" in registry.names("text_embedder")
     assert "tags-caption" in registry.names("captioner")
     # each came from a hook implementation of a built-in plugin module
-    assert registry.get("store", "faiss").plugin == "imgctx.backends.faiss_store"
-    assert registry.get("store", "memory").plugin == "imgctx.backends.memory_store"
-    assert registry.get("captioner", "tags-caption").plugin == "imgctx.backends.composed"
-    assert registry.get("text_embedder", "minilm").plugin == "imgctx.backends.offline"
+    assert registry.get("store", "faiss").plugin == "imgctx._backends.faiss_store"
+    assert registry.get("store", "memory").plugin == "imgctx._backends.memory_store"
+    assert registry.get("captioner", "tags-caption").plugin == "imgctx._backends.composed"
+    assert registry.get("text_embedder", "minilm").plugin == "imgctx._backends.offline"
     assert registry.get("tagger", "efficientnet-lite0").meta == {"shared": True}
     # a plugin manager with no default plugins and no entry points knows nothing
     empty = collect(make_plugin_manager(default_plugins=(), entry_points=False))
@@ -333,7 +334,7 @@ def test_selection_by_instance(tmp_path: Path) -> None:
             return None
 
         def tag(self, images):  # noqa: ANN001
-            from imgctx.types import Tag
+            from imgctx._types import Tag
 
             return [[Tag("Mine", 1.0)] for _ in images]
 
@@ -342,7 +343,7 @@ def test_selection_by_instance(tmp_path: Path) -> None:
     tagger = MyTagger()
     photos = write_sample_photos(tmp_path / "photos", ("coffee",))
     settings = settings_for_tests(tmp_path / "db", preset="tiny")
-    from imgctx.backends.memory_store import MemoryStore
+    from imgctx._backends.memory_store import MemoryStore
 
     store = MemoryStore()
     with Extractor(settings=settings, text_embedder=text, image_embedder=image, tagger=tagger,
@@ -381,7 +382,7 @@ def _hookspec_functions() -> dict[str, object]:
 
 def test_every_hook_has_a_docstring() -> None:
     specs = _hookspec_functions()
-    assert set(specs) == set(imgctx.plugins._HOOKS.values())
+    assert set(specs) == set(imgctx._plugins._HOOKS.values())
     for name, fn in specs.items():
         doc = inspect.getdoc(fn)
         assert doc and doc.strip(), f"hook {name} has no docstring"
@@ -392,15 +393,15 @@ def test_every_hook_has_a_docstring() -> None:
 
 
 def test_every_role_has_a_hook() -> None:
-    assert set(imgctx.plugins._HOOKS) == set(ROLES)
+    assert set(imgctx._plugins._HOOKS) == set(ROLES)
 
 
 def test_building_the_registry_imports_neither_torch_nor_faiss(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys
-        import imgctx.plugins
-        registry = imgctx.plugins.load_registry()
+        import imgctx._plugins
+        registry = imgctx._plugins.load_registry()
         assert "faiss" in registry.names("store"), registry.names("store")
         assert "efficientnet-lite0" in registry.names("image_embedder")
         heavy = sorted(m for m in ("torch", "faiss", "transformers", "sentence_transformers") if m in sys.modules)

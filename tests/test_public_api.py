@@ -20,6 +20,12 @@ EXPECTED = {
     "StoredVectors", "Tag", "__version__", "DecodedImage", "load_image", "scan_directory", "sniff_format",
 }
 EXPECTED |= {"Comparison", "DuplicateGroup", "DuplicateMatch", "DuplicateReport", "RemovalReport"}
+# defaults the CLI and the server take from the library instead of re-typing them
+EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
+# for plugin authors: the hook marker, the role protocols and the helpers the built-ins use
+EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
+             "VectorStore", "LazyModel", "check_spaces", "normalise_objects"}
+# the same API against a server
 EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
 
 
@@ -38,7 +44,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
     code = (
         "import sys, imgctx\n"
         "from imgctx import Extractor, Settings\n"
-        "import imgctx.cli, imgctx.plugins\n"
+        "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
         " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
@@ -77,7 +83,7 @@ def test_with_overrides_ignores_none_and_keeps_the_rest(tmp_path: Path) -> None:
 
 
 def test_imagenet_coarse_table_is_consistent() -> None:
-    from imgctx.backends.imagenet import coarse_nouns, group_members, labels
+    from imgctx._backends.imagenet import coarse_nouns, group_members, labels
 
     names = labels()
     assert len(names) == 1000 and names[281] == "tabby"

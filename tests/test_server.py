@@ -249,7 +249,7 @@ def test_unexpected_error_is_a_500_without_internals(tmp_path: Path, root: Path,
         def broken(record_id: str) -> None:
             raise RuntimeError("internal detail /srv/secret/path")
 
-        monkeypatch.setattr(app.state.imgctx.extractor, "get", broken)
+        monkeypatch.setattr(app.state.imgctx._extractor, "get", broken)
         r = c.get(f"{API}/images/info/abc")
     body = assert_envelope(r, 500, "InternalServerError")
     assert "secret" not in r.text and "RuntimeError" not in r.text
@@ -714,7 +714,7 @@ def test_server_package_uses_only_the_public_api() -> None:
                     names = {alias.name for alias in node.names}
                     assert names <= set(imgctx.__all__), f"{source.name}: {names - set(imgctx.__all__)}"
                 else:
-                    assert node.module.startswith("imgctx.server") or node.module == "imgctx.cli", \
+                    assert node.module.startswith("imgctx.server") or node.module == "imgctx._cli", \
                         f"{source.name} imports {node.module}"
             elif isinstance(node, ast.Import):
                 for alias in node.names:
@@ -727,7 +727,7 @@ def test_serve_without_the_server_extra_names_the_install_command() -> None:
     import sys
 
     code = ("import sys; sys.modules['fastapi'] = None\n"
-            "from imgctx.cli import main; sys.argv = ['imgctx', 'serve']; main()")
+            "from imgctx._cli import main; sys.argv = ['imgctx', 'serve']; main()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert 'pip install "imgctx[server]"' in out.stderr

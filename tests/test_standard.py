@@ -20,12 +20,12 @@ pytest.importorskip("open_clip")
 pytest.importorskip("sentence_transformers")
 
 from imgctx import Extractor, Settings  # noqa: E402
-from imgctx.backends.blip import BlipCaptioner  # noqa: E402
-from imgctx.backends.clip import HfClipModel, OpenClipModel, open_clip_factory  # noqa: E402
-from imgctx.backends.vocabulary import load_vocabulary  # noqa: E402
-from imgctx.errors import ModelLoadError  # noqa: E402
-from imgctx.extractor import calibrate  # noqa: E402
-from imgctx.presets import PRESETS  # noqa: E402
+from imgctx._backends.blip import BlipCaptioner  # noqa: E402
+from imgctx._backends.clip import HfClipModel, OpenClipModel, open_clip_factory  # noqa: E402
+from imgctx._backends.vocabulary import load_vocabulary  # noqa: E402
+from imgctx._errors import ModelLoadError  # noqa: E402
+from imgctx._extractor import calibrate  # noqa: E402
+from imgctx._presets import PRESETS  # noqa: E402
 from imgctx.testing import (  # noqa: E402
     build_tiny_blip,
     build_tiny_clip,
@@ -364,12 +364,12 @@ def test_prompt_vectors_are_cached_on_disk_per_weights(tmp_path: Path, tiny_mode
 
 def test_missing_weights_fail_before_any_image_is_read(tmp_path: Path, photo_dir: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import imgctx.pipeline
+    import imgctx._pipeline
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("an image was read before the models were checked")
 
-    monkeypatch.setattr(imgctx.pipeline, "load_image", never)
+    monkeypatch.setattr(imgctx._pipeline, "probe_file", never)
     settings = settings_for_tests(tmp_path / "db", preset="standard", use_local_files_only=True,
                                   clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k")
     with Extractor(settings=settings, store="memory") as ex:

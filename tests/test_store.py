@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgctx.backends.faiss_store import FaissStore
-from imgctx.errors import IncompatibleIndexError, StoreError
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._backends.faiss_store import FaissStore
+from imgctx._errors import IncompatibleIndexError, StoreError
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 SPACES = [SpaceSpec("image", "m-img", 8), SpaceSpec("text", "m-txt", 4)]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from imgctx.backends.faiss_store import FaissStore
-from imgctx.backends.memory_store import MemoryStore
+from imgctx._backends.faiss_store import FaissStore
+from imgctx._backends.memory_store import MemoryStore
 from imgctx.testing import StoreConformance
 
 
@@ -37,7 +37,7 @@ class TestMemoryStore(StoreConformance):
 class TestChromaStore(StoreConformance):
     def open_store(self, location: Path) -> Any:
         pytest.importorskip("chromadb")
-        from imgctx.backends.chroma_store import ChromaStore
+        from imgctx._backends.chroma_store import ChromaStore
 
         return ChromaStore(path=location)
 
@@ -45,7 +45,7 @@ class TestChromaStore(StoreConformance):
 class TestQdrantStore(StoreConformance):
     def open_store(self, location: Path) -> Any:
         pytest.importorskip("qdrant_client")
-        from imgctx.backends.qdrant_store import QdrantStore
+        from imgctx._backends.qdrant_store import QdrantStore
 
         return QdrantStore(path=location)
 
@@ -57,8 +57,8 @@ def test_registering_the_stores_imports_no_client_library() -> None:
 
     code = (
         "import sys\n"
-        "from imgctx.plugins import load_registry\n"
-        "import imgctx.migrate, imgctx.testing\n"
+        "from imgctx._plugins import load_registry\n"
+        "import imgctx._migrate, imgctx.testing\n"
         "names = load_registry().names('store')\n"
         "print(','.join(names) + '|' + ','.join(m for m in ('chromadb', 'qdrant_client', 'pytest') if m in sys.modules))\n"
     )

@@ -23,16 +23,16 @@ from typing import Any
 import pytest
 
 from imgctx import Extractor
-from imgctx.errors import IncompatibleIndexError, StoreError
-from imgctx.migrate import open_store
+from imgctx._errors import IncompatibleIndexError, StoreError
+from imgctx._migrate import open_store
+from imgctx._types import SpaceSpec
 from imgctx.testing import CONFORMANCE_SPACES, StoreConformance, make_item, settings_for_tests
-from imgctx.types import SpaceSpec
 
 pytest.importorskip("chromadb")
 pytest.importorskip("qdrant_client")
 
-from imgctx.backends.chroma_store import ChromaStore  # noqa: E402
-from imgctx.backends.qdrant_store import QdrantStore  # noqa: E402
+from imgctx._backends.chroma_store import ChromaStore  # noqa: E402
+from imgctx._backends.qdrant_store import QdrantStore  # noqa: E402
 
 
 def _free_port() -> int:

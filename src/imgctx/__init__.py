@@ -5,9 +5,11 @@ model or store first needs them. ``imgctx.connect(url)`` gives the same API agai
 (httpx is imported then).
 """
 
+from imgctx._backends.base import LazyModel
+from imgctx._backends.store_common import check_spaces, normalise_objects
 from imgctx._client import AsyncClient, Client, connect, connect_async
-from imgctx._remote import RemoteTask
-from imgctx.errors import (
+from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
+from imgctx._errors import (
     ConfigurationError,
     ImageError,
     ImageNotFoundError,
@@ -23,11 +25,14 @@ from imgctx.errors import (
     RemoteError,
     StoreError,
 )
-from imgctx.extractor import Extractor
-from imgctx.images import DecodedImage, load_image, scan_directory, sniff_format
-from imgctx.presets import PRESETS, Preset
-from imgctx.settings import ServerSettings, Settings
-from imgctx.types import (
+from imgctx._extractor import Extractor
+from imgctx._hookspecs import hookimpl
+from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
+from imgctx._presets import PRESETS, Preset
+from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._remote import RemoteTask
+from imgctx._settings import ServerSettings, Settings
+from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateGroup,
@@ -48,18 +53,24 @@ from imgctx.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
+    "KEEP_POLICIES",
     "PRESETS",
+    "REMOVE_THRESHOLD",
     "AsyncClient",
     "BatchReport",
+    "Captioner",
     "Client",
     "Comparison",
     "ConfigurationError",
+    "CrossModalEmbedder",
     "DecodedImage",
     "DuplicateGroup",
     "DuplicateMatch",
     "DuplicateReport",
     "Extractor",
     "FailedFile",
+    "ImageEmbedder",
     "ImageError",
     "ImageNotFoundError",
     "ImageRecord",
@@ -67,6 +78,7 @@ __all__ = [
     "ImgctxError",
     "IncompatibleIndexError",
     "InvalidImageError",
+    "LazyModel",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelStatus",
@@ -86,10 +98,16 @@ __all__ = [
     "StoreError",
     "StoredVectors",
     "Tag",
-    "__version__",
+    "Tagger",
+    "TextEmbedder",
+    "VectorStore",
+    "check_spaces",
     "connect",
     "connect_async",
+    "hookimpl",
     "load_image",
+    "normalise_objects",
     "scan_directory",
     "sniff_format",
+    "__version__",
 ]

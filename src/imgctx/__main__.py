@@ -1,3 +1,3 @@
-from imgctx.cli import main
+from imgctx._cli import main
 
 main()

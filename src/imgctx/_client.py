@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from imgctx import _remote as ops
-from imgctx._remote import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Call, Op, RemoteTask, Sleep, error_from
-from imgctx.errors import MissingDependencyError, RemoteError
-from imgctx.types import (
+from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD
+from imgctx._errors import MissingDependencyError, RemoteError
+from imgctx._remote import Call, Op, RemoteTask, Sleep, error_from
+from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateReport,
@@ -45,7 +46,7 @@ def _httpx() -> Any:
 def _settings_defaults(url: str | None, api_key: str | None) -> tuple[str, str | None]:
     """The URL and key to use: the arguments, else the ``server_url`` and ``api_key`` settings."""
     if url is None or api_key is None:
-        from imgctx.settings import Settings
+        from imgctx._settings import Settings
 
         settings = Settings()
         if url is None:
@@ -53,7 +54,7 @@ def _settings_defaults(url: str | None, api_key: str | None) -> tuple[str, str |
         if api_key is None and settings.api_key is not None:
             api_key = settings.api_key.get_secret_value()
     if not url:
-        from imgctx.errors import ConfigurationError
+        from imgctx._errors import ConfigurationError
 
         raise ConfigurationError("connect() needs the server's URL (or the IMGCTX_SERVER_URL setting)")
     return url.rstrip("/"), api_key
@@ -195,9 +196,10 @@ class Client(_Base):
         return self._run(ops.wait(task_id, progress, timeout, poll_interval))
 
     def find_duplicates(self, threshold: float = DEFAULT_THRESHOLD, directory: str | os.PathLike[str] | None = None,
-                        recursive: bool = False) -> DuplicateReport:
-        """Groups of duplicate images in the server's store, or in a folder on the server."""
-        return self._run(ops.find_duplicates(threshold, directory, recursive))
+                        recursive: bool = False, image: str | os.PathLike[str] | None = None) -> DuplicateReport:
+        """Groups of duplicate images in the server's store, or in a folder on the server; with
+        ``image`` (a file on the server), that image's duplicates."""
+        return self._run(ops.find_duplicates(threshold, directory, recursive, image))
 
     def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
                 threshold: float = DEFAULT_THRESHOLD) -> Comparison:
@@ -304,9 +306,9 @@ class AsyncClient(_Base):
         return await self._run(ops.wait(task_id, progress, timeout, poll_interval))
 
     async def find_duplicates(self, threshold: float = DEFAULT_THRESHOLD,
-                              directory: str | os.PathLike[str] | None = None,
-                              recursive: bool = False) -> DuplicateReport:
-        return await self._run(ops.find_duplicates(threshold, directory, recursive))
+                              directory: str | os.PathLike[str] | None = None, recursive: bool = False,
+                              image: str | os.PathLike[str] | None = None) -> DuplicateReport:
+        return await self._run(ops.find_duplicates(threshold, directory, recursive, image))
 
     async def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
                       threshold: float = DEFAULT_THRESHOLD) -> Comparison:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from imgctx import errors
-from imgctx.errors import ConfigurationError, ImageError, ImageNotFoundError, ImgctxError, RemoteError
-from imgctx.types import (
+from imgctx import _errors as errors
+from imgctx._errors import ConfigurationError, ImageError, ImageNotFoundError, ImgctxError, RemoteError
+from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateGroup,
@@ -42,9 +42,6 @@ T = TypeVar("T")
 
 #: The largest page the server's list route answers; ``list`` pages through larger limits.
 PAGE = 1000
-#: Default thresholds, the same as ``Extractor``'s (a test keeps them equal).
-DEFAULT_THRESHOLD = 0.95
-REMOVE_THRESHOLD = 0.98
 API = "/api/v1"
 
 
@@ -376,10 +373,13 @@ def process_directory(path: str | os.PathLike[str], recursive: bool, force: bool
     return (yield from wait(started.task_id, progress, timeout, poll_interval))
 
 
-def find_duplicates(threshold: float, directory: str | os.PathLike[str] | None, recursive: bool) -> Op[DuplicateReport]:
+def find_duplicates(threshold: float, directory: str | os.PathLike[str] | None, recursive: bool,
+                    image: str | os.PathLike[str] | None = None) -> Op[DuplicateReport]:
     body: dict[str, Any] = {"similarity_threshold": threshold, "recursive": recursive}
     if directory is not None:
         body["directory_path"] = _path(directory)
+    if image is not None:
+        body["image_path"] = _path(image)
     d = yield Call("POST", f"{API}/duplicates/check", json=body)
     return DuplicateReport(
         groups=tuple(group_from(g) for g in d["duplicate_groups"]), total_images=d["total_images"],

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imgctx.errors import IncompatibleIndexError, StoreError
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._errors import IncompatibleIndexError, StoreError
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 #: The vector spaces the suite configures: small, so every store runs it in seconds.
 SPACES = (SpaceSpec("image", "conf-img", 8), SpaceSpec("text", "conf-txt", 4))

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import Tag
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import Tag
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -170,7 +170,7 @@ _CAPTION_WORDS = (
 
 def _wordpiece_vocab() -> dict[str, int]:
     """A small lower-case WordPiece vocabulary: specials, letters (whole and ``##``), words."""
-    from imgctx.backends.vocabulary import load_vocabulary
+    from imgctx._backends.vocabulary import load_vocabulary
 
     words: list[str] = list(_SPECIAL_WORDPIECE)
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,-'")

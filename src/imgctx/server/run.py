@@ -48,6 +48,6 @@ def _export(settings: Settings, server: ServerSettings) -> None:
 
 def main() -> None:
     """The ``imgctx-server`` console script (the same options as ``imgctx serve``)."""
-    from imgctx.cli import serve_command
+    from imgctx._cli import serve_command
 
     serve_command.main(prog_name="imgctx-server")

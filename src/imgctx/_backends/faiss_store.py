@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from imgctx.backends.store_common import check_spaces, normalise_objects
-from imgctx.errors import MissingDependencyError, StoreError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._errors import MissingDependencyError, StoreError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 try:
     import fcntl

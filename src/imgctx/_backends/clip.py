@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.base import LazyModel
-from imgctx.backends.hub import is_folder, load_error, short
-from imgctx.backends.torch_common import l2_normalise, prepare_torch
-from imgctx.backends.vocabulary import load_vocabulary
-from imgctx.errors import MissingDependencyError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import Tag
+from imgctx._backends.base import LazyModel
+from imgctx._backends.hub import is_folder, load_error, short
+from imgctx._backends.torch_common import l2_normalise, prepare_torch
+from imgctx._backends.vocabulary import load_vocabulary
+from imgctx._errors import MissingDependencyError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import Tag
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ class VocabularyEntry:
 
 @lru_cache(maxsize=1)
 def load_vocabulary() -> tuple[VocabularyEntry, ...]:
-    text = resources.files("imgctx.backends").joinpath("data/clip_vocabulary.txt").read_text(encoding="utf-8")
+    text = resources.files("imgctx._backends").joinpath("data/clip_vocabulary.txt").read_text(encoding="utf-8")
     entries: list[VocabularyEntry] = []
     seen: set[str] = set()
     for line in text.splitlines():

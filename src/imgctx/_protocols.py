@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
-    from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+    from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 
 @runtime_checkable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgctx.errors import ConfigurationError
+from imgctx._errors import ConfigurationError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from imgctx.errors import (
+from imgctx._errors import (
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,

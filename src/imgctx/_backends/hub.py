@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imgctx.errors import ModelLoadError
+from imgctx._errors import ModelLoadError
 
 
 def is_folder(source: str | os.PathLike[str]) -> bool:

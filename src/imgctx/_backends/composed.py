@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import Tag
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import Tag
 
 
 def _article(word: str) -> str:

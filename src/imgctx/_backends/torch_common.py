@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgctx.backends.base import import_torch, resolve_device
+from imgctx._backends.base import import_torch, resolve_device
 
 
 def prepare_torch(device_setting: str, torch_threads: int | None, extra: str = "standard") -> tuple[Any, str, Any]:

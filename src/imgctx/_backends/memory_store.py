@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.store_common import check_spaces, checked_vectors, normalise_objects
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._backends.store_common import check_spaces, checked_vectors, normalise_objects
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 
 class MemoryStore:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.errors import ConfigurationError, StoreError
-from imgctx.plugins import Registry, load_registry
-from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
+from imgctx._errors import ConfigurationError, StoreError
+from imgctx._plugins import Registry, load_registry
+from imgctx._settings import Settings
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
 
 #: Called after each batch with (records done, records in the source).
 MigrationProgress = Callable[[int, int], None]

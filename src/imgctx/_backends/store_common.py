@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from imgctx.errors import ImgctxError, IncompatibleIndexError, StoreError
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._errors import ImgctxError, IncompatibleIndexError, StoreError
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -123,7 +123,7 @@ _GROUPS: dict[tuple[str, ...], tuple[str, ...]] = {
 @cache
 def labels() -> tuple[str, ...]:
     """The 1,000 ImageNet-1k class names, in class-index order."""
-    text = resources.files("imgctx.backends").joinpath("data/imagenet_labels.txt").read_text("utf-8")
+    text = resources.files("imgctx._backends").joinpath("data/imagenet_labels.txt").read_text("utf-8")
     return tuple(line for line in text.splitlines() if line)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.store_common import (
+from imgctx._backends.store_common import (
     PAYLOAD_VERSION,
     check_spaces,
     checked_vectors,
@@ -40,10 +40,10 @@ from imgctx.backends.store_common import (
     spaces_from_json,
     spaces_to_json,
 )
-from imgctx.errors import ImgctxError, MissingDependencyError, StoreError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
+from imgctx._errors import ImgctxError, MissingDependencyError, StoreError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
 
 _NAMESPACE = uuid.UUID("6f0b1a52-4c1e-5e1f-9a57-696d67637478")  # fixed: point ids must never change
 _KEYWORD_FIELDS = ("id", "path", "content_hash", "objects")

@@ -14,9 +14,9 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from imgctx.errors import ImgctxError
-from imgctx.settings import Settings
-from imgctx.types import DuplicateGroup, ImageRecord, Progress, SearchHit
+from imgctx._errors import ImgctxError
+from imgctx._settings import Settings
+from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
 
 log = logging.getLogger("imgctx")
 
@@ -52,7 +52,7 @@ class Context:
             with connect(self.remote, api_key=self.api_key) as client:
                 yield client
             return
-        from imgctx.extractor import Extractor
+        from imgctx._extractor import Extractor
 
         with Extractor(settings=self.settings()) as ex:
             yield ex
@@ -157,8 +157,8 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -
     """Index image files and folders (PATHS)."""
     from tqdm import tqdm
 
-    from imgctx.errors import ImageNotFoundError
-    from imgctx.images import scan_directory
+    from imgctx._errors import ImageNotFoundError
+    from imgctx._images import scan_directory
 
     ctx.local_only("index")
     files: list[Path] = []
@@ -293,8 +293,8 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
     """Copy an index, records and vectors, from one store to another (resumable)."""
     from tqdm import tqdm
 
-    from imgctx.migrate import migrate as run_migration
-    from imgctx.migrate import open_store
+    from imgctx._migrate import migrate as run_migration
+    from imgctx._migrate import open_store
 
     ctx.local_only("migrate")
     settings = ctx.settings()
@@ -410,7 +410,7 @@ def models() -> None:
 @click.pass_obj
 def status(ctx: Context) -> None:
     """Which models are loaded (loads nothing)."""
-    from imgctx.extractor import Extractor
+    from imgctx._extractor import Extractor
 
     if ctx.remote:
         with ctx.extractor() as client:
@@ -432,7 +432,7 @@ def status(ctx: Context) -> None:
 @click.pass_obj
 def preload(ctx: Context) -> None:
     """Load every model now and print the time each took."""
-    from imgctx.extractor import Extractor
+    from imgctx._extractor import Extractor
 
     if ctx.remote:
         with ctx.extractor() as client:
@@ -457,8 +457,8 @@ def preload(ctx: Context) -> None:
 def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
                   serve_db: Path | None, dev: bool | None) -> None:
     """Run the REST and WebSocket service (needs the server extra)."""
-    from imgctx.errors import MissingDependencyError
-    from imgctx.settings import ServerSettings
+    from imgctx._errors import MissingDependencyError
+    from imgctx._settings import ServerSettings
 
     try:
         from imgctx.server.run import serve

@@ -15,21 +15,21 @@ from typing import Any
 
 import pluggy
 
-from imgctx import hookspecs
-from imgctx.errors import PluginCollisionError, PluginNotFoundError
+from imgctx import _hookspecs as hookspecs
+from imgctx._errors import PluginCollisionError, PluginNotFoundError
 
 ROLES = ("captioner", "image_embedder", "text_embedder", "tagger", "store")
 ENTRY_POINT_GROUP = "imgctx"
 DEFAULT_PLUGINS = (
-    "imgctx.backends.offline",
-    "imgctx.backends.composed",
-    "imgctx.backends.blip",
-    "imgctx.backends.clip",
-    "imgctx.backends.sentence",
-    "imgctx.backends.memory_store",
-    "imgctx.backends.faiss_store",
-    "imgctx.backends.chroma_store",
-    "imgctx.backends.qdrant_store",
+    "imgctx._backends.offline",
+    "imgctx._backends.composed",
+    "imgctx._backends.blip",
+    "imgctx._backends.clip",
+    "imgctx._backends.sentence",
+    "imgctx._backends.memory_store",
+    "imgctx._backends.faiss_store",
+    "imgctx._backends.chroma_store",
+    "imgctx._backends.qdrant_store",
     "imgctx.testing",
 )
 

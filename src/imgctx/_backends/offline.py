@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from imgctx.backends.base import LazyModel, import_torch, resolve_device
-from imgctx.backends.imagenet import coarse_nouns, labels
-from imgctx.errors import MissingDependencyError, ModelLoadError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import Tag
+from imgctx._backends.base import LazyModel, import_torch, resolve_device
+from imgctx._backends.imagenet import coarse_nouns, labels
+from imgctx._errors import MissingDependencyError, ModelLoadError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import Tag
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -5,103 +5,36 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL.Image import Image as PILImage
 
-from imgctx.backends.store_common import check_spaces, normalise_objects
-from imgctx.duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
-from imgctx.errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
-from imgctx.images import DEFAULT_DECODE_SIDE, as_rgb, load_image, scan_directory
-from imgctx.pipeline import Ingest, ProgressCallback, record_id_for
-from imgctx.plugins import Registry, load_registry
-from imgctx.presets import get_preset
-from imgctx.settings import Settings
-from imgctx.types import (
+from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._components import Components, ModelManager
+from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
+from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._ids import record_id_for
+from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._pipeline import Ingest, ProgressCallback
+from imgctx._plugins import Registry, load_registry
+from imgctx._presets import get_preset
+from imgctx._settings import Settings
+from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateMatch,
     DuplicateReport,
     ImageRecord,
-    ModelStatus,
     ProcessResult,
     RemovalReport,
     SearchHit,
-    SpaceSpec,
 )
 
 #: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
-
-
-@dataclass
-class Components:
-    """The models an Extractor uses, resolved from names, instances and the preset."""
-
-    captioner: Any = None
-    image_embedder: Any = None
-    text_embedder: Any = None
-    taggers: list[Any] = field(default_factory=list)
-
-    def by_role(self) -> dict[str, Any]:
-        roles: dict[str, Any] = {
-            "captioner": self.captioner, "image_embedder": self.image_embedder,
-            "text_embedder": self.text_embedder,
-        }
-        for i, t in enumerate(self.taggers):
-            roles["tagger" if i == 0 else f"tagger_{i}"] = t
-        return {k: v for k, v in roles.items() if v is not None}
-
-    def decode_side(self) -> int:
-        """The short side images are decoded to: the largest ``input_size`` a model declares."""
-        sizes = [int(getattr(m, "input_size", 0) or 0) for m in self.by_role().values()]
-        return max(sizes) if any(sizes) else DEFAULT_DECODE_SIDE
-
-    def spaces(self) -> list[SpaceSpec]:
-        out = []
-        if self.image_embedder is not None:
-            out.append(SpaceSpec("image", self.image_embedder.name, int(self.image_embedder.dim)))
-        if self.text_embedder is not None:
-            out.append(SpaceSpec("text", self.text_embedder.name, int(self.text_embedder.dim)))
-        return out
-
-
-class ModelManager:
-    """Load state and timings of an Extractor's models (``extractor.models``)."""
-
-    def __init__(self, components: Components, device: str) -> None:
-        self._components = components
-        self._device = device
-
-    def status(self) -> dict[str, ModelStatus]:
-        """Which models are loaded, without loading any."""
-        out = {}
-        for role, model in self._components.by_role().items():
-            out[role] = ModelStatus(
-                role=role, name=model.name, loaded=bool(model.loaded),
-                load_time=getattr(model, "load_time", None),
-                device=str(getattr(model, "device", self._device)),
-            )
-        return out
-
-    def preload(self) -> dict[str, float]:
-        """Load every model now; seconds per role (0 when already loaded) and the ``total``."""
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        seen: set[int] = set()
-        for role, model in self._components.by_role().items():
-            t0 = time.perf_counter()
-            if id(model) not in seen:
-                model.load()
-                seen.add(id(model))
-            timings[role] = round(time.perf_counter() - t0, 4)
-        timings["total"] = round(time.perf_counter() - start, 4)
-        return timings
 
 
 def _check_search_args(limit: int, min_score: float | None) -> None:
@@ -364,6 +297,12 @@ class Extractor:
             raise RecordNotFoundError(record_id)
         return record
 
+    def get_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
+        """The record of the file at ``path`` (made absolute, links not resolved), or None when
+        that path is not indexed."""
+        self._live()
+        return self.store.get_by_path(str(absolute(path)))
+
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
              offset: int = 0) -> list[ImageRecord]:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
@@ -398,7 +337,8 @@ class Extractor:
 
     def find_duplicates(self, threshold: float = DEFAULT_THRESHOLD,
                         directory: str | os.PathLike[str] | None = None,
-                        recursive: bool = False) -> DuplicateReport:
+                        recursive: bool = False,
+                        image: str | os.PathLike[str] | None = None) -> DuplicateReport:
         """Groups of exact and near-duplicate images, over the store or over a directory.
 
         Without ``directory``, every stored image is grouped. With it, the image files in that
@@ -409,8 +349,13 @@ class Extractor:
         the transitive closure of that relation, each represented by its first image (store
         order, or path order in a directory). Raises ConfigurationError for a threshold outside
         [0, 1] and ImageNotFoundError for a missing directory.
+
+        With ``image``, only that image's duplicates (against the store, or against the files
+        of ``directory``): at most one group, the image first, then every image whose own
+        similarity to it reaches ``threshold`` (not transitive), most similar first. An
+        ImageError subclass is raised for a missing or bad ``image``.
         """
-        return self._duplicates().find_duplicates(threshold, directory, recursive)
+        return self._duplicates().find_duplicates(threshold, directory, recursive, image)
 
     def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
                     limit: int = 50) -> builtins.list[DuplicateMatch]:

@@ -10,7 +10,6 @@ every committed batch is skipped as unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -23,22 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgctx.errors import ImageError, ImgctxError, StoreError
-from imgctx.images import DecodedImage, absolute, load_image, perceptual_hashes
-from imgctx.types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
+from imgctx._components import Components
+from imgctx._errors import ImageError, ImgctxError, StoreError
+from imgctx._ids import record_id_for
+from imgctx._images import absolute
+from imgctx._probe import ProbedFile, probe_file, unchanged_since_indexed
+from imgctx._types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
 
 if TYPE_CHECKING:
-    from imgctx.extractor import Components
-    from imgctx.protocols import VectorStore
-    from imgctx.settings import Settings
+    from imgctx._protocols import VectorStore
+    from imgctx._settings import Settings
 
 ProgressCallback = Callable[[Progress], None]
 log = logging.getLogger(__name__)
-
-
-def record_id_for(path: str) -> str:
-    """Stable id of the record for an absolute path."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def text_document(caption: str | None, tags: Sequence[Tag]) -> str:
@@ -77,13 +73,6 @@ def merge_tags(tag_lists: Sequence[Sequence[Tag]]) -> list[Tag]:
             if old is None or (t.confident, t.score) > (old.confident, old.score):
                 best[label] = Tag(label, t.score, t.coarse, t.confident)
     return sorted(best.values(), key=lambda t: (not t.confident, -t.score, t.label))
-
-
-@dataclass
-class _Decoded:
-    image: DecodedImage
-    phash: str
-    dhash: str
 
 
 @dataclass
@@ -146,25 +135,14 @@ class Ingest:
         self.ensure_ready = ensure_ready
         self.decode_side = components.decode_side()
 
-    def _decode(self, path: str) -> _Decoded:
-        s = self.settings
-        img = load_image(path, s.max_image_pixels, s.max_file_bytes, self.decode_side)
-        ph, dh = perceptual_hashes(img.image)
-        return _Decoded(img, ph, dh)
+    def _decode(self, path: str) -> ProbedFile:
+        return probe_file(path, self.settings, self.decode_side)
 
     def _unchanged(self, path: Path, force: bool) -> ImageRecord | None:
         if force:
             return None
         existing = self.store.get_by_path(str(path))
-        if existing is None:
-            return None
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        if st.st_size == existing.file_size and st.st_mtime_ns == existing.mtime_ns:
-            return existing
-        return None
+        return existing if unchanged_since_indexed(path, existing) else None
 
     def run(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
             progress: ProgressCallback | None = None, raise_errors: bool = False) -> BatchReport:
@@ -201,7 +179,7 @@ class Ingest:
             else:
                 to_read.append(p)
 
-        batch: list[_Decoded] = []
+        batch: list[ProbedFile] = []
         if to_read:
             self.ensure_ready()
         for path, outcome in self._decoded(to_read):
@@ -233,13 +211,13 @@ class Ingest:
                  report_.processed, report_.skipped, report_.failed, report_.processing_time)
         return report_
 
-    def _decoded(self, paths: Sequence[Path]) -> Iterator[tuple[Path, _Decoded | Exception]]:
+    def _decoded(self, paths: Sequence[Path]) -> Iterator[tuple[Path, ProbedFile | Exception]]:
         """Decode in worker threads, yielding in input order with a bounded read-ahead."""
         if not paths:
             return
         window = max(2, 2 * self.settings.batch_size)
         with ThreadPoolExecutor(self.settings.decode_workers, thread_name_prefix="imgctx-decode") as pool:
-            pending: list[tuple[Path, Future[_Decoded]]] = []
+            pending: list[tuple[Path, Future[ProbedFile]]] = []
             it = iter(paths)
             for p in it:
                 pending.append((p, pool.submit(self._decode, str(p))))
@@ -257,7 +235,7 @@ class Ingest:
                 except Exception as exc:  # one bad file never stops the run
                     yield p, ImageError(p, f"unexpected error: {type(exc).__name__}: {exc}")
 
-    def _flush(self, batch: list[_Decoded], force: bool, fail: Callable[[str, Exception], None],
+    def _flush(self, batch: list[ProbedFile], force: bool, fail: Callable[[str, Exception], None],
                raise_errors: bool) -> list[ProcessResult]:
         """Commit a batch; if it fails, retry file by file so only the culprit fails."""
         try:
@@ -274,10 +252,10 @@ class Ingest:
             fail(batch[0].image.path, exc)
             return []
 
-    def _commit(self, batch: list[_Decoded], force: bool) -> list[ProcessResult]:
+    def _commit(self, batch: list[ProbedFile], force: bool) -> list[ProcessResult]:
         """Models on the files that need them, then one store transaction for the batch."""
         t0 = time.perf_counter()
-        plans: list[tuple[_Decoded, ImageRecord | None, ImageRecord | None, str | None]] = []
+        plans: list[tuple[ProbedFile, ImageRecord | None, ImageRecord | None, str | None]] = []
         need: dict[str, int] = {}
         first_in_batch: dict[str, str] = {}
         need_images: list[Any] = []

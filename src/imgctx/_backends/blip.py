@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imgctx.backends.base import LazyModel
-from imgctx.backends.hub import is_folder, load_error, short
-from imgctx.backends.torch_common import prepare_torch
-from imgctx.errors import MissingDependencyError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import Tag
+from imgctx._backends.base import LazyModel
+from imgctx._backends.hub import is_folder, load_error, short
+from imgctx._backends.torch_common import prepare_torch
+from imgctx._errors import MissingDependencyError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import Tag
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
 #: Images per generate call on CPU. With beam search, per-image time grows with the batch

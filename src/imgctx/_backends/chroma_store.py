@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from imgctx.backends.store_common import (
+from imgctx._backends.store_common import (
     PAYLOAD_VERSION,
     check_spaces,
     checked_vectors,
@@ -41,10 +41,10 @@ from imgctx.backends.store_common import (
     spaces_from_json,
     spaces_to_json,
 )
-from imgctx.errors import ImgctxError, MissingDependencyError, StoreError
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
-from imgctx.types import ImageRecord, SpaceSpec, StoredVectors
+from imgctx._errors import ImgctxError, MissingDependencyError, StoreError
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
+from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
 
 OBJECT_KEY = "obj:"
 _PAGE = 1000

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgctx.backends.hub import is_folder, load_error, short
-from imgctx.backends.offline import SentenceTransformerText
-from imgctx.hookspecs import hookimpl
-from imgctx.settings import Settings
+from imgctx._backends.hub import is_folder, load_error, short
+from imgctx._backends.offline import SentenceTransformerText
+from imgctx._hookspecs import hookimpl
+from imgctx._settings import Settings
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

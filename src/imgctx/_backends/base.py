@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from imgctx.errors import MissingDependencyError
+from imgctx._errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 
