@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,6 @@ pytest.importorskip("httpx")
 from PIL import Image  # noqa: E402
 from server_support import free_port, make_app, serving  # noqa: E402
 
-import imgctx  # noqa: E402
 from imgctx import (  # noqa: E402
     BatchReport,
     Client,
@@ -32,7 +29,6 @@ from imgctx import (  # noqa: E402
     ImageNotFoundError,
     ImageRecord,
     InvalidImageError,
-    MissingDependencyError,
     Progress,
     RecordNotFoundError,
     RemoteError,
@@ -381,41 +377,6 @@ def test_an_unreachable_server_is_a_remote_error() -> None:
     with connect(f"http://127.0.0.1:{free_port()}", timeout=5) as client, pytest.raises(RemoteError) as info:
         client.count()
     assert info.value.status_code is None and "cannot reach" in str(info.value)
-
-
-def test_connect_needs_a_url() -> None:
-    with pytest.raises(ConfigurationError, match="IMGCTX_SERVER_URL"):
-        connect()
-
-
-def test_missing_httpx_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "httpx", None)
-    with pytest.raises(MissingDependencyError) as info:
-        connect("http://127.0.0.1:1")
-    assert 'pip install "httpx' in str(info.value)
-
-
-def test_an_answer_that_is_not_the_envelope() -> None:
-    import httpx
-
-    transport = httpx.MockTransport(lambda request: httpx.Response(502, text="<html>Bad gateway</html>"))
-    with connect("http://imgctx.test", transport=transport) as client, pytest.raises(RemoteError) as info:
-        client.count()
-    assert info.value.status_code == 502 and "Bad gateway" in str(info.value)
-
-
-@pytest.mark.parametrize("cls", [Client, imgctx.AsyncClient])
-def test_methods_mirror_the_extractor(cls: type) -> None:
-    """Same names, same parameters in the same order, same defaults (extra ones come after)."""
-    for name in ("search", "search_image", "get", "list", "count", "delete", "process", "process_directory",
-                 "find_duplicates", "compare", "remove_duplicates", "close"):
-        local = list(inspect.signature(getattr(Extractor, name)).parameters.values())
-        remote = list(inspect.signature(getattr(cls, name)).parameters.values())
-        assert [p.name for p in remote[:len(local)]] == [p.name for p in local], name
-        for mine, theirs in zip(remote, local, strict=False):
-            if theirs.default is not inspect.Parameter.empty:
-                assert mine.default == theirs.default, f"{name}({mine.name})"
-        assert all(p.kind is p.KEYWORD_ONLY or p.default is not p.empty for p in remote[len(local):]), name
 
 
 @pytest.mark.models

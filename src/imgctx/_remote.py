@@ -360,17 +360,22 @@ def wait(task_id: str, progress: Callable[[Progress], None] | None, timeout: flo
         delay = min(poll_interval, delay * 1.5)
 
 
-def start_directory(path: str | os.PathLike[str], recursive: bool, force: bool) -> Op[RemoteTask]:
+def _submit(path: str | os.PathLike[str], recursive: bool, force: bool) -> Op[str]:
     body = {"directory_path": _path(path), "recursive": recursive, "force_reprocess": force}
     created = yield Call("POST", f"{API}/directories/process-async", json=body)
-    return (yield from task(created["task_id"]))
+    return str(created["task_id"])
+
+
+def start_directory(path: str | os.PathLike[str], recursive: bool, force: bool) -> Op[RemoteTask]:
+    task_id = yield from _submit(path, recursive, force)
+    return (yield from task(task_id))
 
 
 def process_directory(path: str | os.PathLike[str], recursive: bool, force: bool,
                       progress: Callable[[Progress], None] | None, timeout: float | None,
                       poll_interval: float) -> Op[BatchReport]:
-    started = yield from start_directory(path, recursive, force)
-    return (yield from wait(started.task_id, progress, timeout, poll_interval))
+    task_id = yield from _submit(path, recursive, force)
+    return (yield from wait(task_id, progress, timeout, poll_interval))
 
 
 def find_duplicates(threshold: float, directory: str | os.PathLike[str] | None, recursive: bool,
