@@ -373,6 +373,23 @@ def test_the_api_key_is_sent(tmp_path: Path, photo_dir: Path, monkeypatch: pytes
         assert "s3cret" not in repr(from_settings)
 
 
+def test_upload_limits_and_vanished_files(tmp_path: Path, photo_dir: Path) -> None:
+    """A query image over max_upload_bytes is refused (413) and nothing is kept; "more like this"
+    for a record whose file is gone is the library's ImageNotFoundError."""
+    root = _root(tmp_path, photo_dir)
+    with serving(make_app(tmp_path, root, max_upload_bytes=20_000)) as url, connect(url) as client:
+        client.process_directory(P, timeout=120, poll_interval=0.05)
+        with pytest.raises(RemoteError) as info:
+            client.search_image(root / P / "chelsea.jpg")  # 35 kB
+        assert info.value.status_code == 413 and info.value.error == "UploadTooLargeError"
+        gone = client.list(limit=1)[0]
+        Path(gone.path).unlink()
+        with pytest.raises(ImageNotFoundError):
+            client.search_image(record_id=gone.id)
+        with pytest.raises(RecordNotFoundError):
+            client.search_image(record_id="0" * 32)
+
+
 def test_an_unreachable_server_is_a_remote_error() -> None:
     with connect(f"http://127.0.0.1:{free_port()}", timeout=5) as client, pytest.raises(RemoteError) as info:
         client.count()
