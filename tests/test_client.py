@@ -151,6 +151,19 @@ def test_search_image_by_upload_and_by_record_id_agree(pair: tuple[Extractor, Cl
     _same_hits(ex.search_image(path, limit=5, exclude_self=False), with_self)
 
 
+def test_offset_pages_through_the_hits(pair: tuple[Extractor, Client, Path]) -> None:
+    """``offset`` skips the best hits: a page is the slice of a longer search, locally ranked."""
+    ex, client, root = pair
+    _same_hits(ex.search("dark red", limit=5)[2:], client.search("dark red", limit=3, offset=2))
+    _same_hits(ex.search_image(root / P / "rocket.jpg", limit=5)[3:],
+               client.search_image(root / P / "rocket.jpg", limit=2, offset=3))
+    record_id = ex.store.get_by_path(str(root / P / "rocket.jpg")).id
+    _same_hits(ex.search_image(root / P / "rocket.jpg", limit=5)[1:],
+               client.search_image(record_id=record_id, limit=4, offset=1))
+    with pytest.raises(ConfigurationError):
+        client.search("dark", offset=-1)
+
+
 def test_search_image_with_a_pil_image(pair: tuple[Extractor, Client, Path]) -> None:
     """A PIL image travels as PNG; the server decodes it like a file, so the best match and the
     order agree with the local search (scores close, not bit-equal: another decode path)."""

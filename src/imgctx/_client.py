@@ -140,17 +140,18 @@ class Client(_Base):
             return stop.value  # type: ignore[no-any-return]
 
     def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None) -> builtins.list[SearchHit]:
-        """Images that match a text query, best first (``Extractor.search``)."""
-        return self._run(ops.search(text, objects, limit, min_score))
+               min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+        """Images that match a text query, best first (``Extractor.search``); ``offset`` skips
+        that many of the best hits (the next page)."""
+        return self._run(ops.search(text, objects, limit, min_score, offset))
 
     def search_image(self, image: Any = None, objects: Sequence[str] | str | None = None, limit: int = 10,
-                     min_score: float | None = None, exclude_self: bool = True, *,
+                     min_score: float | None = None, exclude_self: bool = True, offset: int = 0, *,
                      record_id: str | None = None) -> builtins.list[SearchHit]:
         """Images similar to ``image`` (a local path, bytes, a binary file or a PIL image, uploaded)
         or to the stored image ``record_id``. ``exclude_self`` leaves out the record itself, or for
         an upload the stored images with the same bytes."""
-        return self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self))
+        return self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self, offset))
 
     def get(self, record_id: str) -> ImageRecord:
         """The record with this id; RecordNotFoundError if there is none."""
@@ -263,13 +264,14 @@ class AsyncClient(_Base):
             return stop.value  # type: ignore[no-any-return]
 
     async def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-                     min_score: float | None = None) -> builtins.list[SearchHit]:
-        return await self._run(ops.search(text, objects, limit, min_score))
+                     min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+        return await self._run(ops.search(text, objects, limit, min_score, offset))
 
     async def search_image(self, image: Any = None, objects: Sequence[str] | str | None = None, limit: int = 10,
-                           min_score: float | None = None, exclude_self: bool = True, *,
+                           min_score: float | None = None, exclude_self: bool = True, offset: int = 0, *,
                            record_id: str | None = None) -> builtins.list[SearchHit]:
-        return await self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self))
+        return await self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self,
+                                                offset))
 
     async def get(self, record_id: str) -> ImageRecord:
         return await self._run(ops.get(record_id))

@@ -247,26 +247,28 @@ def upload_bytes(image: Any, what: str) -> tuple[str, bytes]:
 # -- operations ----------------------------------------------------------------------------------
 
 
-def search(text: str, objects: Sequence[str] | str | None, limit: int, min_score: float | None) -> Op[list[SearchHit]]:
+def search(text: str, objects: Sequence[str] | str | None, limit: int, min_score: float | None,
+           offset: int = 0) -> Op[list[SearchHit]]:
     if not isinstance(text, str):
         raise ConfigurationError(f"the search text must be a string, not {type(text).__name__}")
-    params = _clean({"query": text, "objects": objects_param(objects), "limit": limit, "min_score": min_score})
+    params = _clean({"query": text, "objects": objects_param(objects), "limit": limit, "min_score": min_score,
+                     "offset": offset or None})
     data = yield Call("GET", f"{API}/search", params=params)
     return [hit_from(d) for d in data]
 
 
 def search_image(image: Any, record_id: str | None, objects: Sequence[str] | str | None, limit: int,
-                 min_score: float | None, exclude_self: bool) -> Op[list[SearchHit]]:
+                 min_score: float | None, exclude_self: bool, offset: int = 0) -> Op[list[SearchHit]]:
     if (image is None) == (record_id is None):
         raise ConfigurationError("search_image takes an image or a record_id (one of them)")
     if record_id is not None:
         params = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
-                         "exclude_self": exclude_self})
+                         "exclude_self": exclude_self, "offset": offset or None})
         data = yield Call("GET", f"{API}/search/similar/{quote(record_id, safe='')}", params=params)
     else:
         name, body = upload_bytes(image, "search_image")
         form = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
-                       "exclude_self": exclude_self})
+                       "exclude_self": exclude_self, "offset": offset or None})
         data = yield Call("POST", f"{API}/search/upload", files={"file": (name, body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return [hit_from(d) for d in data]

@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from imgctx import InvalidImageError
@@ -67,6 +68,7 @@ async def get_record(record_id: str, state: AppState = Depends(get_state)) -> Re
 #: The path of the upload route, for the app's upload-size middleware.
 UPLOAD_PATH = "/api/v1/search/upload"
 OBJECTS_HELP = "Comma-separated objects, any of them"
+OFFSET_HELP = "Skip this many of the best hits (the next page)"
 
 
 @search_router.get("", response_model=list[HitOut])
@@ -75,12 +77,13 @@ async def search_images(
     objects: str | None = Query(None, max_length=2000, description=OBJECTS_HELP, examples=["cat,dog"]),
     limit: int = Query(10, ge=0, le=1000),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Drop hits scoring below this"),
+    offset: int = Query(0, ge=0, le=100_000, description=OFFSET_HELP),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """Images that match a text query, best first (``Extractor.search``)."""
-    hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit,
+    hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit + offset,
                            min_score=min_score)
-    return [HitOut.of(h) for h in hits]
+    return [HitOut.of(h) for h in hits[offset:]]
 
 
 async def _spool(file: UploadFile, limit: int) -> tuple[Path, str]:
@@ -96,7 +99,7 @@ async def _spool(file: UploadFile, limit: int) -> tuple[Path, str]:
                 if size > limit:
                     raise UploadTooLargeError(f"upload is over the {limit}-byte limit", limit=limit)
                 digest.update(chunk)
-                out.write(chunk)
+                await anyio.to_thread.run_sync(out.write, chunk)
         if size == 0:
             raise InvalidImageError(file.filename or None, "empty upload")
     except BaseException:
@@ -114,6 +117,7 @@ async def search_by_upload(
     limit: int = Form(10, ge=0, le=1000),
     min_score: float | None = Form(None, ge=0.0, le=1.0),
     exclude_self: bool = Form(True, description="Leave out stored images with the upload's exact bytes"),
+    offset: int = Form(0, ge=0, le=100_000, description=OFFSET_HELP),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """Images similar to an uploaded image, by image-vector cosine in [0, 1], best first.
@@ -126,9 +130,9 @@ async def search_by_upload(
 
     def work() -> list[HitOut]:
         same = {r.id for r in ex.store.find_by_hash(digest)} if exclude_self else set()
-        hits = ex.search_image(path, objects=wanted, limit=limit + len(same), min_score=min_score,
+        hits = ex.search_image(path, objects=wanted, limit=limit + offset + len(same), min_score=min_score,
                                exclude_self=False)
-        return [HitOut.of(h) for h in hits if h.record.id not in same][:limit]
+        return [HitOut.of(h) for h in hits if h.record.id not in same][offset:offset + limit]
 
     try:
         return await state.run(work)
@@ -144,12 +148,13 @@ async def search_similar(
     limit: int = Query(10, ge=0, le=1000),
     min_score: float | None = Query(None, ge=0.0, le=1.0),
     exclude_self: bool = Query(True, description="Leave the image itself out"),
+    offset: int = Query(0, ge=0, le=100_000, description=OFFSET_HELP),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """"More like this": images similar to a stored image (its file, inside the allowed roots)."""
     ex = state.extractor
     record = await state.run(ex.get, image_id)
     path = state.guard.resolve(record.path, "path")
-    hits = await state.run(ex.search_image, path, objects=objects_list(objects), limit=limit + 1,
+    hits = await state.run(ex.search_image, path, objects=objects_list(objects), limit=limit + offset + 1,
                            min_score=min_score, exclude_self=False)
-    return [HitOut.of(h) for h in hits if not (exclude_self and h.record.id == image_id)][:limit]
+    return [HitOut.of(h) for h in hits if not (exclude_self and h.record.id == image_id)][offset:offset + limit]
