@@ -371,6 +371,16 @@ def test_async_client_agrees(pair: tuple[Extractor, Client, Path]) -> None:
     assert status == ex.models.status()
 
 
+def test_models_preload_reports_the_same_roles(pair: tuple[Extractor, Client, Path]) -> None:
+    """The server's answer also carries the contract's model keys; the client returns the roles
+    and the total, as the Extractor does."""
+    ex, client, _ = pair
+    remote = client.models.preload()
+    assert remote.keys() == ex.models.preload().keys()
+    assert "total" in remote and all(v >= 0 for v in remote.values())
+    assert all(s.loaded for s in client.models.status().values())
+
+
 def test_the_api_key_is_sent(tmp_path: Path, photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _root(tmp_path, photo_dir)
     with serving(make_app(tmp_path, root, api_key="s3cret")) as url:
