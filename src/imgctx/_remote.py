@@ -211,9 +211,14 @@ def comparison_from(d: dict[str, Any]) -> Comparison:
 # -- uploads -------------------------------------------------------------------------------------
 
 
-def upload_bytes(image: Any, what: str) -> tuple[str, bytes]:
-    """A local image as (file name, bytes): a path (read here), bytes, a binary file or a PIL image
-    (sent as PNG, losslessly)."""
+def content_name(data: bytes) -> str:
+    """An upload's name derived from its bytes (the server adds the suffix of the format)."""
+    return f"upload-{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def upload_bytes(image: Any, what: str) -> tuple[str | None, bytes]:
+    """A local image as (its own file name or None, bytes): a path (read here), bytes, a binary
+    file or a PIL image (sent as PNG, losslessly)."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         try:
@@ -225,13 +230,12 @@ def upload_bytes(image: Any, what: str) -> tuple[str, bytes]:
         except OSError as exc:
             raise ImageError(path, f"cannot read: {exc.strerror or exc}") from None
     if isinstance(image, (bytes, bytearray, memoryview)):
-        data = bytes(image)
-        return f"upload-{hashlib.sha256(data).hexdigest()[:16]}", data
+        return None, bytes(image)
     if hasattr(image, "read"):
         data = image.read()
         if not isinstance(data, bytes):
             raise ConfigurationError(f"{what}: the file must be opened in binary mode")
-        return os.path.basename(str(getattr(image, "name", "") or "")) or "upload", data
+        return os.path.basename(str(getattr(image, "name", "") or "")) or None, data
     try:
         from PIL.Image import Image as PILImage
     except ImportError:  # pragma: no cover - pillow is a core dependency
@@ -239,8 +243,7 @@ def upload_bytes(image: Any, what: str) -> tuple[str, bytes]:
     if PILImage is not None and isinstance(image, PILImage):
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        data = buf.getvalue()
-        return f"upload-{hashlib.sha256(data).hexdigest()[:16]}.png", data
+        return None, buf.getvalue()
     raise ConfigurationError(f"{what} takes a path, bytes, a binary file or a PIL image, not {type(image).__name__}")
 
 
@@ -269,7 +272,7 @@ def search_image(image: Any, record_id: str | None, objects: Sequence[str] | str
         name, body = upload_bytes(image, "search_image")
         form = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
                        "exclude_self": exclude_self, "offset": offset or None})
-        data = yield Call("POST", f"{API}/search/upload", files={"file": (name, body, "application/octet-stream")},
+        data = yield Call("POST", f"{API}/search/upload", files={"file": (name or "query", body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return [hit_from(d) for d in data]
 
@@ -317,12 +320,13 @@ def process(image: Any, force: bool, filename: str | None, upload_dir: str | Non
         return (yield from _process_path(_path(image), force))
     if image is None:
         raise ConfigurationError("process takes a path on the server, or bytes, a binary file or a PIL image")
-    name, body = upload_bytes(image, "process")
-    if filename is None and not name.startswith("upload-"):  # a file object's own name
-        filename = name
+    own_name, body = upload_bytes(image, "process")
+    name = filename or own_name
+    # without a name, one from the bytes: storing the same image again replaces it with itself
     form = _clean({"process_immediately": False, "upload_dir": upload_dir,
-                   "overwrite": overwrite if filename is not None else True})
-    uploaded = yield Call("POST", f"{API}/images/upload", files={"file": (filename or name, body, "application/octet-stream")},
+                   "overwrite": overwrite if name is not None else True})
+    uploaded = yield Call("POST", f"{API}/images/upload",
+                          files={"file": (name or content_name(body), body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return (yield from _process_path(uploaded["file_path"], force))
 
