@@ -59,8 +59,10 @@ def offline_index(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path) -> 
 
 
 @pytest.fixture
-def run(tmp_path: Path):  # noqa: ANN201 - fixture returning a helper
-    """Invoke the CLI in-process on a fresh store with the tiny preset: (exit code, stdout, stderr)."""
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - fixture returning a helper
+    """Invoke the CLI in-process on a fresh store with the tiny preset (the test doubles loaded
+    as a plugin, as IMGCTX_LOAD_PLUGINS does): (exit code, stdout, stderr)."""
+    monkeypatch.setenv("IMGCTX_LOAD_PLUGINS", "imgctx.testing")
     runner = CliRunner()
     db = tmp_path / "db"
 

@@ -76,6 +76,7 @@ def test_console_script_in_a_subprocess(tmp_path: Path, photos: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCTX_")}
     env["IMGCTX_DB_PATH"] = str(tmp_path / "envdb")
     env["IMGCTX_PRESET"] = "tiny"
+    env["IMGCTX_LOAD_PLUGINS"] = "imgctx.testing"
     proc = subprocess.run([*cmd, "index", str(photos)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "envdb" / "image_contexts.sqlite3").exists()

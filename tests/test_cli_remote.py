@@ -17,7 +17,7 @@ pytest.importorskip("httpx")
 from click.testing import CliRunner  # noqa: E402
 from server_support import make_app, photo_root, serving  # noqa: E402
 
-from imgctx import Extractor  # noqa: E402
+from imgctx import Extractor, _cli_json  # noqa: E402
 from imgctx._cli import cli  # noqa: E402
 from imgctx.testing import settings_for_tests  # noqa: E402
 
@@ -46,17 +46,17 @@ def _json(url: str, *args: str) -> Any:
 
 def test_search_and_similar(server: tuple[str, Extractor, Path]) -> None:
     url, ex, root = server
-    assert _json(url, "search", "dark blue", "--limit", "3") == [h.to_dict() for h in ex.search("dark blue", limit=3)]
+    assert _json(url, "search", "dark blue", "--limit", "3") == [_cli_json.hit(h) for h in ex.search("dark blue", limit=3)]
     image = root / "photos" / "rocket.jpg"  # a file on this machine: uploaded
     assert _json(url, "similar", str(image), "--objects", "red") == \
-        [h.to_dict() for h in ex.search_image(image, objects="red")]
+        [_cli_json.hit(h) for h in ex.search_image(image, objects="red")]
 
 
 def test_list_show_and_models(server: tuple[str, Extractor, Path]) -> None:
     url, ex, _ = server
-    assert _json(url, "list", "--objects", "blue,green") == [r.image_info() for r in ex.list(objects="blue,green")]
+    assert _json(url, "list", "--objects", "blue,green") == [_cli_json.image_info(r) for r in ex.list(objects="blue,green")]
     first = ex.list(limit=1)[0]
-    assert _json(url, "show", first.id) == first.to_dict()
+    assert _json(url, "show", first.id) == _cli_json.record(first)
     status = _json(url, "models", "status")
     assert status.keys() == ex.models.status().keys()
     code, out, _ = _run("--server", url, "--api-key", "s3cret", "list", "--limit", "2")
@@ -66,11 +66,11 @@ def test_list_show_and_models(server: tuple[str, Extractor, Path]) -> None:
 def test_duplicates_and_compare_on_server_paths(server: tuple[str, Extractor, Path]) -> None:
     url, ex, root = server
     report = _json(url, "duplicates", "--threshold", "0.5")
-    expected = ex.find_duplicates(threshold=0.5).to_dict()
+    expected = _cli_json.duplicates(ex.find_duplicates(threshold=0.5))
     assert {k: v for k, v in report.items() if k != "check_time"} == \
         {k: v for k, v in expected.items() if k != "check_time"}
     a, b = root / "photos" / "coffee.jpg", root / "photos" / "chelsea.jpg"
-    assert _json(url, "compare", str(a), str(b)) == ex.compare(a, b).to_dict()
+    assert _json(url, "compare", str(a), str(b)) == _cli_json.comparison(ex.compare(a, b))
 
 
 def test_errors_and_the_api_key(server: tuple[str, Extractor, Path], monkeypatch: pytest.MonkeyPatch) -> None:

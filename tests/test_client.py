@@ -145,7 +145,7 @@ def test_search_image_by_upload_and_by_record_id_agree(pair: tuple[Extractor, Cl
     _same_hits(local, client.search_image(path.read_bytes(), limit=5))
     with open(path, "rb") as fh:
         _same_hits(local, client.search_image(fh, limit=5))
-    _same_hits(local, client.search_image(record_id=ex.store.get_by_path(str(path)).id, limit=5))
+    _same_hits(local, client.search_image(record_id=ex.get_by_path(str(path)).id, limit=5))
     with_self = client.search_image(path, limit=5, exclude_self=False)
     assert with_self[0].record.path == str(path) and with_self[0].score == pytest.approx(1.0, abs=TOL)
     _same_hits(ex.search_image(path, limit=5, exclude_self=False), with_self)
@@ -157,7 +157,7 @@ def test_offset_pages_through_the_hits(pair: tuple[Extractor, Client, Path]) -> 
     _same_hits(ex.search("dark red", limit=5)[2:], client.search("dark red", limit=3, offset=2))
     _same_hits(ex.search_image(root / P / "rocket.jpg", limit=5)[3:],
                client.search_image(root / P / "rocket.jpg", limit=2, offset=3))
-    record_id = ex.store.get_by_path(str(root / P / "rocket.jpg")).id
+    record_id = ex.get_by_path(str(root / P / "rocket.jpg")).id
     _same_hits(ex.search_image(root / P / "rocket.jpg", limit=5)[1:],
                client.search_image(record_id=record_id, limit=4, offset=1))
     with pytest.raises(ConfigurationError):
@@ -433,6 +433,6 @@ def test_real_models_agree(offline_index: Extractor, photo_dir: Path, tmp_path: 
                    client.search("a cup of coffee", objects="cup", limit=3))
         local = ex.search_image(chelsea, limit=4)
         _same_hits(local, client.search_image(chelsea, limit=4))
-        _same_hits(local, client.search_image(record_id=ex.store.get_by_path(str(chelsea)).id, limit=4))
+        _same_hits(local, client.search_image(record_id=ex.get_by_path(str(chelsea)).id, limit=4))
         assert _close(ex.compare(chelsea, coffee), client.compare(chelsea, coffee))
         assert client.list(objects="cat") == ex.list(objects="cat") != []

@@ -25,6 +25,7 @@ from imgctx import (
     Extractor,
     ImageNotFoundError,
     InvalidImageError,
+    _cli_json,
 )
 from imgctx._duplicates.grouping import BUCKET_LIMIT, Items, UnionFind, group_indexes, hash_candidates
 from imgctx._duplicates.similarity import combined_similarity, popcount, units_for
@@ -234,7 +235,7 @@ def test_find_duplicates_in_a_directory_leaves_the_store_alone(tiny: Extractor, 
     assert exact["chelsea_copy.jpg"] and not exact["chelsea_png.png"]
     assert report.total_duplicates == 10 and report.total_images == 16
     assert all(s >= DEFAULT_THRESHOLD for g in report.groups for s in g.similarity_scores)
-    data = report.to_dict()
+    data = _cli_json.duplicates(report)
     assert set(data) >= {"total_images", "duplicate_groups", "total_duplicates", "check_time", "message"}
     assert set(data["duplicate_groups"][0]) >= {"representative_id", "duplicate_ids", "similarity_scores", "paths"}
     assert data["message"] == "Found 2 duplicate groups with 10 duplicate images"
@@ -288,7 +289,7 @@ def test_compare_reports_every_metric(tiny: Extractor, collection: Path) -> None
     far = tiny.compare(collection / "chelsea.jpg", collection / "rocket.jpg")
     assert not far.is_duplicate and far.phash_distance > 10
     assert far.similarity == pytest.approx(float(combined_similarity(far.phash_distance, far.dhash_distance, far.embedding_cosine)))
-    assert set(far.to_dict()) == {"similarity", "is_duplicate", "threshold", "exact", "phash_distance",
+    assert set(_cli_json.comparison(far)) == {"similarity", "is_duplicate", "threshold", "exact", "phash_distance",
                                   "dhash_distance", "hash_similarity", "embedding_cosine", "embedding_similarity"}
     assert tiny.count() == 0  # comparing indexes nothing
 

@@ -19,6 +19,7 @@ from imgctx import (
     PluginNotFoundError,
     Progress,
     RecordNotFoundError,
+    _cli_json,
 )
 from imgctx.testing import TinyImageEmbedder, TinyTextEmbedder, settings_for_tests
 
@@ -32,7 +33,7 @@ def photos(tmp_path: Path, photo_dir: Path) -> Path:
 
 def test_process_returns_the_contract_fields(tiny: Extractor, photos: Path) -> None:
     result = tiny.process(photos / "chelsea.jpg")
-    info = result.record.image_info()
+    info = _cli_json.image_info(result.record)
     assert set(info) == {"id", "path", "filename", "size", "file_size", "format", "caption", "objects"}
     assert info["path"] == str(photos / "chelsea.jpg")
     assert info["filename"] == "chelsea.jpg"
@@ -97,7 +98,7 @@ def test_directory_run_reports_failures_and_goes_on(tiny: Extractor, photos: Pat
     assert [p.done for p in seen] == list(range(1, 10)) and seen[-1].percent == 100.0
     again = tiny.process_directory(photos)
     assert again.processed == 0 and again.skipped == 6 and again.failed == 3
-    assert report.to_dict()["failed_files"][0].keys() == {"path", "reason"}
+    assert _cli_json.batch(report)["failed_files"][0].keys() == {"path", "reason"}
 
 
 def test_recursive_directory(tiny: Extractor, photos: Path) -> None:

@@ -21,7 +21,7 @@ pytest.importorskip("sentence_transformers")
 
 from imgctx import Extractor, Settings  # noqa: E402
 from imgctx._backends.blip import BlipCaptioner  # noqa: E402
-from imgctx._backends.clip import HfClipModel, OpenClipModel, open_clip_factory  # noqa: E402
+from imgctx._backends.clip import ClipSettings, HfClipModel, OpenClipModel, open_clip_factory  # noqa: E402
 from imgctx._backends.vocabulary import load_vocabulary  # noqa: E402
 from imgctx._errors import ModelLoadError  # noqa: E402
 from imgctx._extractor import calibrate  # noqa: E402
@@ -46,20 +46,23 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _settings(db: Path, models: dict[str, Path], clip: str = "open_clip", **changes: object) -> Settings:
-    values: dict[str, object] = dict(
-        preset="standard", local_blip_model_path=models["blip"], local_clip_model_path=models[clip],
-        text_model=str(models["st"]), caption_max_length=6, caption_num_beams=2, cache_dir=db / "cache",
-    )
-    values.update(changes)
-    return settings_for_tests(db, **values)
+def _settings(db: Path, models: dict[str, Path], clip: str = "open_clip",
+              plugins: dict[str, dict[str, object]] | None = None, **changes: object) -> Settings:
+    """The standard preset on the tiny models; ``plugins`` adds to the plugin settings groups."""
+    groups: dict[str, dict[str, object]] = {
+        "blip": {"local_model_path": models["blip"], "max_length": 6, "num_beams": 2},
+        "clip": {"local_model_path": models[clip]}, "sentence": {"model": str(models["st"])},
+    }
+    for group, values in (plugins or {}).items():
+        groups[group] = {**groups.get(group, {}), **values}
+    return settings_for_tests(db, preset="standard", cache_dir=db / "cache", plugin_settings=groups, **changes)
 
 
 @pytest.fixture(scope="module")
 def standard_index(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], photo_dir: Path):  # noqa: ANN201
     # The random tiny CLIP is nearly uniform over the 375 nouns (about 0.0027 each): a threshold
     # just above chance makes it tag something, so the objects path is exercised end to end.
-    ex = Extractor(settings=_settings(tmp_path_factory.mktemp("std-db"), tiny_models, tag_threshold=0.003))
+    ex = Extractor(settings=_settings(tmp_path_factory.mktemp("std-db"), tiny_models, plugins={"tag": {"threshold": 0.003}}))
     report = ex.process_directory(photo_dir)
     assert report.processed == 6 and report.failed == 0, report.failed_files
     yield ex
@@ -157,14 +160,14 @@ def test_calibration_maps_the_clip_range_onto_0_1() -> None:
     assert calibrate(0.25, (0.15, 0.35)) == pytest.approx(0.5)
     assert calibrate(0.5, (0.15, 0.35)) == 1.0
     assert calibrate(-0.2) == 0.0 and calibrate(0.7) == pytest.approx(0.7)
-    with pytest.raises(ValueError, match="clip_score_range"):
-        Settings.from_values(clip_score_range=(0.3, 0.2))
+    with pytest.raises(ValueError, match="score_range"):
+        Settings.from_values(plugin_settings={"clip": {"score_range": (0.3, 0.2)}}).plugin(ClipSettings)
 
 
 @pytest.mark.parametrize("text", ["0.1,0.3", "[0.1, 0.3]"])
 def test_clip_score_range_from_the_environment(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("IMGCTX_CLIP_SCORE_RANGE", text)
-    assert Settings().clip_score_range == (0.1, 0.3)
+    assert Settings().plugin(ClipSettings).score_range == (0.1, 0.3)
 
 
 # -- the backends against the libraries they wrap -------------------------------------------------
@@ -370,8 +373,8 @@ def test_missing_weights_fail_before_any_image_is_read(tmp_path: Path, photo_dir
         raise AssertionError("an image was read before the models were checked")
 
     monkeypatch.setattr(imgctx._pipeline, "probe_file", never)
-    settings = settings_for_tests(tmp_path / "db", preset="standard", use_local_files_only=True,
-                                  clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k")
+    settings = settings_for_tests(tmp_path / "db", preset="standard", plugin_settings={
+        "hub": {"local_files_only": True}, "clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"}})
     with Extractor(settings=settings, store="memory") as ex:
         with pytest.raises(ModelLoadError) as info:
             ex.process_directory(photo_dir)
@@ -381,8 +384,9 @@ def test_missing_weights_fail_before_any_image_is_read(tmp_path: Path, photo_dir
 
 
 def test_missing_blip_names_its_setting(tmp_path: Path, tiny_models, photo_dir: Path) -> None:  # noqa: ANN001
-    settings = _settings(tmp_path / "db", tiny_models, use_local_files_only=True, local_blip_model_path=None,
-                         blip_model="Salesforce/blip-image-captioning-base")
+    settings = _settings(tmp_path / "db", tiny_models, plugins={
+        "hub": {"local_files_only": True},
+        "blip": {"local_model_path": None, "model": "Salesforce/blip-image-captioning-base"}})
     with Extractor(settings=settings, store="memory") as ex:
         with pytest.raises(ModelLoadError, match="IMGCTX_LOCAL_BLIP_MODEL_PATH.*'offline' preset"):
             ex.process(photo_dir / "chelsea.jpg")

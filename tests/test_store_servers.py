@@ -99,8 +99,8 @@ class TestChromaServerStore(StoreConformance):
 def test_one_extractor_writes_another_reads_through_the_chroma_server(
     chroma_url: str, photo_dir: Path, tmp_path: Path
 ) -> None:
-    settings = settings_for_tests(tmp_path / "unused", preset="tiny", store="chroma", store_url=chroma_url,
-                                  collection_name="photos")
+    settings = settings_for_tests(tmp_path / "unused", preset="tiny", store="chroma", collection_name="photos",
+                                  plugin_settings={"store": {"url": chroma_url}})
     with Extractor(settings=settings) as writer:
         report = writer.process_directory(photo_dir)
         assert report.failed == 0 and report.processed == len(list(photo_dir.iterdir()))
@@ -126,8 +126,8 @@ def test_chroma_collection_built_by_other_models_is_refused_when_opened(chroma_u
     built = ChromaStore(url=chroma_url, collection="other-models")
     built.configure([SpaceSpec("image", "someone-elses-model", 64), SpaceSpec("text", "tiny-text", 128)])
     built.close()
-    settings = settings_for_tests(tmp_path, preset="tiny", store="chroma", store_url=chroma_url,
-                                  collection_name="other-models")
+    settings = settings_for_tests(tmp_path, preset="tiny", store="chroma", collection_name="other-models",
+                                  plugin_settings={"store": {"url": chroma_url}})
     with pytest.raises(IncompatibleIndexError, match=f"the store at {chroma_url} was built with image=someone-elses-model"):
         Extractor(settings=settings)
 
@@ -135,7 +135,8 @@ def test_chroma_collection_built_by_other_models_is_refused_when_opened(chroma_u
 @pytest.mark.parametrize("kind", ["chroma", "qdrant"])
 def test_unreachable_server_is_one_store_error_at_open(kind: str, tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there
-    settings = settings_for_tests(tmp_path, preset="tiny", store=kind, store_url=f"http://127.0.0.1:{port}")
+    settings = settings_for_tests(tmp_path, preset="tiny", store=kind,
+                                  plugin_settings={"store": {"url": f"http://127.0.0.1:{port}"}})
     started = time.monotonic()
     with pytest.raises(StoreError, match=f"cannot open the {kind} store at http://127.0.0.1:{port}"):
         Extractor(settings=settings)
@@ -205,7 +206,7 @@ def test_qdrant_wrong_api_key(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         with pytest.raises(StoreError, match="refused the API key"):
             QdrantStore(url=url, api_key="wrong")
-        settings = settings_for_tests(tmp_path, store_api_key="from-settings")
+        settings = settings_for_tests(tmp_path, plugin_settings={"store": {"api_key": "from-settings"}})
         with pytest.raises(StoreError, match=r"cannot open the qdrant store at http://127\.0\.0\.1.*refused the API key"):
             open_store(f"qdrant+{url}", settings)
         assert _RefusesKey.keys_seen[0] == "wrong" and _RefusesKey.keys_seen[-1] == "from-settings"

@@ -28,10 +28,11 @@ from imgctx._errors import (
 from imgctx._extractor import Extractor
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
+from imgctx._logging import configure_logging
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
 from imgctx._remote import RemoteTask
-from imgctx._settings import ServerSettings, Settings
+from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
     BatchReport,
     Comparison,
@@ -53,6 +54,9 @@ from imgctx._types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "PluginSettings",
+    "configure_logging",
+    "plugin_config",
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",

@@ -1,5 +1,6 @@
 """The ``imgctx`` command line: index, search, similar, list, show, delete, duplicates, compare,
-dedupe, migrate, models, serve."""
+dedupe, migrate, models, plugins; plugins add more through the ``register_commands`` hook (the
+server extra adds ``serve``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from imgctx import _cli_json
+from imgctx._backends.store_common import normalise_objects
+from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import ImgctxError
+from imgctx._logging import configure_logging
+from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
 from imgctx._settings import Settings
 from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
 
@@ -58,20 +64,6 @@ class Context:
             yield ex
 
 
-def _configure_logging(settings: Settings) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if settings.log_file:
-        handlers.append(logging.FileHandler(settings.log_file))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:  # keep the output clean: no weight-loading progress bars from transformers
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 def _emit(ctx: Context, data: Any, text: Callable[[], None]) -> None:
     if ctx.as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -102,7 +94,31 @@ def _print_hits(hits: list[SearchHit]) -> None:
 
 
 class _Group(click.Group):
-    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback."""
+    """Turns every imgctx error into one line on stderr and exit code 1; never a traceback.
+
+    The commands of plugins (``register_commands``) are added the first time a command is
+    looked up, not at import.
+    """
+
+    plugin_commands: dict[str, list[str]] | None = None
+
+    def _load_plugin_commands(self) -> None:
+        if self.plugin_commands is not None:
+            return
+        self.plugin_commands = {}
+        pm = make_plugin_manager(extra=Settings().load_plugins)
+        for impl in pm.hook.register_commands.get_hookimpls():
+            before = set(self.commands)
+            impl.function(cli=self)
+            self.plugin_commands[impl.plugin_name] = sorted(set(self.commands) - before)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -144,7 +160,7 @@ def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: st
     obj = click_ctx.ensure_object(Context)
     obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
     obj.server, obj.api_key = server, api_key
-    _configure_logging(obj.settings())
+    configure_logging(obj.settings())
 
 
 @cli.command()
@@ -187,11 +203,7 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -
         for f in report.failed_files:
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
 
-    _emit(ctx, report.to_dict(), text)
-
-
-def _objects(value: str | None) -> list[str] | None:
-    return [o for o in value.split(",") if o.strip()] if value else None
+    _emit(ctx, _cli_json.batch(report), text)
 
 
 def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -213,8 +225,8 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images matching TEXT."""
     with ctx.extractor() as ex:
-        hits = ex.search(text, objects=_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
 @cli.command()
@@ -224,8 +236,8 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
 def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images that look like IMAGE."""
     with ctx.extractor() as ex:
-        hits = ex.search_image(image, objects=_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [h.to_dict() for h in hits], lambda: _print_hits(hits))
+        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
 @cli.command(name="list")
@@ -237,15 +249,15 @@ def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_scor
 def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
     """List indexed images."""
     with ctx.extractor() as ex:
-        records = ex.list(objects=_objects(objects), limit=limit, offset=offset)
-        total = ex.count(objects=_objects(objects))
+        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
+        total = ex.count(objects=normalise_objects(objects))
 
     def text() -> None:
         for r in records:
             _print_record(r)
         click.echo(f"{len(records)} shown of {total}")
 
-    _emit(ctx, [r.image_info() for r in records], text)
+    _emit(ctx, [_cli_json.image_info(r) for r in records], text)
 
 
 @cli.command()
@@ -256,7 +268,7 @@ def show(ctx: Context, record_id: str) -> None:
     """Show everything stored about one image."""
     with ctx.extractor() as ex:
         record = ex.get(record_id)
-    data = record.to_dict()
+    data = _cli_json.record(record)
 
     def text() -> None:
         for key, value in data.items():
@@ -315,7 +327,7 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
             dst.close()
     finally:
         src.close()
-    _emit(ctx, report.to_dict(), lambda: click.echo(
+    _emit(ctx, _cli_json.migration(report), lambda: click.echo(
         f"{report.copied} copied, {report.skipped} already there, of {report.total} records; "
         f"the destination holds {report.destination_count} ({report.seconds:.1f}s)"))
 
@@ -332,7 +344,7 @@ _THRESHOLD_HELP = "Combined similarity (0..1) at which two images count as dupli
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--recursive", "-r", is_flag=True, help="With DIRECTORY: include subfolders.")
 @_json_option
 @click.pass_obj
@@ -345,22 +357,22 @@ def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive
         _print_groups(report.groups)
         for f in report.failed_files:
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
-        click.echo(f"{report.message} among {report.total_images} images in {report.check_time:.1f}s")
+        click.echo(f"{_cli_json.duplicates_message(report)} among {report.total_images} images in {report.check_time:.1f}s")
 
-    _emit(ctx, report.to_dict(), text)
+    _emit(ctx, _cli_json.duplicates(report), text)
 
 
 @cli.command()
 @click.argument("image_a", type=click.Path(path_type=Path))
 @click.argument("image_b", type=click.Path(path_type=Path))
-@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @_json_option
 @click.pass_obj
 def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> None:
     """Compare two image files: hash distances, embedding cosine, combined similarity, verdict."""
     with ctx.extractor() as ex:
         result = ex.compare(image_a, image_b, threshold=threshold)
-    data = result.to_dict()
+    data = _cli_json.comparison(result)
 
     def text() -> None:
         for key, value in data.items():
@@ -371,9 +383,9 @@ def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> Non
 
 @cli.command()
 @click.option("--keep", default="first", show_default=True,
-              type=click.Choice(["first", "largest", "highest-resolution"]),
+              type=click.Choice(KEEP_POLICIES),
               help="Which image of each group stays.")
-@click.option("--threshold", default=0.98, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
+@click.option("--threshold", default=REMOVE_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--apply", "apply_", is_flag=True, help="Really remove (without it, only report).")
 @click.option("--delete-files", is_flag=True, help="With --apply: also delete the removed images' files.")
 @_json_option
@@ -397,7 +409,7 @@ def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files
             files = f", {len(report.files_deleted)} files deleted" if delete_files else ""
             click.echo(f"removed {n} images from {len(report.groups)} groups{files}")
 
-    _emit(ctx, report.to_dict(), text)
+    _emit(ctx, _cli_json.removal(report), text)
 
 
 @cli.group()
@@ -447,31 +459,45 @@ def preload(ctx: Context) -> None:
     _emit(ctx, timings, text)
 
 
-@click.command(name="serve")
-@click.option("--host", help="Interface to listen on (default: IMGCTX_HOST or 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: IMGCTX_PORT or 8000).")
-@click.option("--preset", "serve_preset", help="Model preset (overrides the global --preset).")
-@click.option("--db", "serve_db", type=click.Path(path_type=Path), help="Store folder (overrides the global --db).")
-@click.option("--dev", is_flag=True, default=None, help="Development: reload when the code changes; all origins unless IMGCTX_CORS_ORIGINS is set.")
-@click.pass_context
-def serve_command(click_ctx: click.Context, host: str | None, port: int | None, serve_preset: str | None,
-                  serve_db: Path | None, dev: bool | None) -> None:
-    """Run the REST and WebSocket service (needs the server extra)."""
-    from imgctx._errors import MissingDependencyError
-    from imgctx._settings import ServerSettings
+@cli.command()
+@_json_option
+@click.pass_obj
+def plugins(ctx: Context) -> None:
+    """List the installed plugins and what each registers."""
+    settings = ctx.settings()
+    registry = load_registry(extra=settings.load_plugins)
+    commands = click.get_current_context().find_root().command
+    by_plugin: dict[str, dict[str, Any]] = {}
 
-    try:
-        from imgctx.server.run import serve
-    except ImportError:
-        raise MissingDependencyError("imgctx serve", "server") from None
-    ctx = click_ctx.find_object(Context) or Context()
-    settings = ctx.settings().with_overrides(db_path=serve_db, preset=serve_preset)
-    if click_ctx.find_object(Context) is None:
-        _configure_logging(settings)
-    serve(settings, ServerSettings().with_overrides(host=host, port=port, dev=dev))
+    def entry(plugin: str) -> dict[str, Any]:
+        return by_plugin.setdefault(plugin, {"roles": {}, "presets": [], "settings": {}, "commands": []})
 
+    for info in registry.all():
+        item = entry(info.plugin)
+        item["roles"].setdefault(info.role, []).append(info.name)
+        for own in settings_classes(info):
+            prefix = str(own.model_config.get("env_prefix", ""))
+            item["settings"][own.group()] = sorted(f"{prefix}{name.upper()}" for name in own.model_fields)
+    for name, (_, plugin) in registry.presets().items():
+        entry(plugin)["presets"].append(name)
+    if isinstance(commands, _Group):
+        commands._load_plugin_commands()
+        for plugin, names in (commands.plugin_commands or {}).items():
+            entry(plugin)["commands"].extend(names)
 
-cli.add_command(serve_command)
+    def text() -> None:
+        for plugin, item in sorted(by_plugin.items()):
+            click.echo(plugin)
+            for role, names in sorted(item["roles"].items()):
+                click.echo(f"  {role}: {', '.join(sorted(names))}")
+            if item["presets"]:
+                click.echo(f"  presets: {', '.join(sorted(item['presets']))}")
+            for group, names in sorted(item["settings"].items()):
+                click.echo(f"  settings ({group}): {', '.join(names)}")
+            if item["commands"]:
+                click.echo(f"  commands: {', '.join(item['commands'])}")
+
+    _emit(ctx, by_plugin, text)
 
 
 def main() -> None:

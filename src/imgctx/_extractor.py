@@ -20,7 +20,6 @@ from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
-from imgctx._presets import get_preset
 from imgctx._settings import Settings
 from imgctx._types import (
     BatchReport,
@@ -84,7 +83,7 @@ class Extractor:
         )
         self._registry = registry
         self._instances: dict[int, Any] = {}
-        p = get_preset(self.settings.preset)
+        p = self.registry.preset(self.settings.preset)
         taggers: Sequence[str | Any]
         if tagger is None:
             taggers = p.taggers
@@ -118,7 +117,7 @@ class Extractor:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = load_registry()
+            self._registry = load_registry(extra=self.settings.load_plugins)
         return self._registry
 
     def _resolve(self, role: str, choice: str | Any | None) -> Any:

@@ -1,7 +1,10 @@
-"""pluggy hook specifications: one ``register_*`` hook per role.
+"""pluggy hook specifications: one ``register_*`` hook per role, one for presets, one for
+command-line commands.
 
-Each hook receives ``register(name, factory, **meta)``. ``factory(settings, **options)`` returns
-a cheap object; weights load on first use.
+Each role hook receives ``register(name, factory, **meta)``. ``factory(settings)`` returns a cheap
+object; weights load on first use. ``meta`` may name the plugin's settings class
+(``settings=MySettings``, a :class:`imgctx.PluginSettings`) and ``shared=True`` (one instance
+serves every role it is registered for).
 """
 
 from __future__ import annotations
@@ -39,4 +42,14 @@ def register_taggers(register: Register) -> Any:
 
 @hookspec
 def register_stores(register: Register) -> Any:
-    """Register vector store factories: ``factory(settings, **options)``."""
+    """Register vector store factories: ``factory(settings)``."""
+
+
+@hookspec
+def register_presets(register: Register) -> Any:
+    """Register named model sets: ``register(preset)`` with an :class:`imgctx.Preset`."""
+
+
+@hookspec
+def register_commands(cli: Any) -> Any:
+    """Add commands to the ``imgctx`` command line (a click group)."""

@@ -12,7 +12,7 @@ A store URI names a store plugin and where its data lives::
 
 ``chroma:http://...`` and ``qdrant:http://...`` mean the same as the ``+http`` forms. A
 ``#NAME`` suffix picks the collection (default: the ``collection_name`` setting), e.g.
-``faiss:./imgctx_db#holidays``. The API key for a server comes from ``store_api_key``.
+``faiss:./imgctx_db#holidays``. The API key for a server comes from ``IMGCTX_STORE_API_KEY``.
 """
 
 from __future__ import annotations
@@ -72,12 +72,12 @@ def open_store(uri: str | StoreURI, settings: Settings | None = None, registry: 
     """Open the store a URI names, through its registered plugin, with ``settings`` for the rest."""
     parsed = parse_store_uri(uri) if isinstance(uri, str) else uri
     base = settings if settings is not None else Settings()
-    changes: dict[str, Any] = {"store": parsed.store, "store_url": parsed.url}
+    changes: dict[str, Any] = {"store": parsed.store}
     if parsed.path is not None:
         changes["db_path"] = Path(parsed.path)
     if parsed.collection is not None:
         changes["collection_name"] = parsed.collection
-    effective = base.model_copy(update=changes)
+    effective = base.with_plugin_settings("store", url=parsed.url).model_copy(update=changes)
     info = (registry or load_registry()).get("store", parsed.store)
     if parsed.url is not None and parsed.store in ("faiss", "memory"):
         raise ConfigurationError(f"the {parsed.store} store has no server; use {parsed.store}:PATH")
@@ -94,10 +94,6 @@ class MigrationReport:
     skipped: int
     destination_count: int
     seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "copied": self.copied, "skipped": self.skipped,
-                "destination_count": self.destination_count, "seconds": round(self.seconds, 3)}
 
 
 def _spaces_of(store: Any, role: str) -> list[SpaceSpec]:

@@ -1,8 +1,11 @@
 """Plugin loading: built-ins and third-party plugins register through the same hooks.
 
 A :class:`Registry` is built by :func:`load_registry`, which makes a fresh plugin manager,
-registers ``DEFAULT_PLUGINS`` and every ``imgctx`` entry point, and collects what they
-register. Nothing is global: each Extractor asks for a registry (built once, on first use).
+registers ``DEFAULT_PLUGINS``, every ``imgctx`` entry point and the modules named in the
+``load_plugins`` setting, and collects what they register (factories per role, presets).
+Nothing is global: each Extractor asks for a registry (built once per set of plugins, on first
+use). The test doubles of :mod:`imgctx.testing` are not a default plugin: tests load them by
+name (``load_plugins=("imgctx.testing",)``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import pluggy
 
 from imgctx import _hookspecs as hookspecs
-from imgctx._errors import PluginCollisionError, PluginNotFoundError
+from imgctx._errors import ConfigurationError, PluginCollisionError, PluginNotFoundError
+from imgctx._presets import Preset
 
 ROLES = ("captioner", "image_embedder", "text_embedder", "tagger", "store")
 ENTRY_POINT_GROUP = "imgctx"
@@ -30,7 +34,8 @@ DEFAULT_PLUGINS = (
     "imgctx._backends.faiss_store",
     "imgctx._backends.chroma_store",
     "imgctx._backends.qdrant_store",
-    "imgctx.testing",
+    "imgctx._presets",
+    "imgctx.server.commands",
 )
 
 _HOOKS = {
@@ -53,11 +58,35 @@ class PluginInfo:
     plugin: str = ""
 
 
+def settings_classes(info: PluginInfo) -> tuple[Any, ...]:
+    """The settings classes a factory was registered with (``settings=`` a class or a tuple)."""
+    own = info.meta.get("settings")
+    if own is None:
+        return ()
+    return tuple(own) if isinstance(own, (tuple, list)) else (own,)
+
+
 class Registry:
-    """Factories by role and name."""
+    """Factories by role and name, and the presets."""
 
     def __init__(self) -> None:
         self._by_role: dict[str, dict[str, PluginInfo]] = {role: {} for role in ROLES}
+        self._presets: dict[str, tuple[Preset, str]] = {}
+
+    def add_preset(self, preset: Preset, plugin: str = "") -> None:
+        if preset.name in self._presets:
+            raise PluginCollisionError("preset", preset.name)
+        self._presets[preset.name] = (preset, plugin)
+
+    def preset(self, name: str) -> Preset:
+        if name not in self._presets:
+            known = ", ".join(sorted(self._presets))
+            raise ConfigurationError(f"unknown preset {name!r}; known presets: {known}")
+        return self._presets[name][0]
+
+    def presets(self) -> dict[str, tuple[Preset, str]]:
+        """Every preset by name, with the plugin that registered it."""
+        return dict(self._presets)
 
     def add(self, info: PluginInfo) -> None:
         table = self._by_role[info.role]
@@ -80,15 +109,25 @@ class Registry:
 
 
 def make_plugin_manager(
-    default_plugins: Iterable[str] = DEFAULT_PLUGINS, entry_points: bool = True
+    default_plugins: Iterable[str] = DEFAULT_PLUGINS, entry_points: bool = True,
+    extra: Iterable[str] = (),
 ) -> pluggy.PluginManager:
-    """A fresh plugin manager with the hook specs, the built-ins and (optionally) entry points."""
+    """A fresh plugin manager with the hook specs, the built-ins, (optionally) the entry points
+    and the ``extra`` modules, by import name."""
     pm = pluggy.PluginManager("imgctx")
     pm.add_hookspecs(hookspecs)
     for module_name in default_plugins:
         pm.register(importlib.import_module(module_name), name=module_name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for module_name in extra:
+        if pm.get_plugin(module_name) is not None:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot load the plugin module {module_name!r}: {exc}") from None
+        pm.register(module, name=module_name)
     return pm
 
 
@@ -107,20 +146,24 @@ def collect(pm: pluggy.PluginManager) -> Registry:
                 registry.add(PluginInfo(_role, name, factory, dict(meta), _plugin))
 
             impl.function(register)
+    for impl in pm.hook.register_presets.get_hookimpls():
+        impl.function(lambda preset, _plugin=impl.plugin_name: registry.add_preset(preset, _plugin))
     return registry
 
 
 _lock = threading.Lock()
-_cache: dict[bool, Registry] = {}
+_cache: dict[tuple[bool, tuple[str, ...]], Registry] = {}
 
 
-def load_registry(refresh: bool = False, entry_points: bool = True) -> Registry:
-    """The registry of built-in and installed plugins, built once per process on first use.
+def load_registry(refresh: bool = False, entry_points: bool = True, extra: Iterable[str] = ()) -> Registry:
+    """The registry of built-in and installed plugins (and the ``extra`` modules), built once
+    per process and set of plugins, on first use.
 
     The cache holds only factories (no models), so sharing it between Extractors is safe;
     ``refresh=True`` rebuilds it, e.g. after installing a plugin in a running notebook.
     """
+    key = (entry_points, tuple(extra))
     with _lock:
-        if refresh or entry_points not in _cache:
-            _cache[entry_points] = collect(make_plugin_manager(entry_points=entry_points))
-        return _cache[entry_points]
+        if refresh or key not in _cache:
+            _cache[key] = collect(make_plugin_manager(entry_points=entry_points, extra=key[1]))
+        return _cache[key]

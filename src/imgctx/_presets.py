@@ -1,10 +1,13 @@
-"""Named model sets. A preset names a plugin per role; explicit Extractor arguments override it."""
+"""Named model sets. A preset names a plugin per role; explicit Extractor arguments override it.
+
+The built-in presets register through the ``register_presets`` hook like a plugin's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from imgctx._errors import ConfigurationError
+from imgctx._hookspecs import hookimpl
 
 
 @dataclass(frozen=True)
@@ -43,23 +46,10 @@ PRESETS: dict[str, Preset] = {
         text_embedder="minilm",
         taggers=("efficientnet-lite0",),
     ),
-    "tiny": Preset(
-        name="tiny",
-        description=(
-            "Deterministic stand-in models from imgctx.testing (colour-histogram image vectors, "
-            "hashed-word text vectors, colour tags); for tests and demos, not for real search."
-        ),
-        captioner="tags-caption",
-        image_embedder="tiny-image",
-        text_embedder="tiny-text",
-        taggers=("tiny-colors",),
-    ),
 }
 
 
-def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        known = ", ".join(sorted(PRESETS))
-        raise ConfigurationError(f"unknown preset {name!r}; known presets: {known}") from None
+@hookimpl
+def register_presets(register: Any) -> None:
+    for preset in PRESETS.values():
+        register(preset)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -50,32 +49,6 @@ class ImageRecord:
     mtime_ns: int = 0
     tags: tuple[Tag, ...] = ()
 
-    def image_info(self) -> dict[str, Any]:
-        """The contract's ``image_info`` fields as plain JSON-ready values."""
-        return {
-            "id": self.id,
-            "path": self.path,
-            "filename": self.filename,
-            "size": [self.size[0], self.size[1]],
-            "file_size": self.file_size,
-            "format": self.format,
-            "caption": self.caption,
-            "objects": list(self.objects),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON-ready values."""
-        info = self.image_info()
-        info.update(
-            content_hash=self.content_hash,
-            phash=self.phash,
-            dhash=self.dhash,
-            created_at=self.created_at.isoformat(),
-            updated_at=self.updated_at.isoformat(),
-            tags=[{"label": t.label, "score": round(t.score, 4)} for t in self.tags],
-        )
-        return info
-
 
 @dataclass(frozen=True)
 class SearchHit:
@@ -91,11 +64,6 @@ class SearchHit:
     @property
     def distance(self) -> float:
         return 1.0 - self.score
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.record.image_info()
-        out.update(score=round(self.score, 6), distance=round(self.distance, 6))
-        return out
 
 
 @dataclass(frozen=True)
@@ -142,17 +110,6 @@ class BatchReport:
     failed_files: tuple[FailedFile, ...]
     processing_time: float
     results: tuple[ProcessResult, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total_files": self.total_files,
-            "processed": self.processed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "processed_ids": list(self.processed_ids),
-            "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
-            "processing_time": round(self.processing_time, 4),
-        }
 
 
 @dataclass(frozen=True)
@@ -218,21 +175,6 @@ class Comparison:
     embedding_cosine: float | None
     embedding_similarity: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "similarity": round(self.similarity, 6),
-            "is_duplicate": self.is_duplicate,
-            "threshold": self.threshold,
-            "exact": self.exact,
-            "phash_distance": self.phash_distance,
-            "dhash_distance": self.dhash_distance,
-            "hash_similarity": round(self.hash_similarity, 6),
-            "embedding_cosine": None if self.embedding_cosine is None else round(self.embedding_cosine, 6),
-            "embedding_similarity": (
-                None if self.embedding_similarity is None else round(self.embedding_similarity, 6)
-            ),
-        }
-
 
 @dataclass(frozen=True)
 class DuplicateGroup:
@@ -261,15 +203,6 @@ class DuplicateGroup:
         """The representative's id, then the duplicates'."""
         return (self.representative_id, *self.duplicate_ids)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "representative_id": self.representative_id,
-            "duplicate_ids": list(self.duplicate_ids),
-            "similarity_scores": [round(s, 6) for s in self.similarity_scores],
-            "paths": list(self.paths),
-            "exact": list(self.exact),
-        }
-
 
 @dataclass(frozen=True)
 class DuplicateReport:
@@ -288,23 +221,6 @@ class DuplicateReport:
     check_time: float
     failed_files: tuple[FailedFile, ...] = ()
 
-    @property
-    def message(self) -> str:
-        return (f"Found {len(self.groups)} duplicate groups with {self.total_duplicates} "
-                f"duplicate images")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's ``duplicates/check`` response fields (without ``success``)."""
-        return {
-            "total_images": self.total_images,
-            "duplicate_groups": [g.to_dict() for g in self.groups],
-            "total_duplicates": self.total_duplicates,
-            "similarity_threshold": self.threshold,
-            "check_time": round(self.check_time, 4),
-            "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
-            "message": self.message,
-        }
-
 
 @dataclass(frozen=True)
 class DuplicateMatch:
@@ -316,11 +232,6 @@ class DuplicateMatch:
     @property
     def similarity(self) -> float:
         return self.comparison.similarity
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.record.image_info()
-        out.update(similarity=round(self.comparison.similarity, 6), comparison=self.comparison.to_dict())
-        return out
 
 
 @dataclass(frozen=True)
@@ -347,18 +258,3 @@ class RemovalReport:
     files_deleted: tuple[str, ...] = ()
     failed_files: tuple[FailedFile, ...] = ()
     left_ids: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "keep": self.keep,
-            "similarity_threshold": self.threshold,
-            "duplicate_groups": [g.to_dict() for g in self.groups],
-            "kept_ids": list(self.kept_ids),
-            "removed_ids": list(self.removed_ids),
-            "removed_paths": list(self.removed_paths),
-            "files_deleted": list(self.files_deleted),
-            "failed_files": [{"path": f.path, "reason": f.reason} for f in self.failed_files],
-            "left_ids": list(self.left_ids),
-            "total_removed": len(self.removed_ids),
-        }

@@ -4,6 +4,9 @@
   ``TinyImageEmbedder`` (colour histogram), ``TinyTextEmbedder`` (hashed words),
   ``TinyColorTagger`` (colour names). They fill the same roles as real models, so an
   ``Extractor(preset="tiny", store="memory")`` exercises the whole library.
+  They are a plugin only where a test asks for them: ``settings_for_tests()`` loads this module
+  as a plugin (``load_plugins``), as does ``IMGCTX_LOAD_PLUGINS=imgctx.testing``; a user's
+  registry never holds them.
 - ``write_sample_photos(folder)``: real photos from scikit-image (if installed) as JPEG/PNG.
 - ``StoreConformance``: the pytest suite every store passes; subclass it to test a store plugin
   (imported on first use, since it needs pytest).
@@ -20,9 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
-from imgctx._types import Tag
+from imgctx import Preset, Tag, hookimpl
+from imgctx._testkit import PLUGIN, SAMPLE_PHOTOS, sample_photo_path, settings_for_tests, write_sample_photos
+
+# (StoreConformance, make_item and CONFORMANCE_SPACES load on first use: see __getattr__)
+__all__ = [
+    "PLUGIN", "SAMPLE_PHOTOS", "TINY_PRESET", "TinyColorTagger", "TinyImageEmbedder", "TinyTextEmbedder",
+    "build_tiny_blip", "build_tiny_clip", "build_tiny_open_clip", "build_tiny_sentence_transformer",
+    "sample_photo_path", "settings_for_tests", "write_sample_photos",
+]
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -99,6 +108,24 @@ class TinyColorTagger(_Tiny):
         return result
 
 
+TINY_PRESET = Preset(
+    name="tiny",
+    description=(
+        "Deterministic stand-in models from imgctx.testing (colour-histogram image vectors, "
+        "hashed-word text vectors, colour tags); for tests and demos, not for real search."
+    ),
+    captioner="tags-caption",
+    image_embedder="tiny-image",
+    text_embedder="tiny-text",
+    taggers=("tiny-colors",),
+)
+
+
+@hookimpl
+def register_presets(register: Any) -> None:
+    register(TINY_PRESET)
+
+
 @hookimpl
 def register_image_embedders(register: Any) -> None:
     register("tiny-image", lambda settings, **kw: TinyImageEmbedder(**kw))
@@ -112,44 +139,6 @@ def register_text_embedders(register: Any) -> None:
 @hookimpl
 def register_taggers(register: Any) -> None:
     register("tiny-colors", lambda settings, **kw: TinyColorTagger(**kw))
-
-
-SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
-
-
-def sample_photo_path(name: str) -> Path:
-    """Path of a photo that ships inside scikit-image's wheel (``skimage/data``)."""
-    import skimage.data
-
-    folder = Path(skimage.data.__file__).parent
-    for suffix in (".png", ".jpg"):
-        if (folder / f"{name}{suffix}").exists():
-            return folder / f"{name}{suffix}"
-    raise FileNotFoundError(f"scikit-image ships no photo named {name!r}")
-
-
-def write_sample_photos(
-    folder: str | Path, names: Sequence[str] = SAMPLE_PHOTOS, fmt: str = "JPEG"
-) -> list[Path]:
-    """Write scikit-image's sample photos into ``folder`` as RGB files; returns the paths."""
-    from PIL import Image
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}[fmt]
-    paths = []
-    for name in names:
-        with Image.open(sample_photo_path(name)) as src:
-            img = src.convert("RGB")
-        path = folder / f"{name}{suffix}"
-        img.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-        paths.append(path)
-    return paths
-
-
-def settings_for_tests(db_path: str | Path, **changes: Any) -> Settings:
-    """Settings that ignore the environment: a given db path, everything else default."""
-    return Settings.from_values(db_path=Path(db_path), **changes)
 
 
 # -- tiny real-architecture models on disk (standard preset tests) ---------------------------------

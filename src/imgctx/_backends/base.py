@@ -7,7 +7,19 @@ import threading
 import time
 from typing import Any
 
+from pydantic import Field
+
 from imgctx._errors import MissingDependencyError
+from imgctx._settings import PluginSettings, plugin_config
+
+
+class TagSettings(PluginSettings):
+    """Settings of the built-in taggers (``IMGCTX_TAG_*``)."""
+
+    model_config = plugin_config("tag")
+
+    threshold: float = Field(0.1, ge=0.0, le=1.0, description="Minimum tagger confidence for an object tag.")
+    limit: int = Field(5, ge=1, description="At most this many fine labels per image (coarse nouns come on top).")
 
 log = logging.getLogger(__name__)
 

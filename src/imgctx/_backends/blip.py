@@ -9,14 +9,17 @@ search (``caption_num_beams``; at most ``caption_max_length`` new tokens).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from imgctx._backends.base import LazyModel
-from imgctx._backends.hub import is_folder, load_error, short
-from imgctx._backends.torch_common import prepare_torch
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.torch_common import TorchSettings, prepare_torch
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
+from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
 from imgctx._types import Tag
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
@@ -94,21 +97,40 @@ class BlipCaptioner(LazyModel):
         return [" ".join(t.split()) for t in texts]
 
 
-def blip_model_source(settings: Settings) -> str:
-    return str(settings.local_blip_model_path) if settings.local_blip_model_path else settings.blip_model
+class BlipSettings(PluginSettings):
+    """Settings of the ``blip`` captioner (``IMGCTX_BLIP_*``)."""
 
+    model_config = plugin_config("blip")
 
-def blip_factory(settings: Settings, **options: Any) -> BlipCaptioner:
-    kwargs: dict[str, Any] = dict(
-        model=blip_model_source(settings), device=settings.device,
-        local_files_only=settings.use_local_files_only, max_length=settings.caption_max_length,
-        num_beams=settings.caption_num_beams, torch_threads=settings.torch_threads,
-        micro_batch=settings.caption_batch_size,
+    model: str = Field(
+        "Salesforce/blip-image-captioning-base",
+        description="BLIP captioning model: a hub id or a folder (local_model_path wins).",
     )
-    kwargs.update(options)
-    return BlipCaptioner(**kwargs)
+    local_model_path: Path | None = Field(
+        None, validation_alias=contract_name("BLIP_LOCAL_MODEL_PATH", "IMGCTX_LOCAL_BLIP_MODEL_PATH",
+                                             "LOCAL_BLIP_MODEL_PATH"),
+        description="Folder of a BLIP captioning model (also LOCAL_BLIP_MODEL_PATH).",
+    )
+    max_length: int = Field(30, ge=1, le=512, description="At most this many tokens per generated caption.")
+    num_beams: int = Field(3, ge=1, le=16, description="Beam-search width of caption generation (1: greedy).")
+    batch_size: int | None = Field(
+        None, ge=1, le=1024, description="Images per BLIP generate call (none: the whole model batch).",
+    )
+
+    def source(self) -> str:
+        return str(self.local_model_path) if self.local_model_path else self.model
+
+
+def blip_factory(settings: Settings) -> BlipCaptioner:
+    own = settings.plugin(BlipSettings)
+    return BlipCaptioner(
+        model=own.source(), device=settings.device,
+        local_files_only=settings.plugin(HubSettings).local_files_only, max_length=own.max_length,
+        num_beams=own.num_beams, torch_threads=settings.plugin(TorchSettings).threads,
+        micro_batch=own.batch_size,
+    )
 
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("blip", blip_factory)
+    register("blip", blip_factory, settings=(BlipSettings, HubSettings, TorchSettings))

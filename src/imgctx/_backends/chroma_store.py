@@ -31,6 +31,7 @@ import numpy as np
 
 from imgctx._backends.store_common import (
     PAYLOAD_VERSION,
+    StoreServerSettings,
     check_spaces,
     checked_vectors,
     client_errors,
@@ -308,18 +309,13 @@ class ChromaStore:
                 session.close()
 
 
-def chroma_factory(settings: Settings, **options: Any) -> ChromaStore:
-    """``store_url`` set: a Chroma server; otherwise embedded in ``db_path``."""
-    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key.get_secret_value() if settings.store_api_key else None)
-    if not ({"path", "url"} & set(options)):
-        if settings.store_url:
-            kwargs["url"] = settings.store_url
-        else:
-            kwargs["path"] = settings.db_path
-    kwargs.update(options)
-    return ChromaStore(**kwargs)
+def chroma_factory(settings: Settings) -> ChromaStore:
+    """``IMGCTX_STORE_URL`` set: a Chroma server; otherwise embedded in ``db_path``."""
+    own = settings.plugin(StoreServerSettings)
+    where: dict[str, Any] = {"url": own.url} if own.url else {"path": settings.db_path}
+    return ChromaStore(collection=settings.collection_name, api_key=own.key(), **where)
 
 
 @hookimpl
 def register_stores(register: Any) -> None:
-    register("chroma", chroma_factory)
+    register("chroma", chroma_factory, settings=StoreServerSettings)

@@ -25,17 +25,19 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
-from imgctx._backends.base import LazyModel
-from imgctx._backends.hub import is_folder, load_error, short
-from imgctx._backends.torch_common import l2_normalise, prepare_torch
+from imgctx._backends.base import LazyModel, TagSettings
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.torch_common import TorchSettings, l2_normalise, prepare_torch
 from imgctx._backends.vocabulary import load_vocabulary
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
+from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
 from imgctx._types import Tag
 
 log = logging.getLogger(__name__)
@@ -343,45 +345,85 @@ class HfClipModel(ClipBackend):
         return self._pooled(self._model.get_text_features(**tok))
 
 
+class ClipSettings(PluginSettings):
+    """Settings of the ``open-clip`` and ``clip`` embedders and taggers (``IMGCTX_CLIP_*``)."""
+
+    model_config = plugin_config("clip")
+
+    model: str = Field(
+        "ViT-B-32",
+        description="open_clip model: an architecture name, hf-hub:org/repo, or a folder (local_model_path wins).",
+    )
+    pretrained: str = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag (or checkpoint file) for the model.",
+    )
+    hf_model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="transformers CLIP model of the `clip` embedder: a hub id or a folder.",
+    )
+    local_model_path: Path | None = Field(
+        None, validation_alias=contract_name("CLIP_LOCAL_MODEL_PATH", "IMGCTX_LOCAL_CLIP_MODEL_PATH",
+                                             "LOCAL_CLIP_MODEL_PATH"),
+        description="Folder of a CLIP model, open_clip or transformers layout (also LOCAL_CLIP_MODEL_PATH).",
+    )
+    score_range: Annotated[tuple[float, float], NoDecode] = Field(
+        (0.15, 0.35),
+        description="CLIP text-to-image cosines mapped linearly onto [0, 1] for search scores (low, high).",
+    )
+
+    @field_validator("score_range", mode="before")
+    @classmethod
+    def _parse_range(cls, value: object) -> object:
+        """From the environment: ``0.15,0.35`` or JSON ``[0.15, 0.35]``."""
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.strip().strip("[]()").split(",") if v.strip())
+        return value
+
+    @field_validator("score_range")
+    @classmethod
+    def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not -1.0 <= low < high <= 1.0:
+            raise ValueError("score_range needs -1 <= low < high <= 1")
+        return value
+
+
 def _common(settings: Settings) -> dict[str, Any]:
+    tags = settings.plugin(TagSettings)
     return dict(
-        device=settings.device, threshold=settings.tag_threshold, max_tags=settings.max_tags,
-        torch_threads=settings.torch_threads, text_score_range=tuple(settings.clip_score_range),
-        local_files_only=settings.use_local_files_only, cache_dir=settings.cache_dir,
+        device=settings.device, threshold=tags.threshold, max_tags=tags.limit,
+        torch_threads=settings.plugin(TorchSettings).threads,
+        text_score_range=tuple(settings.plugin(ClipSettings).score_range),
+        local_files_only=settings.plugin(HubSettings).local_files_only, cache_dir=settings.cache_dir,
     )
 
 
-def open_clip_factory(settings: Settings, **options: Any) -> ClipBackend:
-    """open_clip by default. ``local_clip_model_path`` wins: a folder with
-    ``open_clip_config.json`` loads with open_clip, one with a transformers ``config.json`` (the
-    service contract's layout) with transformers."""
+def open_clip_factory(settings: Settings) -> ClipBackend:
+    """open_clip by default. ``local_model_path`` wins: a folder with ``open_clip_config.json``
+    loads with open_clip, one with a transformers ``config.json`` (the service contract's layout)
+    with transformers."""
+    own = settings.plugin(ClipSettings)
     kwargs = _common(settings)
-    kwargs.update(options)
-    folder = settings.local_clip_model_path
-    if folder is not None and "model" not in options:
-        folder = Path(folder).expanduser()
+    if own.local_model_path is not None:
+        folder = Path(own.local_model_path).expanduser()
         if not (folder / "open_clip_config.json").is_file() and (folder / "config.json").is_file():
             return HfClipModel(model=str(folder), **kwargs)
         return OpenClipModel(model=str(folder), pretrained=None, **kwargs)
-    kwargs.setdefault("model", settings.clip_model)
-    kwargs.setdefault("pretrained", settings.clip_pretrained)
-    return OpenClipModel(**kwargs)
+    return OpenClipModel(model=own.model, pretrained=own.pretrained, **kwargs)
 
 
-def hf_clip_factory(settings: Settings, **options: Any) -> HfClipModel:
-    kwargs = _common(settings)
-    kwargs["model"] = str(settings.local_clip_model_path or settings.hf_clip_model)
-    kwargs.update(options)
-    return HfClipModel(**kwargs)
+def hf_clip_factory(settings: Settings) -> HfClipModel:
+    own = settings.plugin(ClipSettings)
+    return HfClipModel(model=str(own.local_model_path or own.hf_model), **_common(settings))
 
 
 @hookimpl
 def register_image_embedders(register: Any) -> None:
-    register("open-clip", open_clip_factory, shared=True)
-    register("clip", hf_clip_factory, shared=True)
+    register("open-clip", open_clip_factory, shared=True, settings=(ClipSettings, TagSettings, HubSettings, TorchSettings))
+    register("clip", hf_clip_factory, shared=True, settings=(ClipSettings, TagSettings, HubSettings, TorchSettings))
 
 
 @hookimpl
 def register_taggers(register: Any) -> None:
-    register("clip-zero-shot", open_clip_factory, shared=True)
-    register("clip", hf_clip_factory, shared=True)
+    register("clip-zero-shot", open_clip_factory, shared=True, settings=(ClipSettings, TagSettings, HubSettings, TorchSettings))
+    register("clip", hf_clip_factory, shared=True, settings=(ClipSettings, TagSettings, HubSettings, TorchSettings))

@@ -48,7 +48,7 @@ class TagsCaptioner:
         return [compose_caption(t) for t in tags]
 
 
-def tags_caption_factory(settings: Settings, **options: Any) -> TagsCaptioner:
+def tags_caption_factory(settings: Settings) -> TagsCaptioner:
     return TagsCaptioner()
 
 

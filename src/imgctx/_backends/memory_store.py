@@ -134,7 +134,7 @@ class MemoryStore:
         return None
 
 
-def memory_factory(settings: Settings, **options: Any) -> MemoryStore:
+def memory_factory(settings: Settings) -> MemoryStore:
     return MemoryStore()
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from imgctx._backends.base import LazyModel, import_torch, resolve_device
+from imgctx._backends.base import LazyModel, TagSettings, import_torch, resolve_device
 from imgctx._backends.imagenet import coarse_nouns, labels
+from imgctx._backends.torch_common import TorchSettings
 from imgctx._errors import MissingDependencyError, ModelLoadError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import Settings
@@ -231,29 +232,24 @@ class SentenceTransformerText(LazyModel):
         return np.asarray(vecs, dtype=np.float32)
 
 
-def efficientnet_factory(settings: Settings, **options: Any) -> EfficientNetLite0:
-    kwargs: dict[str, Any] = dict(
-        device=settings.device, threshold=settings.tag_threshold, max_tags=settings.max_tags,
-        torch_threads=settings.torch_threads,
-    )
-    kwargs.update(options)
-    return EfficientNetLite0(**kwargs)
+def efficientnet_factory(settings: Settings) -> EfficientNetLite0:
+    tags = settings.plugin(TagSettings)
+    return EfficientNetLite0(device=settings.device, threshold=tags.threshold, max_tags=tags.limit,
+                             torch_threads=settings.plugin(TorchSettings).threads)
 
 
-def minilm_factory(settings: Settings, **options: Any) -> SentenceTransformerText:
-    kwargs: dict[str, Any] = dict(device=settings.device, local_files_only=True)
-    kwargs.update(options)
-    return SentenceTransformerText(**kwargs)
+def minilm_factory(settings: Settings) -> SentenceTransformerText:
+    return SentenceTransformerText(device=settings.device, local_files_only=True)
 
 
 @hookimpl
 def register_taggers(register: Any) -> None:
-    register("efficientnet-lite0", efficientnet_factory, shared=True)
+    register("efficientnet-lite0", efficientnet_factory, shared=True, settings=(TagSettings, TorchSettings))
 
 
 @hookimpl
 def register_image_embedders(register: Any) -> None:
-    register("efficientnet-lite0", efficientnet_factory, shared=True)
+    register("efficientnet-lite0", efficientnet_factory, shared=True, settings=(TagSettings, TorchSettings))
 
 
 @hookimpl

@@ -30,6 +30,7 @@ import numpy as np
 
 from imgctx._backends.store_common import (
     PAYLOAD_VERSION,
+    StoreServerSettings,
     check_spaces,
     checked_vectors,
     client_errors,
@@ -312,19 +313,14 @@ class QdrantStore:
             self._close_client()
 
 
-def qdrant_factory(settings: Settings, **options: Any) -> QdrantStore:
-    """``store_url`` set: a Qdrant server or cluster; otherwise local mode in ``db_path``."""
-    kwargs: dict[str, Any] = dict(collection=settings.collection_name, api_key=settings.store_api_key.get_secret_value() if settings.store_api_key else None,
-                                  shards=settings.store_shards, replication=settings.store_replication)
-    if not ({"path", "url"} & set(options)):
-        if settings.store_url:
-            kwargs["url"] = settings.store_url
-        else:
-            kwargs["path"] = settings.db_path
-    kwargs.update(options)
-    return QdrantStore(**kwargs)
+def qdrant_factory(settings: Settings) -> QdrantStore:
+    """``IMGCTX_STORE_URL`` set: a Qdrant server or cluster; otherwise local mode in ``db_path``."""
+    own = settings.plugin(StoreServerSettings)
+    where: dict[str, Any] = {"url": own.url} if own.url else {"path": settings.db_path}
+    return QdrantStore(collection=settings.collection_name, api_key=own.key(), shards=own.shards,
+                       replication=own.replication, **where)
 
 
 @hookimpl
 def register_stores(register: Any) -> None:
-    register("qdrant", qdrant_factory)
+    register("qdrant", qdrant_factory, settings=StoreServerSettings)

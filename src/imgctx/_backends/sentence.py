@@ -1,6 +1,6 @@
 """``sentence-transformers``: text vectors from any sentence-transformers model id or folder.
 
-``sentence-transformers/all-MiniLM-L6-v2`` by default (``text_model``). Unlike the ``offline``
+``sentence-transformers/all-MiniLM-L6-v2`` by default (``IMGCTX_SENTENCE_MODEL``). Unlike the ``offline``
 preset's ``minilm``, the weights come from the model hub or its local cache (or a folder).
 """
 
@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgctx._backends.hub import is_folder, load_error, short
+from pydantic import Field
+
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short
 from imgctx._backends.offline import SentenceTransformerText
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
+from imgctx._settings import PluginSettings, Settings, plugin_config
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class SentenceSettings(PluginSettings):
+    """Settings of the ``sentence-transformers`` text embedder (``IMGCTX_SENTENCE_*``)."""
+
+    model_config = plugin_config("sentence")
+
+    model: str = Field(DEFAULT_TEXT_MODEL, description="sentence-transformers model: a hub id or a folder.")
 
 
 class HubSentenceTransformer(SentenceTransformerText):
@@ -25,17 +35,16 @@ class HubSentenceTransformer(SentenceTransformerText):
                          local_files_only=local_files_only or is_folder(str(model)), batch_size=batch_size)
 
     def _load_error(self, path: str, exc: Exception) -> Exception:
-        return load_error("the sentence-transformers model", path, "IMGCTX_TEXT_MODEL", exc, self.local_files_only)
+        return load_error("the sentence-transformers model", path, "IMGCTX_SENTENCE_MODEL", exc, self.local_files_only)
 
 
-def sentence_transformers_factory(settings: Settings, **options: Any) -> HubSentenceTransformer:
-    kwargs: dict[str, Any] = dict(
-        model=settings.text_model, device=settings.device, local_files_only=settings.use_local_files_only,
+def sentence_transformers_factory(settings: Settings) -> HubSentenceTransformer:
+    return HubSentenceTransformer(
+        model=settings.plugin(SentenceSettings).model, device=settings.device,
+        local_files_only=settings.plugin(HubSettings).local_files_only,
     )
-    kwargs.update(options)
-    return HubSentenceTransformer(**kwargs)
 
 
 @hookimpl
 def register_text_embedders(register: Any) -> None:
-    register("sentence-transformers", sentence_transformers_factory)
+    register("sentence-transformers", sentence_transformers_factory, settings=(SentenceSettings, HubSettings))

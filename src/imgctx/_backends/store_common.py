@@ -10,11 +10,35 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import Field, SecretStr
 
 from imgctx._errors import ImgctxError, IncompatibleIndexError, StoreError
+from imgctx._settings import PluginSettings, plugin_config
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreServerSettings(PluginSettings):
+    """Settings of the stores that can live on a server: chroma and qdrant (``IMGCTX_STORE_*``)."""
+
+    model_config = plugin_config("store")
+
+    url: str | None = Field(
+        None, description="URL of a Chroma or Qdrant server; unset: the store is embedded in db_path.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key sent to the store server (Qdrant api-key, Chroma token).",
+    )
+    shards: int | None = Field(
+        None, ge=1, description="Qdrant: shards of a collection the store creates (server default if unset).",
+    )
+    replication: int | None = Field(
+        None, ge=1, description="Qdrant: replication factor of a collection the store creates (server default if unset).",
+    )
+
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
 
 
 def _describe(exc: Exception) -> str:

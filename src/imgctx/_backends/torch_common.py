@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from imgctx._backends.base import import_torch, resolve_device
+from imgctx._settings import PluginSettings, plugin_config
+
+
+class TorchSettings(PluginSettings):
+    """Settings of the torch backends (``IMGCTX_TORCH_*``)."""
+
+    model_config = plugin_config("torch")
+
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's own choice).")
 
 
 def prepare_torch(device_setting: str, torch_threads: int | None, extra: str = "standard") -> tuple[Any, str, Any]:

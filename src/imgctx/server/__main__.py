@@ -1,3 +1,3 @@
-from imgctx.server.run import main
+from imgctx.server.commands import main
 
 main()

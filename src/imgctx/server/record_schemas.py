@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from imgctx import ImageRecord, SearchHit
+from imgctx.server.schemas import image_info_data
 
 
 class TagOut(BaseModel):
@@ -38,7 +39,7 @@ class RecordOut(BaseModel):
     @classmethod
     def of(cls, record: ImageRecord) -> RecordOut:
         return cls(
-            **record.image_info(), content_hash=record.content_hash, phash=record.phash,
+            **image_info_data(record), content_hash=record.content_hash, phash=record.phash,
             dhash=record.dhash, created_at=record.created_at.isoformat(),
             updated_at=record.updated_at.isoformat(), mtime_ns=record.mtime_ns,
             tags=[TagOut(label=t.label, score=t.score, coarse=t.coarse, confident=t.confident)

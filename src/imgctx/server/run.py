@@ -45,9 +45,3 @@ def _export(settings: Settings, server: ServerSettings) -> None:
                 text = str(value)
             os.environ[f"IMGCTX_{name.upper()}"] = text
 
-
-def main() -> None:
-    """The ``imgctx-server`` console script (the same options as ``imgctx serve``)."""
-    from imgctx._cli import serve_command
-
-    serve_command.main(prog_name="imgctx-server")

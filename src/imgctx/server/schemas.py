@@ -1,7 +1,9 @@
 """HTTP request and response bodies (pydantic), converted to and from the library's types.
 
 The field names are the service contract's. These models are the server's; the library's
-dataclasses (``ImageRecord``, ``SearchHit``, ``BatchReport``, ...) never double as them.
+dataclasses (``ImageRecord``, ``SearchHit``, ``BatchReport``, ...) never double as them: a model
+whose fields match a library type reads it with ``model_validate`` (``from_attributes``), the
+others have an ``of()`` mapper, and the messages are composed here.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imgctx import (
+    DEFAULT_THRESHOLD,
     BatchReport,
+    Comparison,
+    DuplicateMatch,
     DuplicateReport,
     FailedFile,
     ImageRecord,
     ProcessResult,
     RemovalReport,
     SearchHit,
+    Tag,
 )
 
 TaskStatus = Literal["queued", "processing", "completed", "failed", "interrupted"]
@@ -61,8 +67,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 # -- images ------------------------------------------------------------------------------------
 
 
+def _round(value: float | None, places: int = 6) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def image_info_data(record: ImageRecord) -> dict[str, Any]:
+    """A record's ``image_info`` as JSON-ready values (for responses that FastAPI validates, and
+    for WebSocket events); ``ImageInfo.model_validate(record)`` gives the model."""
+    return {
+        "id": record.id, "path": record.path, "filename": record.filename,
+        "size": [record.size[0], record.size[1]], "file_size": record.file_size,
+        "format": record.format, "caption": record.caption, "objects": list(record.objects),
+    }
+
+
 class ImageInfo(BaseModel):
-    """The contract's ``image_info``."""
+    """The contract's ``image_info`` (``ImageInfo.model_validate(record)``)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     path: str
@@ -73,14 +95,14 @@ class ImageInfo(BaseModel):
     caption: str
     objects: list[str]
 
-    @classmethod
-    def of(cls, record: ImageRecord) -> ImageInfo:
-        return cls(**record.image_info())
-
 
 class TagInfo(BaseModel):
     label: str
     score: float
+
+    @classmethod
+    def of(cls, tag: Tag) -> TagInfo:
+        return cls(label=tag.label, score=round(tag.score, 4))
 
 
 class ImageDetails(ImageInfo):
@@ -95,7 +117,11 @@ class ImageDetails(ImageInfo):
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageDetails:
-        return cls(**record.to_dict())
+        return cls(
+            **image_info_data(record), content_hash=record.content_hash, phash=record.phash, dhash=record.dhash,
+            tags=[TagInfo.of(t) for t in record.tags], created_at=record.created_at.isoformat(),
+            updated_at=record.updated_at.isoformat(),
+        )
 
 
 class SearchResult(ImageInfo):
@@ -107,10 +133,9 @@ class SearchResult(ImageInfo):
     @staticmethod
     def data(hit: SearchHit, include_metadata: bool = True) -> dict[str, Any]:
         """The hit as this model's fields (without score and distance unless ``include_metadata``)."""
-        data = hit.to_dict()
-        if not include_metadata:
-            for key in ("score", "distance"):
-                data.pop(key)
+        data = image_info_data(hit.record)
+        if include_metadata:
+            data.update(score=round(hit.score, 6), distance=round(hit.distance, 6))
         return data
 
 
@@ -140,7 +165,7 @@ class ProcessImageResponse(BaseModel):
         else:
             message = "Image processed successfully"
         return cls(
-            image_id=result.record.id, message=message, image_info=ImageInfo.of(result.record),
+            image_id=result.record.id, message=message, image_info=ImageInfo.model_validate(result.record),
             processing_time=round(result.processing_time, 4), was_duplicate=result.was_duplicate,
             skipped=result.skipped, duplicate_of=result.duplicate_of,
         )
@@ -177,6 +202,10 @@ class DirectoryRequest(_Request):
 
 
 class FailureInfo(BaseModel):
+    """A ``FailedFile`` (``FailureInfo.model_validate(failed)``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     path: str
     reason: str
 
@@ -202,7 +231,7 @@ class DirectoryProcessResponse(BaseModel):
             skipped=report.skipped, failed=len(failures), processed_ids=list(report.processed_ids),
             skipped_ids=list(report.skipped_ids),
             failed_files=[f.path for f in failures],
-            failures=[FailureInfo(path=f.path, reason=f.reason) for f in failures],
+            failures=[FailureInfo.model_validate(f) for f in failures],
             processing_time=round(report.processing_time, 4),
             message=f"Directory processed: {report.processed} images processed",
         )
@@ -292,12 +321,15 @@ class DuplicateCheckRequest(_Request):
                                    "or against directory_path's images when both are given)")
     directory_path: str | None = Field(None, **PATH_LIMITS, description="Group the images of this folder "
                                        "(neither path: group the whole store)")
-    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+    similarity_threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)
     recursive: bool = False
 
 
 class DuplicateGroupInfo(BaseModel):
-    """The contract's ``duplicate_groups`` item (``paths``: the representative's first)."""
+    """The contract's ``duplicate_groups`` item (``paths``: the representative's first);
+    ``DuplicateGroupInfo.model_validate(group)`` reads a ``DuplicateGroup``."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     representative_id: str | None = Field(description="None for a checked image that is not indexed")
     duplicate_ids: list[str]
@@ -317,8 +349,17 @@ class DuplicateCheckResponse(BaseModel):
     message: str
 
     @classmethod
-    def of(cls, report: DuplicateReport) -> DuplicateCheckResponse:
-        return cls(**report.to_dict())
+    def of(cls, report: DuplicateReport, groups: list[DuplicateGroupInfo] | None = None) -> DuplicateCheckResponse:
+        """The response for a report; ``groups`` replaces the report's groups (already mapped)."""
+        if groups is None:
+            groups = [DuplicateGroupInfo.model_validate(g) for g in report.groups]
+        return cls(
+            total_images=report.total_images, duplicate_groups=groups,
+            total_duplicates=report.total_duplicates, similarity_threshold=report.threshold,
+            check_time=round(report.check_time, 4),
+            failed_files=[FailureInfo.model_validate(f) for f in report.failed_files],
+            message=f"Found {len(groups)} duplicate groups with {report.total_duplicates} duplicate images",
+        )
 
 
 class ComparisonInfo(BaseModel):
@@ -332,10 +373,25 @@ class ComparisonInfo(BaseModel):
     embedding_cosine: float | None
     embedding_similarity: float | None
 
+    @staticmethod
+    def data(c: Comparison) -> dict[str, Any]:
+        """A comparison as this model's fields (similarities rounded to 6 places)."""
+        return {
+            "similarity": round(c.similarity, 6), "is_duplicate": c.is_duplicate, "threshold": c.threshold,
+            "exact": c.exact, "phash_distance": c.phash_distance, "dhash_distance": c.dhash_distance,
+            "hash_similarity": round(c.hash_similarity, 6), "embedding_cosine": _round(c.embedding_cosine),
+            "embedding_similarity": _round(c.embedding_similarity),
+        }
+
 
 class DuplicateMatchInfo(ImageInfo):
     similarity: float
     comparison: ComparisonInfo
+
+    @classmethod
+    def of(cls, match: DuplicateMatch) -> DuplicateMatchInfo:
+        return cls(**image_info_data(match.record), similarity=round(match.similarity, 6),
+                   comparison=ComparisonInfo(**ComparisonInfo.data(match.comparison)))
 
 
 class CheckImageResponse(BaseModel):
@@ -355,7 +411,7 @@ class CompareRequest(_Request):
 
     image1_path: str = Field(**PATH_LIMITS)
     image2_path: str = Field(**PATH_LIMITS)
-    similarity_threshold: float = Field(0.95, ge=0.0, le=1.0)
+    similarity_threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)
 
 
 class CompareResponse(ComparisonInfo):
@@ -363,6 +419,12 @@ class CompareResponse(ComparisonInfo):
     image1_path: str
     image2_path: str
     message: str
+
+    @classmethod
+    def of(cls, c: Comparison, image1_path: str, image2_path: str) -> CompareResponse:
+        verdict = "duplicates" if c.is_duplicate else "not duplicates"
+        return cls(**cls.data(c), image1_path=image1_path, image2_path=image2_path,
+                   message=f"The images are {verdict} (similarity {c.similarity:.3f})")
 
 
 class RemovalResponse(BaseModel):
@@ -382,10 +444,16 @@ class RemovalResponse(BaseModel):
 
     @classmethod
     def of(cls, report: RemovalReport) -> RemovalResponse:
-        data = report.to_dict()
         verb = "Would remove" if report.dry_run else "Removed"
-        return cls(**data, message=f"{verb} {len(report.removed_ids)} duplicate images "
-                                   f"from {len(report.groups)} groups")
+        return cls(
+            dry_run=report.dry_run, keep=report.keep, similarity_threshold=report.threshold,
+            duplicate_groups=[DuplicateGroupInfo.model_validate(g) for g in report.groups],
+            kept_ids=list(report.kept_ids), removed_ids=list(report.removed_ids),
+            removed_paths=list(report.removed_paths), files_deleted=list(report.files_deleted),
+            failed_files=[FailureInfo.model_validate(f) for f in report.failed_files],
+            left_ids=list(report.left_ids), total_removed=len(report.removed_ids),
+            message=f"{verb} {len(report.removed_ids)} duplicate images from {len(report.groups)} groups",
+        )
 
 
 # -- websockets --------------------------------------------------------------------------------

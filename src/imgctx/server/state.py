@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from imgctx import Extractor, ImageRecord, ServerSettings, Settings
 from imgctx.server.hub import Hub
 from imgctx.server.paths import PathGuard
+from imgctx.server.schemas import image_info_data
 from imgctx.server.tasks import TaskManager
 
 T = TypeVar("T")
@@ -93,7 +94,7 @@ class AppState:
         message: dict[str, Any] = {"type": event, **extra}
         if record is not None:
             message["image_id"] = record.id
-            message["image_info"] = record.image_info()
+            message["image_info"] = image_info_data(record)
         self.hub.publish("images", message)
 
 

@@ -89,7 +89,7 @@ async def scan(
 
     def work() -> ScanResponse:
         files, _ = confined_scan(state, folder, recursive)
-        store = state.extractor.store
+        ex = state.extractor
         listed = []
         for path in files:
             try:
@@ -97,7 +97,7 @@ async def scan(
             except OSError:
                 continue
             listed.append(ScannedFile(path=str(path), filename=path.name, file_size=size,
-                                      indexed=store.get_by_path(str(path)) is not None))
+                                      indexed=ex.get_by_path(path) is not None))
         return ScanResponse(directory_path=str(folder), recursive=recursive, total_files=len(listed),
                             total_size=sum(f.file_size for f in listed), files=listed)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from imgctx import ImgctxError, load_image
+from imgctx import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx.server.errors import PathNotAllowedError
 from imgctx.server.routes.directories import confined_scan
 from imgctx.server.schemas import (
@@ -20,7 +20,6 @@ from imgctx.server.schemas import (
     DuplicateCheckResponse,
     DuplicateGroupInfo,
     DuplicateMatchInfo,
-    FailureInfo,
     RemovalResponse,
 )
 from imgctx.server.state import AppState, get_state
@@ -29,6 +28,8 @@ router = APIRouter(prefix="/api/v1/duplicates", tags=["duplicates"])
 
 #: ``keep_first=false`` keeps the largest file of each group.
 KEEP_OTHERWISE = "largest"
+#: The ``keep`` values the library knows.
+KEEP_PATTERN = f"^({'|'.join(re.escape(k) for k in KEEP_POLICIES)})$"
 
 
 def _folder(state: AppState, value: str, recursive: bool) -> tuple[Path, list[Path]]:
@@ -47,50 +48,31 @@ def _check_image(state: AppState, image: Path, threshold: float, limit: int) -> 
     start = time.perf_counter()
     ex = state.extractor
     matches = ex.check_image(image, threshold=threshold, limit=limit)
-    own = ex.store.get_by_path(str(image))
+    own = ex.get_by_path(image)
     return CheckImageResponse(
         image_path=str(image), image_id=own.id if own else None, similarity_threshold=threshold,
-        total_matches=len(matches), duplicates=[DuplicateMatchInfo(**m.to_dict()) for m in matches],
+        total_matches=len(matches), duplicates=[DuplicateMatchInfo.of(m) for m in matches],
         check_time=round(time.perf_counter() - start, 4),
         message=f"Found {len(matches)} duplicates of {image.name}",
     )
 
 
-def _image_against_folder(state: AppState, image: Path, files: list[Path], threshold: float) -> DuplicateCheckResponse:
-    """Compare one image with every image file of a folder (pairwise: one decode per file)."""
-    start = time.perf_counter()
+def _image_duplicates(state: AppState, image: Path, threshold: float, folder: Path | None,
+                      recursive: bool) -> DuplicateCheckResponse:
+    """One image's duplicates, against the store or a folder's files (at most one group). The
+    contract names images by their record ids: the checked image's id is None when it is not
+    indexed, and a duplicate that is not indexed (in a folder) goes by its path."""
     ex = state.extractor
-    load_image(image, ex.settings.max_image_pixels, ex.settings.max_file_bytes)  # a bad image fails once
-    own = ex.store.get_by_path(str(image))
-    ids: list[str] = []
-    scores: list[float] = []
-    paths: list[str] = []
-    exact: list[bool] = []
-    failed: list[FailureInfo] = []
-    for path in files:
-        if path == image:
-            continue
-        try:
-            comparison = ex.compare(image, path, threshold=threshold)
-        except ImgctxError as exc:
-            failed.append(FailureInfo(path=str(path), reason=getattr(exc, "reason", str(exc))))
-            continue
-        if comparison.is_duplicate:
-            record = ex.store.get_by_path(str(path))
-            ids.append(record.id if record else str(path))
-            scores.append(round(comparison.similarity, 6))
-            paths.append(str(path))
-            exact.append(comparison.exact)
+    report = ex.find_duplicates(threshold, directory=folder, recursive=recursive, image=image)
     groups = []
-    if ids:
-        groups.append(DuplicateGroupInfo(representative_id=own.id if own else None, duplicate_ids=ids,
-                                         similarity_scores=scores, paths=[str(image), *paths], exact=exact))
-    return DuplicateCheckResponse(
-        total_images=len([f for f in files if f != image]) + 1, duplicate_groups=groups,
-        total_duplicates=len(ids), similarity_threshold=threshold,
-        check_time=round(time.perf_counter() - start, 4), failed_files=failed,
-        message=f"Found {len(groups)} duplicate groups with {len(ids)} duplicate images",
-    )
+    for g in report.groups:
+        own = ex.get_by_path(g.representative_path)
+        ids = [record.id if (record := ex.get_by_path(path)) else path for path in g.paths[1:]]
+        groups.append(DuplicateGroupInfo(
+            representative_id=own.id if own else None, duplicate_ids=ids,
+            similarity_scores=list(g.similarity_scores), paths=list(g.paths), exact=list(g.exact),
+        ))
+    return DuplicateCheckResponse.of(report, groups)
 
 
 @router.post("/check", response_model=DuplicateCheckResponse)
@@ -100,24 +82,10 @@ async def check_duplicates(body: DuplicateCheckRequest, state: AppState = Depend
     threshold = body.similarity_threshold
     if body.image_path is not None:
         image = state.guard.resolve(body.image_path, "image_path")
+        folder = None
         if body.directory_path is not None:
-            _, files = await state.run(_folder, state, body.directory_path, body.recursive)
-            return await state.run(_image_against_folder, state, image, files, threshold)
-        found = await state.run(_check_image, state, image, threshold, 1000)
-        groups = []
-        if found.duplicates:
-            groups.append(DuplicateGroupInfo(
-                representative_id=found.image_id, duplicate_ids=[m.id for m in found.duplicates],
-                similarity_scores=[m.similarity for m in found.duplicates],
-                paths=[found.image_path, *(m.path for m in found.duplicates)],
-                exact=[m.comparison.exact for m in found.duplicates],
-            ))
-        n = len(found.duplicates)
-        return DuplicateCheckResponse(
-            total_images=await state.run(ex.count), duplicate_groups=groups, total_duplicates=n,
-            similarity_threshold=threshold, check_time=found.check_time, failed_files=[],
-            message=f"Found {len(groups)} duplicate groups with {n} duplicate images",
-        )
+            folder, _ = await state.run(_folder, state, body.directory_path, body.recursive)
+        return await state.run(_image_duplicates, state, image, threshold, folder, body.recursive)
     if body.directory_path is not None:
         folder, _ = await state.run(_folder, state, body.directory_path, body.recursive)
         report = await state.run(ex.find_duplicates, threshold, directory=folder, recursive=body.recursive)
@@ -129,7 +97,7 @@ async def check_duplicates(body: DuplicateCheckRequest, state: AppState = Depend
 @router.get("/check-image", response_model=CheckImageResponse)
 async def check_image(
     image_path: str = Query(..., **PATH_LIMITS),
-    similarity_threshold: float = Query(0.95, ge=0.0, le=1.0),
+    similarity_threshold: float = Query(DEFAULT_THRESHOLD, ge=0.0, le=1.0),
     limit: int = Query(50, ge=1, le=1000),
     state: AppState = Depends(get_state),
 ) -> CheckImageResponse:
@@ -141,7 +109,7 @@ async def check_image(
 @router.get("/check-directory", response_model=DuplicateCheckResponse)
 async def check_directory(
     directory_path: str = Query(..., **PATH_LIMITS),
-    similarity_threshold: float = Query(0.95, ge=0.0, le=1.0),
+    similarity_threshold: float = Query(DEFAULT_THRESHOLD, ge=0.0, le=1.0),
     recursive: bool = Query(False),
     state: AppState = Depends(get_state),
 ) -> DuplicateCheckResponse:
@@ -153,22 +121,20 @@ async def check_directory(
 
 
 @router.post("/compare", response_model=CompareResponse)
-async def compare_images(body: CompareRequest, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def compare_images(body: CompareRequest, state: AppState = Depends(get_state)) -> CompareResponse:
     """Every similarity metric between two image files, and the verdict at the threshold."""
     a = state.guard.resolve(body.image1_path, "image1_path")
     b = state.guard.resolve(body.image2_path, "image2_path")
     comparison = await state.run(state.extractor.compare, a, b, threshold=body.similarity_threshold)
-    verdict = "duplicates" if comparison.is_duplicate else "not duplicates"
-    return {**comparison.to_dict(), "success": True, "image1_path": str(a), "image2_path": str(b),
-            "message": f"The images are {verdict} (similarity {comparison.similarity:.3f})"}
+    return CompareResponse.of(comparison, str(a), str(b))
 
 
 @router.delete("/remove-duplicates", response_model=RemovalResponse)
 async def remove_duplicates(
-    similarity_threshold: float = Query(0.98, ge=0.0, le=1.0),
+    similarity_threshold: float = Query(REMOVE_THRESHOLD, ge=0.0, le=1.0),
     dry_run: bool = Query(True, description="Only report what would be removed"),
     keep_first: bool = Query(True, description="Keep the first image of each group (else the largest file)"),
-    keep: str | None = Query(None, pattern="^(first|largest|highest-resolution)$",
+    keep: str | None = Query(None, pattern=KEEP_PATTERN,
                              description="Keep policy; overrides keep_first"),
     delete_files: bool = Query(False, description="Also delete the removed images' files"),
     state: AppState = Depends(get_state),

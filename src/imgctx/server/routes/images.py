@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import ImageNotFoundError, InvalidImageError, load_image, sniff_format
+from imgctx import ImageNotFoundError, InvalidImageError, load_image, normalise_objects, sniff_format
 from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
@@ -24,6 +24,7 @@ from imgctx.server.schemas import (
     ProcessImageResponse,
     SearchResult,
     UploadResponse,
+    image_info_data,
 )
 from imgctx.server.state import AppState, get_state
 
@@ -41,14 +42,6 @@ MEDIA_TYPES = {
 CHUNK = 1024 * 1024
 #: A file body in the OpenAPI schema (generated clients read it as bytes).
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-
-
-def objects_list(value: str | None) -> list[str] | None:
-    """``cat,dog`` -> ["cat", "dog"]; None for no filter."""
-    if value is None:
-        return None
-    items = [o.strip() for o in value.split(",") if o.strip()]
-    return items or None
 
 
 @router.post("/process", response_model=ProcessImageResponse)
@@ -145,7 +138,7 @@ async def upload_image(
         result = await state.write(state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
-        response.image_info = ImageInfo.of(result.record)
+        response.image_info = ImageInfo.model_validate(result.record)
         response.was_duplicate = result.was_duplicate
         response.message = "Image uploaded and processed successfully"
     return response
@@ -182,13 +175,13 @@ async def list_images(
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     """List images (optionally by object) or, with ``query``, search them by text."""
-    wanted = objects_list(objects)
+    wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
         hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
     records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
-    return [r.image_info() for r in records]
+    return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
 @router.delete("/{image_id}", response_model=DeleteImageResponse)

@@ -18,10 +18,10 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from imgctx import InvalidImageError
+from imgctx import InvalidImageError, normalise_objects
 from imgctx.server.errors import UploadTooLargeError
 from imgctx.server.record_schemas import CountResponse, HitOut, RecordOut, RecordPage
-from imgctx.server.routes.images import CHUNK, objects_list
+from imgctx.server.routes.images import CHUNK
 from imgctx.server.schemas import ErrorResponse
 from imgctx.server.state import AppState, get_state
 
@@ -39,7 +39,7 @@ async def list_records(
     state: AppState = Depends(get_state),
 ) -> RecordPage:
     """Records in insertion order, optionally only those tagged with any of ``objects``."""
-    wanted = objects_list(objects)
+    wanted = normalise_objects(objects)
     ex = state.extractor
 
     def work() -> RecordPage:
@@ -53,7 +53,7 @@ async def list_records(
 @router.get("/count", response_model=CountResponse)
 async def count_records(objects: str | None = OBJECTS, state: AppState = Depends(get_state)) -> CountResponse:
     """How many records there are, optionally only those tagged with any of ``objects``."""
-    wanted = objects_list(objects)
+    wanted = normalise_objects(objects)
     return CountResponse(count=await state.run(state.extractor.count, objects=wanted), objects=wanted)
 
 
@@ -81,7 +81,7 @@ async def search_images(
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """Images that match a text query, best first (``Extractor.search``)."""
-    hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit + offset,
+    hits = await state.run(state.extractor.search, query, objects=normalise_objects(objects), limit=limit + offset,
                            min_score=min_score)
     return [HitOut.of(h) for h in hits[offset:]]
 
@@ -125,14 +125,19 @@ async def search_by_upload(
     The upload is decoded like an indexed file (and never stored). With ``exclude_self``,
     stored images whose bytes equal the upload's (same SHA-256) are left out."""
     ex = state.extractor
-    wanted = objects_list(objects)
+    wanted = normalise_objects(objects)
     path, digest = await _spool(file, state.server.max_upload_bytes)
 
     def work() -> list[HitOut]:
-        same = {r.id for r in ex.store.find_by_hash(digest)} if exclude_self else set()
-        hits = ex.search_image(path, objects=wanted, limit=limit + offset + len(same), min_score=min_score,
-                               exclude_self=False)
-        return [HitOut.of(h) for h in hits if h.record.id not in same][offset:offset + limit]
+        want = limit + offset
+        extra = 4 if exclude_self else 0
+        while True:  # ends: each round either has enough hits or asks for twice as many extra
+            hits = ex.search_image(path, objects=wanted, limit=want + extra, min_score=min_score,
+                                   exclude_self=False)
+            kept = [h for h in hits if not (exclude_self and h.record.content_hash == digest)]
+            if len(kept) >= want or len(hits) < want + extra:
+                return [HitOut.of(h) for h in kept[offset:want]]
+            extra *= 2
 
     try:
         return await state.run(work)
@@ -155,6 +160,6 @@ async def search_similar(
     ex = state.extractor
     record = await state.run(ex.get, image_id)
     path = state.guard.resolve(record.path, "path")
-    hits = await state.run(ex.search_image, path, objects=objects_list(objects), limit=limit + offset + 1,
+    hits = await state.run(ex.search_image, path, objects=normalise_objects(objects), limit=limit + offset + 1,
                            min_score=min_score, exclude_self=False)
     return [HitOut.of(h) for h in hits if not (exclude_self and h.record.id == image_id)][offset:offset + limit]

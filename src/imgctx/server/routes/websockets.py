@@ -13,10 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from imgctx import ImgctxError
+from imgctx import ImgctxError, normalise_objects
 from imgctx.server.errors import now_iso
 from imgctx.server.hub import CHANNELS, Connection
-from imgctx.server.routes.images import objects_list
 from imgctx.server.schemas import SearchResult, WebSocketStats
 from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed
 from imgctx.server.state import AppState, get_state
@@ -126,7 +125,7 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
         return {**reply, "results": [], "count": 0, "search_time": 0.0}
     start = time.perf_counter()
     try:
-        hits = await state.run(state.extractor.search, query, objects=objects_list(objects), limit=limit,
+        hits = await state.run(state.extractor.search, query, objects=normalise_objects(objects), limit=limit,
                                min_score=min_score)
     except ImgctxError as exc:
         return {"type": "error", "id": message.get("id"), "message": str(exc)}
