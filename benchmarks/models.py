@@ -101,7 +101,7 @@ def write_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
 # weights cannot be downloaded the same architectures with random weights give the real cost:
 # BLIP base (ViT-B/16 at 384 px + BERT-base decoder), open_clip ViT-B-32, MiniLM-L6 (384-d,
 # 6 layers). Random weights never emit an end token, so every caption runs to
-# ``caption_max_length`` tokens: an upper bound of real captioning time (real captions stop
+# ``IMGCTX_BLIP_MAX_LENGTH`` tokens: an upper bound of real captioning time (real captions stop
 # at about 10-15 tokens).
 
 
@@ -173,14 +173,15 @@ def build_full_size_minilm(folder: Path) -> Path:
 def settings_for(preset: str, db: Path, args: argparse.Namespace, batch_size: int = 16) -> Any:
     from imgctx import Settings
 
-    values: dict[str, Any] = dict(db_path=db, preset=preset, store="memory", batch_size=batch_size,
-                                  torch_threads=args.threads)
+    plugins: dict[str, dict[str, Any]] = {"torch": {"threads": args.threads}, "blip": {}}
     if args.caption_max_length:
-        values["caption_max_length"] = args.caption_max_length
+        plugins["blip"]["max_length"] = args.caption_max_length
     if preset == "standard":
-        values.update(local_blip_model_path=Path(args.blip), local_clip_model_path=Path(args.clip),
-                      text_model=str(args.text))
-    return Settings.from_values(**values)
+        plugins["blip"]["local_model_path"] = Path(args.blip)
+        plugins["clip"] = {"local_model_path": Path(args.clip)}
+        plugins["sentence"] = {"model": str(args.text)}
+    return Settings.from_values(db_path=db, preset=preset, store="memory", batch_size=batch_size,
+                                plugin_settings=plugins)
 
 
 def roles_of(components: Any) -> dict[str, list[str]]:

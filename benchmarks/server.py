@@ -70,7 +70,7 @@ def build_store(db: Path, preset: str, records: int, seed: int) -> None:
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     photo = write_sample_photos(db.parent / "photo", ["chelsea"])[0]
-    with Extractor(settings=Settings.from_values(db_path=db, preset=preset)) as ex:
+    with Extractor(settings=Settings.from_values(db_path=db, preset=preset, load_plugins=("imgctx.testing",))) as ex:
         ex.process(photo)
         text_model = ex.components.text_embedder
         image_dim = int(ex.components.image_embedder.dim)
@@ -139,7 +139,7 @@ def start_server(db: Path, preset: str, port: int) -> subprocess.Popen[bytes]:
     import httpx
 
     env = {**os.environ, "IMGCTX_PORT": str(port), "IMGCTX_ALLOWED_ROOTS": str(db.parent),
-           "IMGCTX_LOG_LEVEL": "WARNING"}
+           "IMGCTX_LOG_LEVEL": "WARNING", "IMGCTX_LOAD_PLUGINS": "imgctx.testing"}
     src = Path(__file__).resolve().parent.parent / "src"
     env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
     proc = subprocess.Popen([sys.executable, "-m", "imgctx.server", "--preset", preset, "--db", str(db)],
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             r.raise_for_status()
             return [h["id"] for h in r.json()]
 
-        with Extractor(settings=Settings.from_values(db_path=db, preset=args.preset)) as ex:
+        with Extractor(settings=Settings.from_values(db_path=db, preset=args.preset, load_plugins=("imgctx.testing",))) as ex:
             def lib_search(_c: int, q: str) -> list[str]:
                 return [h.record.id for h in ex.search(q, limit=10)]
 

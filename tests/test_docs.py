@@ -277,3 +277,19 @@ def test_server_doc_lists_no_removed_setting() -> None:
     text = _read("server.md").split("## Settings", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE)
     assert set(documented) == set(imgctx.ServerSettings.model_fields)
+
+
+def _plugin_settings_classes() -> list[type]:
+    from imgctx._plugins import load_registry, settings_classes
+
+    found = {cls for info in load_registry().all() for cls in settings_classes(info)}
+    return sorted(found, key=lambda c: c.group())
+
+
+@pytest.mark.parametrize("cls", _plugin_settings_classes(), ids=lambda c: c.group())
+def test_every_plugin_setting_is_in_the_table(cls: type) -> None:
+    """Each built-in plugin setting has a row naming its IMGCTX_<GROUP>_<FIELD> variable."""
+    text = _read("settings.md")
+    prefix = cls.model_config["env_prefix"]
+    for field in cls.model_fields:
+        assert f"| `{prefix}{field.upper()}` |" in text, f"docs/settings.md needs a row for {prefix}{field.upper()}"

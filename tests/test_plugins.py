@@ -138,9 +138,10 @@ def test_entry_point_plugin_is_listed(demo_plugin: Registry) -> None:
     assert info.plugin == "demo"
     assert info.meta == {"author": "demo"}
     assert demo_plugin.get("tagger", "demo-tagger").plugin == "demo"
-    # the built-ins are still there beside it
-    assert "tiny-text" in demo_plugin.names("text_embedder")
-    assert "tiny-colors" in demo_plugin.names("tagger")
+    # the built-ins are still there beside it; the test doubles are not (no test asked for them)
+    assert "minilm" in demo_plugin.names("text_embedder")
+    assert "efficientnet-lite0" in demo_plugin.names("tagger")
+    assert "tiny-text" not in demo_plugin.names("text_embedder")
     # the cached registry an Extractor asks for is the refreshed one
     assert load_registry() is demo_plugin
 
@@ -194,7 +195,7 @@ def test_extractor_uses_entry_point_plugin(demo_plugin: Registry, tmp_path: Path
 
 def test_entry_point_plugin_by_name_needs_the_refreshed_registry(demo_plugin: Registry, tmp_path: Path) -> None:
     """An explicit registry without entry points does not know the demo plugin."""
-    no_eps = collect(make_plugin_manager(entry_points=False))
+    no_eps = collect(make_plugin_manager(entry_points=False, extra=("imgctx.testing",)))
     assert "demo-text" not in no_eps.names("text_embedder")
     with pytest.raises(PluginNotFoundError):
         Extractor(settings=settings_for_tests(tmp_path / "db", preset="tiny"), text_embedder="demo-text",
@@ -211,7 +212,7 @@ def test_unknown_plugin_name_lists_known_names(tmp_path: Path) -> None:
     exc = err.value
     assert exc.name == "no-such-embedder"
     assert exc.role == "text_embedder"
-    assert exc.known == sorted(load_registry().names("text_embedder"))
+    assert exc.known == sorted(load_registry(extra=settings.load_plugins).names("text_embedder"))
     for known in ("minilm", "tiny-text"):
         assert known in exc.known
         assert known in str(exc)
@@ -305,7 +306,9 @@ def test_builtins_register_through_the_same_hooks() -> None:
     assert registry.get("store", "memory").plugin == "imgctx._backends.memory_store"
     assert registry.get("captioner", "tags-caption").plugin == "imgctx._backends.composed"
     assert registry.get("text_embedder", "minilm").plugin == "imgctx._backends.offline"
-    assert registry.get("tagger", "efficientnet-lite0").meta == {"shared": True}
+    assert registry.get("tagger", "efficientnet-lite0").meta["shared"] is True
+    assert set(registry.presets()) == {"offline", "standard"}  # the test doubles' "tiny" is not there
+    assert registry.presets()["offline"][1] == "imgctx._presets"
     # a plugin manager with no default plugins and no entry points knows nothing
     empty = collect(make_plugin_manager(default_plugins=(), entry_points=False))
     assert all(empty.names(role) == [] for role in ROLES)
@@ -382,11 +385,11 @@ def _hookspec_functions() -> dict[str, object]:
 
 def test_every_hook_has_a_docstring() -> None:
     specs = _hookspec_functions()
-    assert set(specs) == set(imgctx._plugins._HOOKS.values())
+    assert set(specs) == {*imgctx._plugins._HOOKS.values(), "register_presets", "register_commands"}
     for name, fn in specs.items():
         doc = inspect.getdoc(fn)
         assert doc and doc.strip(), f"hook {name} has no docstring"
-        assert list(inspect.signature(fn).parameters) == ["register"], name
+        assert list(inspect.signature(fn).parameters) == (["cli"] if name == "register_commands" else ["register"]), name
     pm = make_plugin_manager(default_plugins=(), entry_points=False)
     for name in specs:
         assert getattr(pm.hook, name).spec is not None

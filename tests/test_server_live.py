@@ -172,7 +172,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def test_entry_points_start_the_server(tmp_path: Path, photo_dir: Path, how: str) -> None:
     root = photo_root(tmp_path, photo_dir)
     port = free_port()
-    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root)}
+    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_LOAD_PLUGINS": "imgctx.testing"}
     db = str(tmp_path / "db")
     if how.startswith("imgctx serve"):
         args = [sys.executable, "-m", "imgctx", "serve", "--port", str(port), "--preset", "tiny", "--db", db,
@@ -207,7 +207,8 @@ def test_killed_server_shows_its_task_as_interrupted(tmp_path: Path, photo_dir: 
     for i in range(1000):
         Image.new("RGB", (40, 30), (i % 256, (7 * i) % 256, 90)).save(root / "many" / f"{i:04}.png")
     port = free_port()
-    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_BATCH_SIZE": "4", "IMGCTX_PORT": str(port)}
+    env = {**os.environ, "IMGCTX_ALLOWED_ROOTS": str(root), "IMGCTX_BATCH_SIZE": "4", "IMGCTX_PORT": str(port),
+           "IMGCTX_LOAD_PLUGINS": "imgctx.testing"}
     args = [sys.executable, "-m", "imgctx.server", "--preset", "tiny", "--db", str(tmp_path / "db")]
     proc = _start(args, env, port)
     base = f"http://127.0.0.1:{port}/api/v1"

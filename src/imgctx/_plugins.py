@@ -160,10 +160,13 @@ def load_registry(refresh: bool = False, entry_points: bool = True, extra: Itera
     per process and set of plugins, on first use.
 
     The cache holds only factories (no models), so sharing it between Extractors is safe;
-    ``refresh=True`` rebuilds it, e.g. after installing a plugin in a running notebook.
+    ``refresh=True`` forgets every cached registry and rebuilds this one, e.g. after installing a
+    plugin in a running notebook.
     """
     key = (entry_points, tuple(extra))
     with _lock:
-        if refresh or key not in _cache:
+        if refresh:
+            _cache.clear()
+        if key not in _cache:
             _cache[key] = collect(make_plugin_manager(entry_points=entry_points, extra=key[1]))
         return _cache[key]

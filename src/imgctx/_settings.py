@@ -142,7 +142,7 @@ class Settings(_Config):
     )
 
     plugin_settings: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
+        default_factory=dict, repr=False,  # may hold secrets (a store's API key)
         description="Values for plugins' own settings by group, e.g. {\"blip\": {\"model\": \"/models/blip\"}} "
         "(JSON in the environment); the plugin's IMGCTX_<GROUP>_* variables fill the rest.",
     )

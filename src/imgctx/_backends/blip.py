@@ -1,9 +1,9 @@
 """``blip``: image captions from a transformers BLIP captioning model.
 
 ``Salesforce/blip-image-captioning-base`` by default; ``-large`` or any BLIP captioning model id
-or folder via ``blip_model`` / ``local_blip_model_path``. Captions are generated in micro-batches
-(``caption_batch_size``; 4 images per call on CPU by default, the whole batch on CUDA) with beam
-search (``caption_num_beams``; at most ``caption_max_length`` new tokens).
+or folder via ``IMGCTX_BLIP_MODEL`` / ``IMGCTX_BLIP_LOCAL_MODEL_PATH``. Captions are generated in micro-batches
+(``IMGCTX_BLIP_BATCH_SIZE``; 4 images per call on CPU by default, the whole batch on CUDA) with beam
+search (``IMGCTX_BLIP_NUM_BEAMS``; at most ``IMGCTX_BLIP_MAX_LENGTH`` new tokens).
 """
 
 from __future__ import annotations

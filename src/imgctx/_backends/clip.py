@@ -13,7 +13,7 @@ Zero-shot calibration: each noun's prompt ``"a photo of a <noun>."`` is embedded
 the model). An image's cosine to every prompt is multiplied by the model's own learned logit
 scale (100 for the released CLIP weights) and soft-maxed over the whole vocabulary, which is how
 CLIP was trained to compare one image with many texts. A noun is a tag when its probability is
-at least ``tag_threshold``; a coarse parent (``animal``) scores the summed probability of its
+at least ``IMGCTX_TAG_THRESHOLD``; a coarse parent (``animal``) scores the summed probability of its
 nouns among the 10 most likely. With 375 nouns, chance is 0.27%, so the default threshold of 0.1 is 37 times chance.
 """
 
@@ -177,7 +177,7 @@ class ClipBackend(LazyModel):
 
     def tags_from_vectors(self, vectors: np.ndarray) -> list[list[Tag]]:
         """Per image: labels whose (group) probability is at least the threshold, leaves before
-        their groups (``cat`` before ``pet`` before ``animal``), at most ``max_tags`` nouns that
+        their groups (``cat`` before ``pet`` before ``animal``), at most ``IMGCTX_TAG_LIMIT`` nouns that
         head no group; then, marked ``confident=False``, the next most likely nouns."""
         if len(vectors) == 0:
             return []

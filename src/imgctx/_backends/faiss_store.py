@@ -7,7 +7,7 @@ generation, otherwise it is rebuilt from SQLite. A process killed at any moment 
 a store that opens and is consistent: SQLite rolls back the unfinished transaction and the stale
 index is rebuilt. Another process's writes are noticed the same way before each query.
 
-Search is exact (flat inner product) up to ``exact_search_limit`` vectors per space and
+Search is exact (flat inner product) up to ``IMGCTX_FAISS_EXACT_SEARCH_LIMIT`` vectors per space and
 approximate (IVF, inner product) beyond it.
 """
 

@@ -140,7 +140,7 @@ class EfficientNetLite0(LazyModel):
 
     def tags_from_probs(self, probs: np.ndarray) -> list[list[Tag]]:
         """Per image: coarse nouns whose summed probability over the top classes is above the
-        threshold (most specific first), then fine labels above it (at most ``max_tags``, best
+        threshold (most specific first), then fine labels above it (at most ``IMGCTX_TAG_LIMIT``, best
         first); then, marked ``confident=False``, candidates for text search."""
         assert self._coarse_matrix is not None
         result: list[list[Tag]] = []

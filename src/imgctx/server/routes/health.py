@@ -93,6 +93,8 @@ def _public(settings: BaseSettings) -> dict[str, Any]:
         value = getattr(settings, name)
         if "SecretStr" in str(field.annotation):
             out[f"{name}_set"] = value is not None
+        elif isinstance(value, dict):  # plugin settings may hold secrets: only which are set
+            out[name] = {group: sorted(values) for group, values in value.items()}
         elif isinstance(value, (list, tuple)):
             out[name] = [str(v) for v in value]
         elif value is None or isinstance(value, (bool, int, float, str)):
