@@ -11,7 +11,7 @@ import builtins
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from imgctx import _remote as ops
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD
@@ -177,6 +177,16 @@ class Client(_Base):
         bytes, so the same image is stored once)."""
         return self._run(ops.process(path, force, filename, upload_dir, overwrite))
 
+    @overload
+    def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
+                          progress: ProgressCallback | None = ..., *, wait: Literal[True] = ...,
+                          timeout: float | None = ..., poll_interval: float = ...) -> BatchReport: ...
+
+    @overload
+    def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
+                          progress: ProgressCallback | None = ..., *, wait: Literal[False],
+                          timeout: float | None = ..., poll_interval: float = ...) -> RemoteTask: ...
+
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
                           progress: ProgressCallback | None = None, *, wait: bool = True,
                           timeout: float | None = None, poll_interval: float = 0.5) -> BatchReport | RemoteTask:
@@ -290,6 +300,16 @@ class AsyncClient(_Base):
                       filename: str | None = None, upload_dir: str | None = None,
                       overwrite: bool = False) -> ProcessResult:
         return await self._run(ops.process(path, force, filename, upload_dir, overwrite))
+
+    @overload
+    async def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
+                                progress: ProgressCallback | None = ..., *, wait: Literal[True] = ...,
+                                timeout: float | None = ..., poll_interval: float = ...) -> BatchReport: ...
+
+    @overload
+    async def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
+                                progress: ProgressCallback | None = ..., *, wait: Literal[False],
+                                timeout: float | None = ..., poll_interval: float = ...) -> RemoteTask: ...
 
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
                                 progress: ProgressCallback | None = None, *, wait: bool = True,
