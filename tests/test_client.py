@@ -185,6 +185,10 @@ RECORD_SCENARIOS: dict[str, Callable[[Any, Path], Any]] = {
     "count": lambda api, root: api.count(),
     "count objects": lambda api, root: api.count(objects=["red", "blue"]),
     "get": lambda api, root: api.get(_first_id(api)),
+    "get_by_path": lambda api, root: api.get_by_path(root / P / "rocket.jpg"),
+    "get_by_path not indexed": lambda api, root: api.get_by_path(root / P / "nope.jpg"),
+    "check_image": lambda api, root: api.check_image(root / P / "chelsea.jpg"),
+    "check_image threshold": lambda api, root: api.check_image(str(root / P / "coffee.jpg"), threshold=0.8, limit=1),
     "find_duplicates": lambda api, root: api.find_duplicates(),
     "find_duplicates threshold": lambda api, root: api.find_duplicates(threshold=0.8),
     "find_duplicates directory": lambda api, root: api.find_duplicates(directory=root / P),
@@ -214,6 +218,8 @@ def test_record_and_duplicate_scenarios_agree(pair: tuple[Extractor, Client, Pat
     assert _close(local, remote), f"{scenario}:\nlocal  {local}\nremote {remote}"
     if scenario.startswith("find_duplicates") or scenario.startswith("remove"):
         assert local.groups, "the copies make at least one group"
+    if scenario in ("check_image", "get_by_path", "list", "get"):
+        assert local, "a scenario that finds nothing compares nothing"
 
 
 ERROR_SCENARIOS: dict[str, tuple[type[Exception], Callable[[Any, Path], Any]]] = {
@@ -226,6 +232,7 @@ ERROR_SCENARIOS: dict[str, tuple[type[Exception], Callable[[Any, Path], Any]]] =
     "search_image not an image": (InvalidImageError,
                                   lambda api, root: api.search_image(Path(__file__))),
     "list negative offset": (ConfigurationError, lambda api, root: api.list(offset=-1)),
+    "check_image missing file": (ImageNotFoundError, lambda api, root: api.check_image(root / P / "nope.jpg")),
     "compare missing file": (ImageNotFoundError, lambda api, root: api.compare(root / P / "chelsea.jpg",
                                                                                  root / P / "nope.jpg")),
     "find_duplicates threshold": (ConfigurationError, lambda api, root: api.find_duplicates(threshold=1.5)),

@@ -154,8 +154,8 @@ def test_an_answer_that_is_not_the_envelope() -> None:
 @pytest.mark.parametrize("cls", [Client, imgctx.AsyncClient])
 def test_methods_mirror_the_extractor(cls: type) -> None:
     """Same names, same parameters in the same order, same defaults (extra ones come after)."""
-    for name in ("search", "search_image", "get", "list", "count", "delete", "process", "process_directory",
-                 "find_duplicates", "compare", "remove_duplicates", "close"):
+    for name in ("search", "search_image", "get", "get_by_path", "list", "count", "delete", "process",
+                 "process_directory", "find_duplicates", "check_image", "compare", "remove_duplicates", "close"):
         local = list(inspect.signature(getattr(Extractor, name)).parameters.values())
         remote = list(inspect.signature(getattr(cls, name)).parameters.values())
         assert [p.name for p in remote[:len(local)]] == [p.name for p in local], name

@@ -20,6 +20,7 @@ from imgctx._remote import Call, Op, RemoteTask, Sleep, error_from
 from imgctx._types import (
     BatchReport,
     Comparison,
+    DuplicateMatch,
     DuplicateReport,
     ImageRecord,
     ModelStatus,
@@ -157,6 +158,10 @@ class Client(_Base):
         """The record with this id; RecordNotFoundError if there is none."""
         return self._run(ops.get(record_id))
 
+    def get_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
+        """The record of the file at ``path`` on the server, or None when it is not indexed."""
+        return self._run(ops.get_by_path(path))
+
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
              offset: int = 0) -> builtins.list[ImageRecord]:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
@@ -211,6 +216,11 @@ class Client(_Base):
         """Groups of duplicate images in the server's store, or in a folder on the server; with
         ``image`` (a file on the server), that image's duplicates."""
         return self._run(ops.find_duplicates(threshold, directory, recursive, image))
+
+    def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
+                    limit: int = 50) -> builtins.list[DuplicateMatch]:
+        """Stored images that duplicate the image file at ``path`` on the server, most similar first."""
+        return self._run(ops.check_image(path, threshold, limit))
 
     def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
                 threshold: float = DEFAULT_THRESHOLD) -> Comparison:
@@ -286,6 +296,9 @@ class AsyncClient(_Base):
     async def get(self, record_id: str) -> ImageRecord:
         return await self._run(ops.get(record_id))
 
+    async def get_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
+        return await self._run(ops.get_by_path(path))
+
     async def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
                    offset: int = 0) -> builtins.list[ImageRecord]:
         return await self._run(ops.list_records(objects, limit, offset))
@@ -331,6 +344,10 @@ class AsyncClient(_Base):
                               directory: str | os.PathLike[str] | None = None, recursive: bool = False,
                               image: str | os.PathLike[str] | None = None) -> DuplicateReport:
         return await self._run(ops.find_duplicates(threshold, directory, recursive, image))
+
+    async def check_image(self, path: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD,
+                          limit: int = 50) -> builtins.list[DuplicateMatch]:
+        return await self._run(ops.check_image(path, threshold, limit))
 
     async def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str],
                       threshold: float = DEFAULT_THRESHOLD) -> Comparison:

@@ -27,6 +27,7 @@ from imgctx._types import (
     BatchReport,
     Comparison,
     DuplicateGroup,
+    DuplicateMatch,
     DuplicateReport,
     FailedFile,
     ImageRecord,
@@ -293,6 +294,17 @@ def list_records(objects: Sequence[str] | str | None, limit: int, offset: int) -
         out.extend(record_from(d) for d in page["records"])
         if want == 0 or len(page["records"]) < want or len(out) >= limit:
             return out
+
+
+def get_by_path(path: str | os.PathLike[str]) -> Op[ImageRecord | None]:
+    data = yield Call("GET", f"{API}/records/by-path", params={"path": _path(path)})
+    return record_from(data) if data is not None else None
+
+
+def check_image(path: str | os.PathLike[str], threshold: float, limit: int) -> Op[list[DuplicateMatch]]:
+    params = {"image_path": _path(path), "similarity_threshold": threshold, "limit": limit}
+    data = yield Call("GET", f"{API}/records/duplicates-of", params=params)
+    return [DuplicateMatch(record_from(m["record"]), comparison_from(m["comparison"])) for m in data]
 
 
 def count(objects: Sequence[str] | str | None) -> Op[int]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from imgctx import ImageRecord, SearchHit
-from imgctx.server.schemas import image_info_data
+from imgctx import DuplicateMatch, ImageRecord, SearchHit
+from imgctx.server.schemas import ComparisonInfo, image_info_data
 
 
 class TagOut(BaseModel):
@@ -72,3 +72,14 @@ class RecordPage(BaseModel):
 class CountResponse(BaseModel):
     count: int
     objects: list[str] | None = Field(description="The object filter that was applied")
+
+
+class MatchOut(BaseModel):
+    """A stored image that duplicates a checked one (``Extractor.check_image``)."""
+
+    record: RecordOut
+    comparison: ComparisonInfo
+
+    @classmethod
+    def of(cls, match: DuplicateMatch) -> MatchOut:
+        return cls(record=RecordOut.of(match.record), comparison=ComparisonInfo(**ComparisonInfo.data(match.comparison)))

@@ -18,11 +18,11 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from imgctx import InvalidImageError, normalise_objects
+from imgctx import DEFAULT_THRESHOLD, InvalidImageError, normalise_objects
 from imgctx.server.errors import UploadTooLargeError
-from imgctx.server.record_schemas import CountResponse, HitOut, RecordOut, RecordPage
+from imgctx.server.record_schemas import CountResponse, HitOut, MatchOut, RecordOut, RecordPage
 from imgctx.server.routes.images import CHUNK
-from imgctx.server.schemas import ErrorResponse
+from imgctx.server.schemas import PATH_LIMITS, ErrorResponse
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
@@ -55,6 +55,31 @@ async def count_records(objects: str | None = OBJECTS, state: AppState = Depends
     """How many records there are, optionally only those tagged with any of ``objects``."""
     wanted = normalise_objects(objects)
     return CountResponse(count=await state.run(state.extractor.count, objects=wanted), objects=wanted)
+
+
+@router.get("/by-path", response_model=RecordOut | None)
+async def get_record_by_path(
+    path: str = Query(..., **PATH_LIMITS, description="A file inside an allowed root", examples=["photos/cat.jpg"]),
+    state: AppState = Depends(get_state),
+) -> RecordOut | None:
+    """The record of the file at ``path`` (relative paths start at the first allowed root), or
+    null when that file is not indexed (``Extractor.get_by_path``)."""
+    record = await state.run(state.extractor.get_by_path, state.guard.resolve(path, "path"))
+    return RecordOut.of(record) if record is not None else None
+
+
+@router.get("/duplicates-of", response_model=list[MatchOut])
+async def check_image_records(
+    image_path: str = Query(..., **PATH_LIMITS, description="An image file inside an allowed root"),
+    similarity_threshold: float = Query(DEFAULT_THRESHOLD, ge=0.0, le=1.0),
+    limit: int = Query(50, ge=0, le=1000),
+    state: AppState = Depends(get_state),
+) -> list[MatchOut]:
+    """Stored images that duplicate one image file, most similar first (``Extractor.check_image``):
+    whole records, each with every metric of its comparison."""
+    image = state.guard.resolve(image_path, "image_path")
+    matches = await state.run(state.extractor.check_image, image, threshold=similarity_threshold, limit=limit)
+    return [MatchOut.of(m) for m in matches]
 
 
 @router.get("/{record_id}", response_model=RecordOut)
