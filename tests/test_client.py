@@ -295,6 +295,33 @@ def test_process_agrees(fresh: tuple[Extractor, Client, Path]) -> None:
     assert remote_error.value.reason == local_error.value.reason
 
 
+def test_process_many_agrees(fresh: tuple[Extractor, Client, Path]) -> None:
+    """Each file once, in order; missing and broken files are reported, not raised, with the
+    same paths and reasons; a second run skips what the first indexed."""
+    ex, client, root = fresh
+    (root / P / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    names = ["chelsea.jpg", "coffee.jpg", "chelsea.jpg", "broken.jpg", "nope.jpg", "chelsea-copy.jpg"]
+    paths = [str(root / P / n) for n in names]
+    for counts in ((5, 3, 0, 2), (5, 0, 3, 2)):  # files, processed, skipped, failed
+        seen: dict[str, list[Progress]] = {"local": [], "remote": []}
+        local = ex.process_many(paths, progress=seen["local"].append)
+        remote = client.process_many(paths, progress=seen["remote"].append)
+        assert (remote.total_files, remote.processed, remote.skipped, remote.failed) == \
+            (local.total_files, local.processed, local.skipped, local.failed) == counts
+        assert (remote.processed_ids, remote.skipped_ids) == (local.processed_ids, local.skipped_ids)
+        assert remote.failed_files == local.failed_files
+        assert [_undated(r.record) for r in remote.results] == [_undated(r.record) for r in local.results]
+        assert [(r.was_duplicate, r.skipped, r.duplicate_of) for r in remote.results] == \
+            [(r.was_duplicate, r.skipped, r.duplicate_of) for r in local.results]
+        assert sorted((p.path, p.status) for p in seen["remote"]) == sorted((p.path, p.status) for p in seen["local"])
+        assert [p.done for p in seen["remote"]] == [1, 2, 3, 4, 5]
+    outside = client.process_many(["/etc/hostname", str(root / P / "rocket.jpg")])
+    assert outside.processed == 1 and outside.failed_files[0].path == "/etc/hostname"
+    assert "outside the allowed roots" in outside.failed_files[0].reason
+    with pytest.raises(ConfigurationError):
+        client.process_many(str(root / P / "rocket.jpg"))
+
+
 def test_process_an_upload(fresh: tuple[Extractor, Client, Path]) -> None:
     """Bytes, a binary file or a PIL image are uploaded, then processed like a server file."""
     _, client, root = fresh

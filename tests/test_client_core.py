@@ -155,7 +155,7 @@ def test_an_answer_that_is_not_the_envelope() -> None:
 def test_methods_mirror_the_extractor(cls: type) -> None:
     """Same names, same parameters in the same order, same defaults (extra ones come after)."""
     for name in ("search", "search_image", "get", "get_by_path", "list", "count", "delete", "process",
-                 "process_directory", "find_duplicates", "check_image", "compare", "remove_duplicates", "close"):
+                 "process_many", "process_directory", "find_duplicates", "check_image", "compare", "remove_duplicates", "close"):
         local = list(inspect.signature(getattr(Extractor, name)).parameters.values())
         remote = list(inspect.signature(getattr(cls, name)).parameters.values())
         assert [p.name for p in remote[:len(local)]] == [p.name for p in local], name
@@ -165,3 +165,14 @@ def test_methods_mirror_the_extractor(cls: type) -> None:
         assert all(p.kind is p.KEYWORD_ONLY or p.default is not p.empty for p in remote[len(local):]), name
 
 
+
+
+def test_every_extractor_method_is_remote() -> None:
+    """One API: a public method added to the Extractor needs its remote twin (or a reason in
+    docs/client.md and an exception here)."""
+    def public(cls: type) -> set[str]:
+        return {n for n, v in vars(cls).items() if not n.startswith("_") and callable(v) and not isinstance(v, property)}
+
+    assert public(Extractor) <= public(Client)
+    assert public(Extractor) <= public(imgctx.AsyncClient)
+    assert {"status", "preload"} <= public(imgctx._client.RemoteModels)

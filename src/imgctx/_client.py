@@ -10,12 +10,12 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from imgctx import _remote as ops
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD
-from imgctx._errors import MissingDependencyError, RemoteError
+from imgctx._errors import ImgctxError, MissingDependencyError, RemoteError
 from imgctx._remote import Call, Op, RemoteTask, Sleep, error_from
 from imgctx._types import (
     BatchReport,
@@ -131,11 +131,16 @@ class Client(_Base):
                     time.sleep(step.seconds)
                     reply = None
                 else:
+                    error: ImgctxError | None = None
                     try:
-                        response = self._http.request(step.method, step.path, **self._request(step))
+                        reply = _answer(self._http.request(step.method, step.path, **self._request(step)))
                     except self._transport_error as exc:
-                        raise self._unreachable(exc) from None
-                    reply = _answer(response)
+                        error = self._unreachable(exc)
+                    except ImgctxError as exc:
+                        error = exc
+                    if error is not None:  # raised where the operation waits: it may handle it
+                        step = op.throw(error)
+                        continue
                 step = op.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
@@ -181,6 +186,12 @@ class Client(_Base):
         is uploaded first (as ``filename`` in ``upload_dir``; without a name, one derived from the
         bytes, so the same image is stored once)."""
         return self._run(ops.process(path, force, filename, upload_dir, overwrite))
+
+    def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
+                     progress: ProgressCallback | None = None) -> BatchReport:
+        """Index files on the server, one request each, in order; a file that cannot be used (or is
+        outside the allowed roots) is reported in ``failed_files``, never raised."""
+        return self._run(ops.process_many(paths, force, progress))
 
     @overload
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
@@ -274,11 +285,16 @@ class AsyncClient(_Base):
                     await anyio.sleep(step.seconds)
                     reply = None
                 else:
+                    error: ImgctxError | None = None
                     try:
-                        response = await self._http.request(step.method, step.path, **self._request(step))
+                        reply = _answer(await self._http.request(step.method, step.path, **self._request(step)))
                     except self._transport_error as exc:
-                        raise self._unreachable(exc) from None
-                    reply = _answer(response)
+                        error = self._unreachable(exc)
+                    except ImgctxError as exc:
+                        error = exc
+                    if error is not None:  # raised where the operation waits: it may handle it
+                        step = op.throw(error)
+                        continue
                 step = op.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
@@ -313,6 +329,10 @@ class AsyncClient(_Base):
                       filename: str | None = None, upload_dir: str | None = None,
                       overwrite: bool = False) -> ProcessResult:
         return await self._run(ops.process(path, force, filename, upload_dir, overwrite))
+
+    async def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
+                           progress: ProgressCallback | None = None) -> BatchReport:
+        return await self._run(ops.process_many(paths, force, progress))
 
     @overload
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,

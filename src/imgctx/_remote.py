@@ -325,6 +325,46 @@ def _process_path(path: str, force: bool) -> Op[ProcessResult]:
                          processing_time=data["processing_time"], duplicate_of=data.get("duplicate_of"))
 
 
+#: Refusals of one file that ``process_many`` reports in ``failed_files`` instead of raising, as
+#: the Extractor does for an ImageError: a path outside the allowed roots, or one that cannot be
+#: resolved.
+PER_FILE_REFUSALS = {"PathNotAllowedError", "BadRequestError"}
+
+
+def process_many(paths: Any, force: bool, progress: Callable[[Progress], None] | None) -> Op[BatchReport]:
+    """One ``images/process`` request per file (the server has no batch endpoint), each file once,
+    in order; a file that cannot be used is reported, as the Extractor reports it."""
+    if isinstance(paths, (str, os.PathLike)):
+        raise ConfigurationError("process_many takes a list of paths; use process() for one file")
+    items = list(dict.fromkeys(_path(p) for p in paths))
+    start = time.perf_counter()
+    results: list[ProcessResult] = []
+    failed: list[FailedFile] = []
+    for done, path in enumerate(items, 1):
+        try:
+            result = yield from _process_path(path, force)
+        except ImageError as exc:
+            failed.append(FailedFile(exc.path or path, exc.reason))
+            where, status = exc.path or path, "failed"
+        except RemoteError as exc:
+            if exc.error not in PER_FILE_REFUSALS:
+                raise
+            failed.append(FailedFile(path, exc.message))
+            where, status = path, "failed"
+        else:
+            results.append(result)
+            where, status = result.record.path, "skipped" if result.skipped else "processed"
+        if progress is not None:
+            progress(Progress(done, len(items), where, status))
+    processed = tuple(r.record.id for r in results if not r.skipped)
+    skipped = tuple(r.record.id for r in results if r.skipped)
+    return BatchReport(
+        total_files=len(items), processed=len(processed), skipped=len(skipped), failed=len(failed),
+        processed_ids=processed, skipped_ids=skipped, failed_files=tuple(failed),
+        processing_time=time.perf_counter() - start, results=tuple(results),
+    )
+
+
 def process(image: Any, force: bool, filename: str | None, upload_dir: str | None,
             overwrite: bool) -> Op[ProcessResult]:
     """A str or path names a file on the server; anything else is uploaded first, then processed."""
