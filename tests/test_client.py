@@ -26,6 +26,7 @@ from imgctx import (  # noqa: E402
     Client,
     ConfigurationError,
     Extractor,
+    FileOutsideRootsError,
     ImageNotFoundError,
     ImageRecord,
     InvalidImageError,
@@ -365,6 +366,32 @@ def test_process_directory_agrees_with_progress(fresh: tuple[Extractor, Client, 
     assert again.skipped == ex.process_directory(root / P).skipped == local.total_files
     assert sorted(again.skipped_ids) == sorted(local.processed_ids)
     assert client.task(task.task_id).finished
+
+
+def test_deleting_files_within_folders_agrees(fresh: tuple[Extractor, Client, Path]) -> None:
+    """``within`` narrows file deletions to folders (on the server: inside its roots): outside
+    them both refuse with FileOutsideRootsError and keep file and record; inside, the file goes."""
+    ex, client, root = fresh
+    ex.process_directory(root / P)
+    client.process_directory(P, timeout=120, poll_interval=0.05)
+    (root / "other").mkdir()
+    victim = ex.get_by_path(root / P / "rocket.jpg")
+    assert victim is not None
+    for api in (ex, client):
+        with pytest.raises(FileOutsideRootsError):
+            api.delete(victim.id, delete_file=True, within=[root / "other"])
+        assert api.get(victim.id).id == victim.id  # the record stays too
+    assert Path(victim.path).exists()
+    assert client.delete(victim.id, delete_file=True, within=[root / P]).id == victim.id
+    assert not Path(victim.path).exists()
+    with pytest.raises(RecordNotFoundError):
+        client.get(victim.id)
+    ex.delete(victim.id)
+    local = ex.remove_duplicates(threshold=0.9, dry_run=False, delete_files=True, within=[root / "other"])
+    remote = client.remove_duplicates(threshold=0.9, dry_run=False, delete_files=True, within=[root / "other"])
+    assert _close(local, remote)
+    assert remote.failed_files and remote.left_ids and not remote.removed_ids and not remote.files_deleted
+    assert all(Path(p).exists() for g in remote.groups for p in g.paths)
 
 
 def test_delete_and_remove_duplicates_agree(fresh: tuple[Extractor, Client, Path]) -> None:

@@ -26,7 +26,7 @@ EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
 # for plugin authors: the hook marker, the role protocols and the helpers the built-ins use
 EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
              "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
-EXPECTED |= {"configure_logging"}
+EXPECTED |= {"configure_logging", "delete_file", "FileOutsideRootsError"}
 # the same API against a server
 EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
 

@@ -11,6 +11,7 @@ from imgctx._client import AsyncClient, Client, connect, connect_async
 from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import (
     ConfigurationError,
+    FileOutsideRootsError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -26,6 +27,7 @@ from imgctx._errors import (
     StoreError,
 )
 from imgctx._extractor import Extractor
+from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
@@ -54,9 +56,6 @@ from imgctx._types import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "PluginSettings",
-    "configure_logging",
-    "plugin_config",
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",
@@ -74,6 +73,7 @@ __all__ = [
     "DuplicateReport",
     "Extractor",
     "FailedFile",
+    "FileOutsideRootsError",
     "ImageEmbedder",
     "ImageError",
     "ImageNotFoundError",
@@ -88,6 +88,7 @@ __all__ = [
     "ModelStatus",
     "PluginCollisionError",
     "PluginNotFoundError",
+    "PluginSettings",
     "Preset",
     "ProcessResult",
     "Progress",
@@ -106,11 +107,14 @@ __all__ = [
     "TextEmbedder",
     "VectorStore",
     "check_spaces",
+    "configure_logging",
     "connect",
     "connect_async",
+    "delete_file",
     "hookimpl",
     "load_image",
     "normalise_objects",
+    "plugin_config",
     "scan_directory",
     "sniff_format",
     "__version__",

@@ -176,9 +176,11 @@ class Client(_Base):
         """How many records there are, optionally only those tagged with any of ``objects``."""
         return self._run(ops.count(objects))
 
-    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
-        """Remove a record (and, with ``delete_file``, its file on the server); the removed record."""
-        return self._run(ops.delete(record_id, delete_file))
+    def delete(self, record_id: str, delete_file: bool = False,
+               within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file on the server, inside its allowed
+        roots and, with ``within``, only inside those folders of the server); the removed record."""
+        return self._run(ops.delete(record_id, delete_file, within))
 
     def process(self, path: str | os.PathLike[str] | Any, force: bool = False, *, filename: str | None = None,
                 upload_dir: str | None = None, overwrite: bool = False) -> ProcessResult:
@@ -239,9 +241,11 @@ class Client(_Base):
         return self._run(ops.compare(a, b, threshold))
 
     def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True, keep: str = "first",
-                          delete_files: bool = False) -> RemovalReport:
-        """Remove all but one image of every duplicate group in the server's store (dry run by default)."""
-        return self._run(ops.remove_duplicates(threshold, dry_run, keep, delete_files))
+                          delete_files: bool = False,
+                          within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
+        """Remove all but one image of every duplicate group in the server's store (dry run by
+        default); files only inside the server's allowed roots and, with ``within``, those folders."""
+        return self._run(ops.remove_duplicates(threshold, dry_run, keep, delete_files, within))
 
     def close(self) -> None:
         """Close the connections."""
@@ -322,8 +326,9 @@ class AsyncClient(_Base):
     async def count(self, objects: Sequence[str] | str | None = None) -> int:
         return await self._run(ops.count(objects))
 
-    async def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
-        return await self._run(ops.delete(record_id, delete_file))
+    async def delete(self, record_id: str, delete_file: bool = False,
+                     within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
+        return await self._run(ops.delete(record_id, delete_file, within))
 
     async def process(self, path: str | os.PathLike[str] | Any, force: bool = False, *,
                       filename: str | None = None, upload_dir: str | None = None,
@@ -374,8 +379,9 @@ class AsyncClient(_Base):
         return await self._run(ops.compare(a, b, threshold))
 
     async def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
-                                keep: str = "first", delete_files: bool = False) -> RemovalReport:
-        return await self._run(ops.remove_duplicates(threshold, dry_run, keep, delete_files))
+                                keep: str = "first", delete_files: bool = False,
+                                within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
+        return await self._run(ops.remove_duplicates(threshold, dry_run, keep, delete_files, within))
 
     async def close(self) -> None:
         await self._http.aclose()

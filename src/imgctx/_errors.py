@@ -9,7 +9,8 @@
     ├── ImageError                  one image could not be used (carries the path)
     │   ├── ImageNotFoundError      missing path, or a directory where a file was expected
     │   ├── InvalidImageError       empty, truncated, corrupt or not an image at all
-    │   └── ImageTooLargeError      over the pixel or file-size limit (decompression-bomb guard)
+    │   ├── ImageTooLargeError      over the pixel or file-size limit (decompression-bomb guard)
+    │   └── FileOutsideRootsError   a deletion outside the allowed folders or through a link
     ├── RecordNotFoundError         no record with that id
     ├── StoreError                  the store cannot do what was asked
     │   └── IncompatibleIndexError  the store was built by models with other vector spaces
@@ -90,6 +91,11 @@ class InvalidImageError(ImageError):
 
 class ImageTooLargeError(ImageError):
     """The image has more pixels, or the file more bytes, than the configured limits."""
+
+
+class FileOutsideRootsError(ImageError):
+    """A file is outside the folders it may be deleted from, or a folder on its path is a
+    symbolic link (a deletion never follows one)."""
 
 
 class RecordNotFoundError(ImgctxError):

@@ -16,6 +16,7 @@ from imgctx._backends.store_common import check_spaces, normalise_objects
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
 from imgctx._pipeline import Ingest, ProgressCallback
@@ -315,14 +316,15 @@ class Extractor:
         self._live()
         return self.store.count(normalise_objects(objects))
 
-    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
-        """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
+    def delete(self, record_id: str, delete_file: bool = False,
+               within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file, never through a folder swapped
+        for a symbolic link; with ``within``, only inside those folders); returns the removed
+        record. The record stays when its file cannot be deleted."""
         record = self.get(record_id)
         if delete_file:
             try:
-                Path(record.path).unlink()
-            except FileNotFoundError:
-                pass
+                remove_file(record.path, within)
             except OSError as exc:
                 raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
         self.store.delete([record_id])
@@ -373,7 +375,8 @@ class Extractor:
         return self._duplicates().compare(a, b, threshold)
 
     def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
-                          keep: str = "first", delete_files: bool = False) -> RemovalReport:
+                          keep: str = "first", delete_files: bool = False,
+                          within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
         """Remove all but one image of every duplicate group in the store.
 
         ``keep`` chooses the survivor: ``"first"`` (indexed first), ``"largest"`` (largest file)
@@ -384,9 +387,11 @@ class Extractor:
         similarity to the kept image reaches ``threshold`` go; members linked through another
         one stay (``left_ids``). A symbolic link or another path to the kept file loses its
         record but not the file, and a file changed since it was indexed stays with its record.
+        With ``within``, a file outside those folders stays with its record (``failed_files``
+        says why); files are never deleted through a folder swapped for a symbolic link.
         Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
         """
-        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files, within)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -312,9 +312,20 @@ def count(objects: Sequence[str] | str | None) -> Op[int]:
     return int(data["count"])
 
 
-def delete(record_id: str, delete_file: bool) -> Op[ImageRecord]:
+def _within(within: Sequence[str | os.PathLike[str]] | None) -> dict[str, Any]:
+    """``within`` as a query parameter, repeated once per folder (folders on the server)."""
+    if within is None:
+        return {}
+    if isinstance(within, (str, os.PathLike)):
+        raise ConfigurationError("within takes a list of folders")
+    return {"within": [_path(w) for w in within]}
+
+
+def delete(record_id: str, delete_file: bool,
+           within: Sequence[str | os.PathLike[str]] | None = None) -> Op[ImageRecord]:
     record = yield from get(record_id)
-    yield Call("DELETE", f"{API}/images/{quote(record_id, safe='')}", params=_clean({"delete_file": delete_file}))
+    params = {**_clean({"delete_file": delete_file}), **_within(within)}
+    yield Call("DELETE", f"{API}/images/{quote(record_id, safe='')}", params=params)
     return record
 
 
@@ -457,9 +468,10 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], threshold: flo
     return comparison_from(d)
 
 
-def remove_duplicates(threshold: float, dry_run: bool, keep: str, delete_files: bool) -> Op[RemovalReport]:
-    params = _clean({"similarity_threshold": threshold, "dry_run": dry_run, "keep": keep,
-                     "delete_files": delete_files})
+def remove_duplicates(threshold: float, dry_run: bool, keep: str, delete_files: bool,
+                      within: Sequence[str | os.PathLike[str]] | None = None) -> Op[RemovalReport]:
+    params = {**_clean({"similarity_threshold": threshold, "dry_run": dry_run, "keep": keep,
+                        "delete_files": delete_files}), **_within(within)}
     d = yield Call("DELETE", f"{API}/duplicates/remove-duplicates", params=params)
     return RemovalReport(
         groups=tuple(group_from(g) for g in d["duplicate_groups"]), kept_ids=tuple(d["kept_ids"]),

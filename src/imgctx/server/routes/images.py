@@ -12,8 +12,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import ImageNotFoundError, InvalidImageError, load_image, normalise_objects, sniff_format
-from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
+from imgctx import (
+    FileOutsideRootsError,
+    ImageError,
+    ImageNotFoundError,
+    ImageRecord,
+    InvalidImageError,
+    load_image,
+    normalise_objects,
+    sniff_format,
+)
+from imgctx import delete_file as delete_confined
+from imgctx.server.errors import BadRequestError, PathNotAllowedError, UploadExistsError, UploadTooLargeError
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
@@ -48,7 +58,7 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
 async def process_image(body: ProcessImageRequest, state: AppState = Depends(get_state)) -> ProcessImageResponse:
     """Caption, tag, embed and store one image file (a path inside an allowed root)."""
     path = state.guard.resolve(body.image_path, "image_path")
-    result = await state.write(state.extractor.process, path, force=body.force_reprocess)
+    result = await state.write(state.decodes.run, [path], state.extractor.process, path, force=body.force_reprocess)
     state.announce("image_processed", result.record)
     return ProcessImageResponse.of(result)
 
@@ -91,7 +101,7 @@ async def upload_image(
     file: UploadFile = File(..., description="The image file"),
     process_immediately: bool = Form(True),
     overwrite: bool = Form(False),
-    upload_dir: str | None = Form(None, description="Folder relative to the first allowed root, or absolute "
+    upload_dir: str | None = Form(None, max_length=4096, description="Folder relative to the first allowed root, or absolute "
                                   "inside a root (default: the upload_dir setting, 'uploads')"),
     state: AppState = Depends(get_state),
 ) -> UploadResponse:
@@ -123,8 +133,14 @@ async def upload_image(
         stem, suffix = os.path.splitext(name)
         if suffix.lower() not in SUFFIXES[fmt]:
             name = f"{stem.rstrip('._-') or 'upload'}{SUFFIXES[fmt][0]}"
-        await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
+        try:
+            await state.run(state.decodes.run, [tmp], load_image, tmp, state.settings.max_image_pixels,
+                            state.settings.max_file_bytes)
+        except ImageError as exc:  # name the client's file, not the hidden temporary one
+            raise type(exc)(name, exc.reason) from None
         target = folder / name
+        if target.is_dir():
+            raise UploadExistsError(f"a folder of that name exists: {name}", filename=name)
         if target.exists() and not overwrite:
             raise UploadExistsError(f"file already exists: {name}", filename=name)
         await state.run(_place, tmp, target, overwrite)
@@ -135,7 +151,7 @@ async def upload_image(
     response = UploadResponse(filename=name, file_path=shown, file_size=size,
                               message="Image uploaded successfully")
     if process_immediately:
-        result = await state.write(state.extractor.process, target, force=overwrite)
+        result = await state.write(state.decodes.run, [target], state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
         response.image_info = ImageInfo.model_validate(result.record)
@@ -184,16 +200,44 @@ async def list_images(
     return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
+WITHIN = Query(None, description="Delete files only inside these folders (each inside the allowed roots; "
+               "default: the roots)")
+
+
+def within_folders(state: AppState, values: list[str] | None) -> tuple[Path, ...]:
+    """The folders a client narrows deletions to (``within``), each inside the roots; () for none."""
+    return tuple(state.guard.resolve(v, "within") for v in values or ())
+
+
 @router.delete("/{image_id}", response_model=DeleteImageResponse)
-async def delete_image(image_id: str, delete_file: bool = Query(False), state: AppState = Depends(get_state)) -> Any:
+async def delete_image(image_id: str, delete_file: bool = Query(False), within: list[str] | None = WITHIN,
+                       state: AppState = Depends(get_state)) -> Any:
     """Remove an image from the store and, with ``delete_file``, its file (inside the roots only)."""
     ex = state.extractor
+    folders = within_folders(state, within)
     record = await state.run(ex.get, image_id)
-    if delete_file:
+    if delete_file:  # a quick refusal; checked again, at the deletion itself, under the write lock
         state.guard.resolve(record.path, "path")
-    removed = await state.write(ex.delete, image_id, delete_file=delete_file)
-    state.announce("image_deleted", removed, file_deleted=delete_file)
-    return DeleteImageResponse(
-        image_id=removed.id, path=removed.path, file_deleted=delete_file,
-        message="Image and file deleted" if delete_file else "Image deleted from the database",
-    )
+
+    def work() -> tuple[ImageRecord, bool]:
+        deleted = False
+        if delete_file:
+            current = ex.get(image_id)
+            state.guard.resolve(current.path, "path")
+            try:
+                deleted = delete_confined(current.path, within=folders or state.guard.roots)
+            except FileOutsideRootsError as exc:
+                if folders:  # outside the client's own folders: the library's error, as locally
+                    raise
+                raise PathNotAllowedError(str(exc), field="path") from None
+        return ex.delete(image_id), deleted
+
+    removed, deleted = await state.write(work)
+    state.announce("image_deleted", removed, file_deleted=deleted)
+    if deleted:
+        message = "Image and file deleted"
+    elif delete_file:
+        message = "Image deleted from the database; its file was already missing"
+    else:
+        message = "Image deleted from the database"
+    return DeleteImageResponse(image_id=removed.id, path=removed.path, file_deleted=deleted, message=message)

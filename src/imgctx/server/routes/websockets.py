@@ -27,12 +27,14 @@ MAX_MESSAGE = 64 * 1024
 
 async def _open(websocket: WebSocket, endpoint: str, channels: tuple[str, ...] = ()) -> Connection | None:
     state: AppState = websocket.app.state.imgctx
+    refusal = None
     if not origin_allowed(state.server, websocket.headers.get("origin")):
-        await websocket.close(code=1008, reason="origin not allowed")
-        return None
-    provided = websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")
-    if not key_matches(state, provided):
-        await websocket.close(code=1008, reason="missing or wrong API key")
+        refusal = "origin not allowed"
+    elif not key_matches(state, websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")):
+        refusal = "missing or wrong API key"
+    if refusal is not None:  # accepted only to be closed with 1008 and the reason, as documented
+        await websocket.accept()
+        await websocket.close(code=1008, reason=refusal)
         return None
     conn = await state.hub.connect(websocket, endpoint, channels)
     conn.send({"type": "connected", "client_id": conn.client_id, "endpoint": endpoint,
@@ -45,8 +47,14 @@ async def _messages(conn: Connection) -> Any:
     """Yield each well-formed JSON object the client sends; answer the rest with an error."""
     ws = conn.websocket
     while True:
-        text = await ws.receive_text()
+        frame = await ws.receive()
+        if frame["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(frame.get("code", 1000), frame.get("reason"))
         conn.hub.received += 1
+        text = frame.get("text")
+        if text is None:  # a binary frame
+            conn.send({"type": "error", "message": "binary messages are not supported; send JSON text"})
+            continue
         if len(text) > MAX_MESSAGE:
             conn.send({"type": "error", "message": f"message over {MAX_MESSAGE} bytes"})
             continue
