@@ -143,6 +143,8 @@ class SearchResult(ImageInfo):
 
 
 class ProcessImageRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"image_path": "photos/cat.jpg"}]})
+
     image_path: str = Field(**PATH_LIMITS, description="Path of an image file inside an allowed root")
     force_reprocess: bool = False
 
@@ -195,6 +197,8 @@ class DeleteImageResponse(BaseModel):
 
 
 class DirectoryRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"directory_path": "photos", "recursive": True}]})
+
     directory_path: str = Field(**PATH_LIMITS, description="A folder inside an allowed root")
     force_reprocess: bool = False
     recursive: bool = False
@@ -216,6 +220,7 @@ class DirectoryProcessResponse(BaseModel):
     skipped: int
     failed: int
     processed_ids: list[str]
+    skipped_ids: list[str] = Field(default_factory=list, description="Unchanged files already indexed")
     failed_files: list[str] = Field(description="Paths that could not be processed")
     failures: list[FailureInfo] = Field(description="The same files, each with its reason")
     processing_time: float
@@ -227,6 +232,7 @@ class DirectoryProcessResponse(BaseModel):
         return cls(
             total_files=report.total_files + len(refused or []), processed=report.processed,
             skipped=report.skipped, failed=len(failures), processed_ids=list(report.processed_ids),
+            skipped_ids=list(report.skipped_ids),
             failed_files=[f.path for f in failures],
             failures=[FailureInfo.model_validate(f) for f in failures],
             processing_time=round(report.processing_time, 4),
@@ -311,6 +317,9 @@ class PreloadResponse(BaseModel):
 
 
 class DuplicateCheckRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"directory_path": "photos",
+                                                               "similarity_threshold": 0.95}]})
+
     image_path: str | None = Field(None, **PATH_LIMITS, description="Check this image (against the store, "
                                    "or against directory_path's images when both are given)")
     directory_path: str | None = Field(None, **PATH_LIMITS, description="Group the images of this folder "
@@ -400,6 +409,9 @@ class CheckImageResponse(BaseModel):
 
 
 class CompareRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"image1_path": "photos/cat.jpg",
+                                                               "image2_path": "photos/cat-copy.jpg"}]})
+
     image1_path: str = Field(**PATH_LIMITS)
     image2_path: str = Field(**PATH_LIMITS)
     similarity_threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)

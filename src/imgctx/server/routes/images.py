@@ -28,6 +28,7 @@ from imgctx.server.errors import BadRequestError, PathNotAllowedError, UploadExi
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
+    ErrorResponse,
     ImageDetails,
     ImageInfo,
     ProcessImageRequest,
@@ -50,6 +51,8 @@ MEDIA_TYPES = {
     "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif", "MPO": "image/jpeg",
 }
 CHUNK = 1024 * 1024
+#: A file body in the OpenAPI schema (generated clients read it as bytes).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 @router.post("/process", response_model=ProcessImageResponse)
@@ -93,8 +96,8 @@ def _copy_exclusive(tmp: Path, target: Path) -> None:
 
 
 @router.post("/upload", response_model=UploadResponse, status_code=201,
-             responses={409: {"description": "File exists and overwrite is false"},
-                        413: {"description": "Upload over max_upload_bytes"}})
+             responses={409: {"model": ErrorResponse, "description": "File exists and overwrite is false"},
+                        413: {"model": ErrorResponse, "description": "Upload over max_upload_bytes"}})
 async def upload_image(
     file: UploadFile = File(..., description="The image file"),
     process_immediately: bool = Form(True),
@@ -159,13 +162,14 @@ async def upload_image(
 
 
 @router.get("/info/{image_id}", response_model=ImageDetails)
-async def image_info(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
+async def get_image(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
     """Everything stored about one image: ``image_info`` plus hashes, tags and timestamps."""
     return ImageDetails.of(await state.run(state.extractor.get, image_id))
 
 
 @router.get("/download/{image_id}", response_class=FileResponse,
-            responses={200: {"content": {"image/*": {}}, "description": "The image file"}})
+            responses={200: {"content": {"application/octet-stream": BINARY, "image/*": BINARY},
+                             "description": "The image file (its own image/* media type)"}})
 async def download_image(image_id: str, state: AppState = Depends(get_state)) -> FileResponse:
     """The image file of a record (only inside the allowed roots)."""
     record = await state.run(state.extractor.get, image_id)
@@ -178,7 +182,8 @@ async def download_image(image_id: str, state: AppState = Depends(get_state)) ->
 
 @router.get("/", response_model=list[SearchResult], response_model_exclude_none=True)
 async def list_images(
-    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list"),
+    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list",
+                              examples=["a cat on a sofa"]),
     objects: str | None = Query(None, max_length=2000, description="Comma-separated objects, any of them"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**31, description="Skip this many images (or best hits)"),
@@ -209,10 +214,21 @@ def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: i
     return list(reversed(ex.list(objects=objects, limit=end - start, offset=start)))
 
 
+WITHIN = Query(None, description="Delete files only inside these folders (each inside the allowed roots; "
+               "default: the roots)")
+
+
+def within_folders(state: AppState, values: list[str] | None) -> tuple[Path, ...]:
+    """The folders a client narrows deletions to (``within``), each inside the roots; () for none."""
+    return tuple(state.guard.resolve(v, "within") for v in values or ())
+
+
 @router.delete("/{image_id}", response_model=DeleteImageResponse)
-async def delete_image(image_id: str, delete_file: bool = Query(False), state: AppState = Depends(get_state)) -> Any:
+async def delete_image(image_id: str, delete_file: bool = Query(False), within: list[str] | None = WITHIN,
+                       state: AppState = Depends(get_state)) -> Any:
     """Remove an image from the store and, with ``delete_file``, its file (inside the roots only)."""
     ex = state.extractor
+    folders = within_folders(state, within)
     record = await state.run(ex.get, image_id)
     if delete_file:  # a quick refusal; checked again, at the deletion itself, under the write lock
         state.guard.resolve(record.path, "path")
@@ -223,8 +239,10 @@ async def delete_image(image_id: str, delete_file: bool = Query(False), state: A
             current = ex.get(image_id)
             state.guard.resolve(current.path, "path")
             try:
-                deleted = delete_confined(current.path, within=state.guard.roots)
+                deleted = delete_confined(current.path, within=folders or state.guard.roots)
             except FileOutsideRootsError as exc:
+                if folders:  # outside the client's own folders: the library's error, as locally
+                    raise
                 raise PathNotAllowedError(str(exc), field="path") from None
         return ex.delete(image_id), deleted
 
