@@ -459,7 +459,7 @@ def test_the_api_key_is_sent(tmp_path: Path, photo_dir: Path, monkeypatch: pytes
 
 def test_upload_limits_and_vanished_files(tmp_path: Path, photo_dir: Path) -> None:
     """A query image over max_upload_bytes is refused (413) and nothing is kept; "more like this"
-    for a record whose file is gone is the library's ImageNotFoundError."""
+    for a record whose file is gone still answers, from the stored vector (as search_similar does)."""
     root = _root(tmp_path, photo_dir)
     with serving(make_app(tmp_path, root, max_upload_bytes=20_000)) as url, connect(url) as client:
         client.process_directory(P, timeout=120, poll_interval=0.05)
@@ -468,8 +468,9 @@ def test_upload_limits_and_vanished_files(tmp_path: Path, photo_dir: Path) -> No
         assert info.value.status_code == 413 and info.value.error == "UploadTooLargeError"
         gone = client.list(limit=1)[0]
         Path(gone.path).unlink()
-        with pytest.raises(ImageNotFoundError):
-            client.search_image(record_id=gone.id)
+        hits = client.search_image(record_id=gone.id)
+        assert hits and gone.id not in {h.record.id for h in hits}
+        assert [h.record.id for h in hits] == [h.record.id for h in client.search_similar(gone.id)]
         with pytest.raises(RecordNotFoundError):
             client.search_image(record_id="0" * 32)
 

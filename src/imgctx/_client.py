@@ -159,6 +159,15 @@ class Client(_Base):
         an upload the stored images with the same bytes."""
         return self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self, offset))
 
+    def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None, limit: int = 10,
+                       min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+        """Images similar to a stored one ("more like this"; ``Extractor.search_similar``)."""
+        return self._run(ops.search_similar(record_id, objects, limit, min_score, offset))
+
+    def object_counts(self) -> dict[str, int]:
+        """Every object tag in the store with its count, most common first."""
+        return self._run(ops.object_counts())
+
     def get(self, record_id: str) -> ImageRecord:
         """The record with this id; RecordNotFoundError if there is none."""
         return self._run(ops.get(record_id))
@@ -312,6 +321,13 @@ class AsyncClient(_Base):
                            record_id: str | None = None) -> builtins.list[SearchHit]:
         return await self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self,
                                                 offset))
+
+    async def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None, limit: int = 10,
+                             min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+        return await self._run(ops.search_similar(record_id, objects, limit, min_score, offset))
+
+    async def object_counts(self) -> dict[str, int]:
+        return await self._run(ops.object_counts())
 
     async def get(self, record_id: str) -> ImageRecord:
         return await self._run(ops.get(record_id))

@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: The largest page the server's list route answers; ``list`` pages through larger limits.
 PAGE = 1000
+#: More tags than any store holds: ``object_counts`` asks for all of them.
+OBJECT_LIMIT = 1_000_000
 API = "/api/v1"
 
 
@@ -276,6 +278,19 @@ def search_image(image: Any, record_id: str | None, objects: Sequence[str] | str
         data = yield Call("POST", f"{API}/search/upload", files={"file": (name or "query", body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return [hit_from(d) for d in data]
+
+
+def search_similar(record_id: str, objects: Sequence[str] | str | None, limit: int, min_score: float | None,
+                   offset: int = 0) -> Op[list[SearchHit]]:
+    params = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
+                     "exclude_self": True, "offset": offset or None})
+    data = yield Call("GET", f"{API}/search/similar/{quote(record_id, safe='')}", params=params)
+    return [hit_from(d) for d in data]
+
+
+def object_counts() -> Op[dict[str, int]]:
+    data = yield Call("GET", f"{API}/objects", params={"limit": OBJECT_LIMIT})
+    return {d["label"]: int(d["count"]) for d in data}
 
 
 def get(record_id: str) -> Op[ImageRecord]:

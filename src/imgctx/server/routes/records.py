@@ -181,8 +181,13 @@ async def search_similar(
     offset: int = Query(0, ge=0, le=100_000, description=OFFSET_HELP),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
-    """"More like this": images similar to a stored image (its file, inside the allowed roots)."""
+    """"More like this": images similar to a stored image, by its stored vector (with
+    ``exclude_self=false``, by its file, inside the allowed roots, so that it is among them)."""
     ex = state.extractor
+    if exclude_self:
+        hits = await state.run(ex.search_similar, image_id, objects=normalise_objects(objects), limit=limit,
+                               min_score=min_score, offset=offset)
+        return [HitOut.of(h) for h in hits]
     record = await state.run(ex.get, image_id)
     path = state.guard.resolve(record.path, "path")
     hits = await state.run(ex.search_image, path, objects=normalise_objects(objects), limit=limit + offset + 1,

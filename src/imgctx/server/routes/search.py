@@ -81,7 +81,7 @@ async def search_by_image(
 
 @router.get("/objects", response_model=list[ObjectCount])
 async def object_counts(
-    limit: int = Query(100, ge=1, le=10_000, description="At most this many, most common first"),
+    limit: int = Query(100, ge=1, le=1_000_000, description="At most this many, most common first"),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     """The object tags in the store with how many images carry each, most common first."""
