@@ -59,6 +59,7 @@ OPENAPI_TAGS = [
     {"name": "models", "description": "Model load state and preloading"},
     {"name": "health", "description": "Health, status, configuration, metrics and service info"},
     {"name": "websockets", "description": "WebSocket connection statistics"},
+    {"name": "ui", "description": "What the web app at / adapts to"},
 ]
 
 

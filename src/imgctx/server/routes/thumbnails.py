@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from imgctx import ImageNotFoundError, ImageRecord, load_image
+from imgctx.server.routes.images import BINARY
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -79,7 +80,8 @@ def _thumbnail(state: AppState, image_id: str, size: int, fmt: str, known: set[s
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse,
-            responses={200: {"content": {"image/jpeg": {}, "image/webp": {}}, "description": "The thumbnail"},
+            responses={200: {"content": {"application/octet-stream": BINARY, "image/*": BINARY},
+                             "description": "The thumbnail (image/jpeg or image/webp)"},
                        304: {"description": "Not modified (If-None-Match matched the ETag)"}})
 async def thumbnail(
     request: Request,
