@@ -89,6 +89,13 @@ def running(app: Any) -> Iterator[int]:
     assert not thread.is_alive()
 
 
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The base URL of ``running(app)``."""
+    with running(app) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
 def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
     """Send ``head`` (and ``body``) on a fresh loopback connection; the status and JSON body of
     the answer. The answer is read whether or not the server waited for the rest of a body."""

@@ -1,11 +1,13 @@
 """imgctx: make image collections searchable.
 
 ``from imgctx import Extractor``; heavy libraries (torch, faiss, transformers) load only when a
-model or store first needs them.
+model or store first needs them. ``imgctx.connect(url)`` gives the same API against a server
+(httpx is imported then).
 """
 
 from imgctx._backends.base import LazyModel
 from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._client import AsyncClient, Client, connect, connect_async
 from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import (
     ConfigurationError,
@@ -21,6 +23,7 @@ from imgctx._errors import (
     PluginCollisionError,
     PluginNotFoundError,
     RecordNotFoundError,
+    RemoteError,
     StoreError,
 )
 from imgctx._extractor import Extractor
@@ -30,6 +33,7 @@ from imgctx._images import DecodedImage, load_image, scan_directory, sniff_forma
 from imgctx._logging import configure_logging
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._remote import RemoteTask
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
     BatchReport,
@@ -56,8 +60,10 @@ __all__ = [
     "KEEP_POLICIES",
     "PRESETS",
     "REMOVE_THRESHOLD",
+    "AsyncClient",
     "BatchReport",
     "Captioner",
+    "Client",
     "Comparison",
     "ConfigurationError",
     "CrossModalEmbedder",
@@ -87,6 +93,8 @@ __all__ = [
     "ProcessResult",
     "Progress",
     "RecordNotFoundError",
+    "RemoteError",
+    "RemoteTask",
     "RemovalReport",
     "SearchHit",
     "ServerSettings",
@@ -100,6 +108,8 @@ __all__ = [
     "VectorStore",
     "check_spaces",
     "configure_logging",
+    "connect",
+    "connect_async",
     "delete_file",
     "hookimpl",
     "load_image",

@@ -150,6 +150,12 @@ class Settings(_Config):
         (), description="Modules to load as plugins besides the built-ins and the installed entry points "
         "(comma-separated), e.g. imgctx.testing for the tiny test models.",
     )
+    server_url: str | None = Field(
+        None, description="URL of an imgctx server that `imgctx.connect()` and `imgctx --server` use when given none.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key `imgctx.connect()` and `imgctx --server` send (X-API-Key) when given none.",
+    )
 
     def plugin(self, cls: type[_P]) -> _P:
         """A plugin's settings: ``plugin_settings[group]`` over its environment variables (over

@@ -32,7 +32,13 @@ import numpy as np
 from pydantic import Field
 
 from imgctx._backends.faiss_index import SpaceIndex, import_faiss
-from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._backends.store_common import (
+    check_spaces,
+    checked_vectors,
+    normalise_objects,
+    spaces_from_json,
+    spaces_to_json,
+)
 from imgctx._errors import StoreError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
@@ -177,7 +183,7 @@ class FaissStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'spaces'").fetchone()
         if row is None:
             return {}
-        return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(row[0]).items()}
+        return spaces_from_json(row[0])
 
     @_store_errors
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
@@ -185,9 +191,9 @@ class FaissStore:
             self._spaces = self._read_spaces()
             check_spaces(self._spaces, spaces, f"the store {self.db_file}")
             if not self._spaces:
-                payload = json.dumps({s.name: {"model": s.model, "dim": s.dim} for s in spaces})
                 with self._write() as conn:
-                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('spaces', ?)", (payload,))
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('spaces', ?)",
+                                 (spaces_to_json(spaces),))
                 self._spaces = {s.name: s for s in spaces}
 
     @property
@@ -336,12 +342,7 @@ class FaissStore:
                         [(rid, t.label.lower(), float(t.score), int(t.coarse), i)
                          for i, t in enumerate(r.tags or tuple(Tag(o, 1.0) for o in r.objects))],
                     )
-                    for space, vec in item.vectors.items():
-                        if space not in self._spaces:
-                            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
-                        v = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
-                        if v.shape[0] != self._spaces[space].dim:
-                            raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {self._spaces[space].dim}")
+                    for space, v in checked_vectors(item, self._spaces, str(self.db_file), require_all=False).items():
                         conn.execute("INSERT INTO vectors(rid, space, vec) VALUES (?, ?, ?)", (rid, space, v.tobytes()))
                         added[space][rid] = v
             for space, idx in self._indexes.items():
@@ -449,6 +450,12 @@ class FaissStore:
         where, args = self._filter_sql(objects)
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0])
+
+    @_store_errors
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT label, COUNT(DISTINCT rid) FROM tags GROUP BY label").fetchall()
+        return {str(label): int(n) for label, n in rows}
 
     @_store_errors
     def query(

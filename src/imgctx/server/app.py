@@ -14,15 +14,27 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.docs import install_docs
 from imgctx.server.errors import DISK_FULL, disk_full, envelope, error_body
-from imgctx.server.guards import CheckHost, CheckOrigin, LimitBodies, RequireKey
+from imgctx.server.guards import PUBLIC_PATHS, CheckHost, CheckOrigin, LimitBodies, RequireKey
 from imgctx.server.logs import install_redaction
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.routes import (
+    directories,
+    duplicates,
+    health,
+    images,
+    models,
+    records,
+    search,
+    thumbnails,
+    ui,
+    websockets,
+)
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, require_api_key
 from imgctx.server.state import AppState, Metrics
@@ -30,10 +42,25 @@ from imgctx.server.tasks import TaskManager, TaskStore
 
 log = logging.getLogger("imgctx.server")
 UPLOAD_PATH = "/api/v1/images/upload"
+#: The routes that take an upload, limited by max_upload_bytes instead of max_body_bytes.
+UPLOAD_PATHS = (UPLOAD_PATH, records.UPLOAD_PATH)
 
 DESCRIPTION = """Captions, object tags, embeddings and text search for image collections, over HTTP
 and WebSockets. Built on the `imgctx` library. Every error answers with the envelope
 `{success: false, error, message, details: {status_code}, timestamp}`."""
+
+#: The OpenAPI tags, one per area, in the order the documentation shows them.
+OPENAPI_TAGS = [
+    {"name": "search", "description": "Search by text, by an uploaded image, or by a stored image's id"},
+    {"name": "images", "description": "Process, upload, download, list and delete single images"},
+    {"name": "records", "description": "Stored records with every field of the library's ImageRecord"},
+    {"name": "directories", "description": "Process or scan folders; background tasks"},
+    {"name": "duplicates", "description": "Exact and near-duplicate detection, comparison and removal"},
+    {"name": "models", "description": "Model load state and preloading"},
+    {"name": "health", "description": "Health, status, configuration, metrics and service info"},
+    {"name": "websockets", "description": "WebSocket connection statistics"},
+    {"name": "ui", "description": "What the web app at / adapts to"},
+]
 
 
 class _CountRequests:
@@ -60,6 +87,12 @@ class _CountRequests:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.record(status, time.perf_counter() - start)
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: its endpoint's name (``search_images``, ``get_image``), so
+    that generated clients get short, stable function names."""
+    return route.name
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -158,21 +191,25 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                 state.extractor = None
 
     app = FastAPI(title="imgctx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None)
+                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None,
+                  generate_unique_id_function=operation_id, openapi_tags=OPENAPI_TAGS)
     install_docs(app, "imgctx")  # Swagger UI and ReDoc from the package, not a CDN
     app.state.imgctx = state
     _install_error_handlers(app)
     app.include_router(health.public)
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
-    for router in (health.router, models.router, images.router, directories.router, duplicates.router,
+    for router in (health.router, models.router, thumbnails.router, images.router, directories.router,
+                   duplicates.router, search.router, records.search_router, records.router, ui.router,
                    websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
+    app.include_router(ui.public)  # the web app's page and files hold no data: no key
+    ui.mount_static(app)
     # the last added is the outermost: counting, the Host allow-list, CORS (so a 403 or 413
     # carries its headers), the origin check of writes, the API key, then the body limits
-    app.add_middleware(LimitBodies, server=server, upload_path=UPLOAD_PATH)
-    app.add_middleware(RequireKey, server=server)
+    app.add_middleware(LimitBodies, server=server, upload_paths=(*UPLOAD_PATHS, search.IMAGE_SEARCH_PATH))
+    app.add_middleware(RequireKey, server=server, public=PUBLIC_PATHS | ui.public_paths())
     app.add_middleware(CheckOrigin, server=server)
     origins = allowed_origins(server)
     if origins:  # none by default: no page on another origin may read or call the API

@@ -120,22 +120,22 @@ class _BodyTooLarge(Exception):
 
 
 class LimitBodies:
-    """Refuses a body over its limit with 413 in the envelope: uploads (``upload_path``) over
+    """Refuses a body over its limit with 413 in the envelope: uploads (``upload_paths``) over
     ``max_upload_bytes`` (plus :data:`MULTIPART_SLACK` for the multipart framing; the upload route
     counts the file exactly), every other body over ``max_body_bytes``. A ``Content-Length``
     over the limit is refused before the body is read; a body without one (chunked transfer
     encoding) is counted as it arrives and refused as soon as it passes the limit, without
     reading the rest."""
 
-    def __init__(self, app: ASGIApp, server: ServerSettings, upload_path: str) -> None:
+    def __init__(self, app: ASGIApp, server: ServerSettings, upload_paths: Collection[str]) -> None:
         self.app = app
-        self.upload_path = upload_path
+        self.upload_paths = frozenset(upload_paths)
         self.upload_limit = server.max_upload_bytes
         self.body_limit = server.max_body_bytes
 
     def _limits(self, path: str) -> tuple[str, int, int]:
         """(error name, limit to show, limit to enforce) for a path."""
-        if path == self.upload_path:
+        if path in self.upload_paths:
             return "UploadTooLargeError", self.upload_limit, self.upload_limit + MULTIPART_SLACK
         return "BodyTooLargeError", self.body_limit, self.body_limit
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from imgctx import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx.server.errors import PathNotAllowedError
 from imgctx.server.routes.directories import confined_scan
+from imgctx.server.routes.images import WITHIN, within_folders
 from imgctx.server.schemas import (
     PATH_LIMITS,
     CheckImageResponse,
@@ -76,7 +77,7 @@ def _image_duplicates(state: AppState, image: Path, threshold: float, folder: Pa
 
 
 @router.post("/check", response_model=DuplicateCheckResponse)
-async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
+async def check_duplicates(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
     """Duplicate groups: of the store, of a folder, or of one image (against the store or a folder)."""
     ex = state.extractor
     threshold = body.similarity_threshold
@@ -122,7 +123,7 @@ async def check_directory(
 
 
 @router.post("/compare", response_model=CompareResponse)
-async def compare(body: CompareRequest, state: AppState = Depends(get_state)) -> CompareResponse:
+async def compare_images(body: CompareRequest, state: AppState = Depends(get_state)) -> CompareResponse:
     """Every similarity metric between two image files, and the verdict at the threshold."""
     a = state.guard.resolve(body.image1_path, "image1_path")
     b = state.guard.resolve(body.image2_path, "image2_path")
@@ -139,15 +140,17 @@ async def remove_duplicates(
     keep: str | None = Query(None, pattern=KEEP_PATTERN,
                              description="Keep policy; overrides keep_first"),
     delete_files: bool = Query(False, description="Also delete the removed images' files"),
+    within: list[str] | None = WITHIN,
     state: AppState = Depends(get_state),
 ) -> RemovalResponse:
     """Remove all but one image of every duplicate group (a dry run by default)."""
     ex = state.extractor
+    folders = within_folders(state, within)
     policy = keep or ("first" if keep_first else KEEP_OTHERWISE)
 
     def work() -> RemovalResponse:  # files are deleted only inside the roots, never via a link
         report = ex.remove_duplicates(similarity_threshold, dry_run=dry_run, keep=policy,
-                                      delete_files=delete_files, within=state.guard.roots)
+                                      delete_files=delete_files, within=folders or state.guard.roots)
         return RemovalResponse.of(report)
 
     return await state.write(work)
