@@ -72,6 +72,9 @@ def batch(report: BatchReport) -> dict[str, Any]:
         "processed_ids": list(report.processed_ids),
         "failed_files": failures(report.failed_files),
         "processing_time": round(report.processing_time, 4),
+        "moved": report.moved,
+        "pruned_ids": list(report.pruned_ids),
+        "excluded_files": list(report.excluded_files),
     }
 
 

@@ -6,6 +6,7 @@ import builtins
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
+from imgctx._removed import RemovedDuplicates
 from imgctx._settings import Settings
+from imgctx._sync import under, vanished
 from imgctx._types import (
     BatchReport,
     Comparison,
@@ -79,7 +83,7 @@ class Extractor:
     ) -> None:
         base = settings if settings is not None else Settings()
         self.settings = base.with_overrides(
-            db_path=Path(db_path) if db_path is not None else None, preset=preset
+            db_path=expand(db_path) if db_path is not None else None, preset=preset
         )
         self._registry = registry
         self._instances: dict[int, Any] = {}
@@ -108,6 +112,7 @@ class Extractor:
             if isinstance(store, str) or store is None:  # we opened it, so we close it
                 self.store.close()
             raise
+        self._removed = RemovedDuplicates.beside(self.store, self.settings.db_path, self.settings.collection_name)
         self._configured = False
         self._configure_lock = threading.Lock()
         self._closed = False
@@ -144,17 +149,25 @@ class Extractor:
             raise ImgctxError("this Extractor is closed")
 
     def _ready(self) -> None:
-        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+        """Configure the store, loading the embedders first (dimensions may depend on the
+        weights) unless the store already records spaces made by the same models."""
         self._live()
         if self._configured:
             return
         with self._configure_lock:
             if self._configured:
                 return
-            for model in (self.components.image_embedder, self.components.text_embedder):
-                if model is not None:
-                    model.load()
-            self.store.configure(self.components.spaces())
+            recorded = getattr(self.store, "spaces", None) or {}
+            wanted = self.components.spaces()
+            if wanted and all(s.name in recorded and recorded[s.name].model == s.model for s in wanted):
+                # built by these very models: their dimensions are known, so nothing loads
+                # until a command uses a model (a text search never loads the image model)
+                self.store.configure([recorded[s.name] for s in wanted])
+            else:
+                for model in (self.components.image_embedder, self.components.text_embedder):
+                    if model is not None:
+                        model.load()
+                self.store.configure(self.components.spaces())
             self._configured = True
 
     def _ready_to_ingest(self) -> None:
@@ -168,24 +181,69 @@ class Extractor:
 
     def _ingest(self) -> Ingest:
         self._live()
-        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest)
+        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest, self._removed)
 
     def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
-        """Index one image file. Raises an ImageError subclass for a missing or bad file."""
+        """Index one image file (even one removed as a duplicate before: naming it is asking for
+        it). Raises an ImageError subclass for a missing or bad file."""
+        self._removed.forget([str(absolute(path))])
         report = self._ingest().run([path], force=force, raise_errors=True)
         return report.results[0]
 
     def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
-                     progress: ProgressCallback | None = None) -> BatchReport:
-        """Index many files in batches; a bad file is reported in ``failed_files``, never raised."""
+                     progress: ProgressCallback | None = None, prune: bool = True) -> BatchReport:
+        """Index many files in batches; a bad file is reported in ``failed_files``, never raised.
+
+        A file whose bytes are those of a record whose file is gone was moved or renamed: it
+        takes that record's outputs (no model run) and, with ``prune``, the old record is
+        deleted. Files removed with ``remove_duplicates`` stay out (``excluded_files``) until
+        they change, until ``force``, or until ``restore_duplicates``.
+        """
         if isinstance(paths, (str, os.PathLike)):
             raise ConfigurationError("process_many takes a list of paths; use process() for one file")
-        return self._ingest().run(list(paths), force=force, progress=progress)
+        return self._ingest().run(list(paths), force=force, progress=progress, prune=prune)
 
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False,
-                          force: bool = False, progress: ProgressCallback | None = None) -> BatchReport:
-        """Index every image file (by extension) in a directory, optionally recursively."""
-        return self.process_many(scan_directory(path, recursive), force=force, progress=progress)
+                          force: bool = False, progress: ProgressCallback | None = None,
+                          prune: bool = True) -> BatchReport:
+        """Index every image file (by extension) in a directory, optionally recursively.
+
+        With ``prune`` (the default) the index stays true to the folder: records of files in it
+        that are gone are deleted (``pruned_ids``), and a moved file keeps its outputs (see
+        ``process_many``).
+        """
+        report = self.process_many(scan_directory(path, recursive), force=force, progress=progress,
+                                   prune=prune)
+        if not prune:
+            return report
+        pruned = self.prune(path, recursive=recursive)
+        return replace(report, pruned_ids=(*report.pruned_ids, *pruned))
+
+    def prune(self, directory: str | os.PathLike[str] | None = None, recursive: bool = True) -> builtins.list[str]:
+        """Delete the records of files that no longer exist: in ``directory`` (below it too with
+        ``recursive``), or everywhere with None. Returns the deleted records' ids."""
+        self._live()
+        folder = absolute(directory) if directory is not None else None
+        gone = vanished(self.store, folder, recursive)
+        if gone:
+            self.store.delete([r.id for r in gone])
+        self._removed.forget(p for p in self._removed.paths()
+                             if under(p, folder, recursive) and not os.path.exists(p))
+        return [r.id for r in gone]
+
+    def removed_duplicates(self) -> builtins.list[str]:
+        """Paths of files removed from the index by ``remove_duplicates`` that indexing leaves out
+        (until they change, ``force``, or ``restore_duplicates``)."""
+        self._live()
+        return self._removed.paths()
+
+    def restore_duplicates(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> BatchReport:
+        """Undo ``remove_duplicates`` for ``paths`` (every remembered file with None): forget them
+        and index those that still exist."""
+        self._live()
+        wanted = None if paths is None else [str(absolute(p)) for p in paths]
+        forgotten = self._removed.forget(wanted)
+        return self.process_many([p for p in forgotten if os.path.exists(p)])
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -385,8 +443,17 @@ class Extractor:
         one stay (``left_ids``). A symbolic link or another path to the kept file loses its
         record but not the file, and a file changed since it was indexed stays with its record.
         Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
+
+        Removed records stay removed: indexing leaves their files out while they are unchanged
+        (``removed_duplicates`` lists them, ``restore_duplicates`` or ``force`` brings them back).
         """
-        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+        report = self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+        if not report.dry_run:
+            kept = {rid: g.representative_id for g in report.groups for rid in g.duplicate_ids}
+            deleted = set(report.files_deleted)
+            self._removed.remember((path, kept.get(rid, "")) for rid, path in
+                                   zip(report.removed_ids, report.removed_paths, strict=True) if path not in deleted)
+        return report
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -394,6 +461,7 @@ class Extractor:
         """Persist and release the store. Models are dropped with the Extractor."""
         if not self._closed:
             self._closed = True
+            self._removed.close()
             self.store.close()
 
     def __enter__(self) -> Extractor:

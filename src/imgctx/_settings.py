@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from imgctx._paths import expand
+
 
 def contract_name(name: str, *more: str) -> AliasChoices:
     """A field the service contract names: read from IMGCTX_<NAME> (and ``more``), then <NAME>."""
@@ -172,6 +174,11 @@ class Settings(_Config):
     def _list(cls, value: Any) -> Any:
         return split_list(value)
 
+    @field_validator("db_path", "cache_dir", "log_file", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else expand(value)
+
 
 def split_list(value: Any) -> Any:
     """A list setting given as text: JSON (``["a", "b"]``) or separated by commas."""
@@ -212,3 +219,10 @@ class ServerSettings(_Config):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("allowed_roots", "tasks_db", mode="after")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return tuple(expand(p) for p in value) if isinstance(value, tuple) else expand(value)

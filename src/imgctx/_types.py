@@ -76,6 +76,10 @@ class ProcessResult:
     another path, named by ``duplicate_of`` (a record for this path is stored too, reusing the
     copy's model outputs). With ``force=True`` the models run again, and ``was_duplicate`` and
     ``duplicate_of`` still say whether the bytes were already known.
+
+    ``moved_from`` names the record of a file that was moved or renamed here: a record with the
+    same bytes whose file is gone. Its outputs were carried over (no model run) and, unless
+    pruning was turned off, that old record was deleted.
     """
 
     record: ImageRecord
@@ -83,6 +87,7 @@ class ProcessResult:
     skipped: bool
     processing_time: float
     duplicate_of: str | None = None
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class BatchReport:
 
     ``processed`` counts records written by this run, ``skipped`` unchanged files that were
     already indexed, ``failed`` files that could not be used (each with its reason).
+    ``pruned_ids`` are records deleted because their file is gone (moved, renamed or deleted),
+    ``excluded_files`` files left out because they were removed as duplicates (see
+    ``Extractor.remove_duplicates``).
     """
 
     total_files: int
@@ -110,6 +118,13 @@ class BatchReport:
     failed_files: tuple[FailedFile, ...]
     processing_time: float
     results: tuple[ProcessResult, ...] = ()
+    pruned_ids: tuple[str, ...] = ()
+    excluded_files: tuple[str, ...] = ()
+
+    @property
+    def moved(self) -> int:
+        """Files that were moved or renamed (their outputs carried over, no model run)."""
+        return sum(1 for r in self.results if r.moved_from is not None)
 
 
 @dataclass(frozen=True)
