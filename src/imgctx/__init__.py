@@ -46,6 +46,7 @@ from imgctx._types import (
     StoredVectors,
     Tag,
 )
+from imgctx._watch import Watcher
 
 __version__ = "0.1.0"
 
@@ -97,6 +98,7 @@ __all__ = [
     "Tagger",
     "TextEmbedder",
     "VectorStore",
+    "Watcher",
     "check_spaces",
     "hookimpl",
     "load_image",
