@@ -215,12 +215,21 @@ class ServerSettings(_Config):
         None, description="SQLite file of background tasks (default: server_tasks.sqlite3 in db_path).",
     )
 
-    @field_validator("allowed_roots", "cors_origins", mode="before")
+    watch_dirs: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="Folders (inside the allowed roots) the server keeps indexed while they change, "
+        "reporting on /ws/processing (comma-separated; default: none).",
+    )
+    watch_recursive: bool = Field(False, description="Watch the subfolders of watch_dirs too.")
+    watch_debounce: float = Field(
+        1.0, gt=0, le=60, description="Seconds a watched file must stay unchanged before it is indexed.",
+    )
+
+    @field_validator("allowed_roots", "cors_origins", "watch_dirs", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)
 
-    @field_validator("allowed_roots", "tasks_db", mode="after")
+    @field_validator("allowed_roots", "tasks_db", "watch_dirs", mode="after")
     @classmethod
     def _expand(cls, value: Any) -> Any:
         if value is None:

@@ -24,6 +24,7 @@ from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
 from imgctx.server.tasks import TaskManager, TaskStore
+from imgctx.server.watch import start_watching, stop_watching
 
 log = logging.getLogger("imgctx.server")
 
@@ -228,9 +229,11 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
             state.extractor = await state.run(Extractor, settings=state.settings)
         tasks_db = server.tasks_db or state.settings.db_path / "server_tasks.sqlite3"
         state.tasks = TaskManager(await state.run(TaskStore, tasks_db), state.hub)
+        watcher = start_watching(state)
         try:
             yield
         finally:
+            await stop_watching(watcher)
             await state.hub.close_all()
             await state.task_manager.shutdown()
             if state.owns_extractor:
