@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -148,7 +147,7 @@ class _Group(click.Group):
             click.echo("Interrupted.", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, BrokenPipeError):
-            raise
+            raise  # click ends a broken pipe (`imgctx list | head`) quietly itself
         except Exception as exc:
             log.debug("unexpected error", exc_info=True)
             click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
@@ -215,8 +214,9 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, n
 
     def text() -> None:
         if not files:
-            click.echo(f"no images found in {', '.join(str(p) for p in paths)}"
-                       f"{'' if recursive or not folders else ' (subfolders are left out without --recursive)'}")
+            subfolders = not recursive and any(d.is_dir() for f in folders for d in f.iterdir())
+            click.echo(f"no images found in {', '.join(str(p) for p in folders) or 'the given paths'}"
+                       f"{' (subfolders are left out without --recursive)' if subfolders else ''}")
         else:
             moved = f", {report.moved} moved" if report.moved else ""
             click.echo(f"{report.processed} processed{moved}, {report.skipped} unchanged, {report.failed} failed "
@@ -292,13 +292,13 @@ def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
 
 
 @cli.command()
-@click.argument("record_id", metavar="IMAGE")
+@click.argument("image")
 @_json_option
 @click.pass_obj
-def show(ctx: Context, record_id: str) -> None:
+def show(ctx: Context, image: str) -> None:
     """Show everything stored about one image (IMAGE: its id, a unique id prefix, or its path)."""
     with ctx.extractor(existing=True) as ex:
-        record = resolve(ex, record_id)
+        record = resolve(ex, image)
     data = _cli_json.record(record)
 
     def text() -> None:
@@ -311,14 +311,14 @@ def show(ctx: Context, record_id: str) -> None:
 
 
 @cli.command()
-@click.argument("record_id", metavar="IMAGE")
+@click.argument("image")
 @click.option("--delete-file", is_flag=True, help="Also delete the image file from disk.")
 @_json_option
 @click.pass_obj
-def delete(ctx: Context, record_id: str, delete_file: bool) -> None:
+def delete(ctx: Context, image: str, delete_file: bool) -> None:
     """Remove an image from the index, and optionally from disk (IMAGE: id, id prefix or path)."""
     with ctx.extractor(existing=True) as ex:
-        record = ex.delete(resolve(ex, record_id).id, delete_file=delete_file)
+        record = ex.delete(resolve(ex, image).id, delete_file=delete_file)
     _emit(ctx, {"deleted": record.id, "path": record.path, "file_deleted": delete_file},
           lambda: click.echo(f"deleted {record.id} ({record.path}){' and its file' if delete_file else ''}"))
 
@@ -544,10 +544,4 @@ cli.add_command(watch)
 
 
 def main() -> None:
-    try:
-        cli(prog_name="imgctx")
-    except BrokenPipeError:
-        # the reader went away (``imgctx list | head``): stop quietly, like other Unix tools
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(141)
+    cli(prog_name="imgctx")
