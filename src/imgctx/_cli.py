@@ -97,11 +97,13 @@ def _print_record(r: ImageRecord, score: float | None = None) -> None:
     click.echo(f"        {r.caption}  [{', '.join(r.objects)}]")
 
 
-def _print_hits(hits: list[SearchHit]) -> None:
+def _print_hits(hits: list[SearchHit], explain: bool = False) -> None:
     if not hits:
         click.echo("no matches")
     for h in hits:
         _print_record(h.record, h.score)
+        if explain:
+            click.echo(f"        {h.explain()}")
 
 
 class _Group(click.Group):
@@ -248,12 +250,14 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command()
 @click.argument("text")
 @_search_options
+@click.option("--explain", is_flag=True, help="Say why each hit matched: tags, caption words, each space's score.")
 @click.pass_obj
-def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None, explain: bool) -> None:
     """Find images matching TEXT."""
     with ctx.extractor(existing=True) as ex:
         hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits), lambda: [h.record.path for h in hits])
+    _emit(ctx, [_cli_json.hit(h, explain) for h in hits], lambda: _print_hits(hits, explain),
+          lambda: [h.record.path for h in hits])
 
 
 @cli.command()

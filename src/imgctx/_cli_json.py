@@ -51,10 +51,14 @@ def record(record: ImageRecord) -> dict[str, Any]:
     return info
 
 
-def hit(hit: SearchHit) -> dict[str, Any]:
-    """``image_info`` plus ``score`` and ``distance``."""
+def hit(hit: SearchHit, explain: bool = False) -> dict[str, Any]:
+    """``image_info`` plus ``score`` and ``distance`` (and with ``explain``, each space's score
+    and what matched)."""
     out = image_info(hit.record)
     out.update(score=round(hit.score, 6), distance=round(hit.distance, 6))
+    if explain:
+        out.update(scores={k: round(v, 6) for k, v in hit.scores.items()}, matched_tags=list(hit.matched_tags),
+                   matched_words=list(hit.matched_words), explanation=hit.explain())
     return out
 
 

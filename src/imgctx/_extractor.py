@@ -18,7 +18,7 @@ from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx._ids import record_id_for
-from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._images import absolute, as_rgb, is_image_file, load_image, scan_directory
 from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
@@ -33,6 +33,7 @@ from imgctx._types import (
     ImageRecord,
     ProcessResult,
     RemovalReport,
+    Results,
     SearchHit,
 )
 
@@ -296,9 +297,12 @@ class Extractor:
         records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
         return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
 
-    def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None) -> list[SearchHit]:
+    def search(self, text: str | os.PathLike[str] | PILImage, objects: Sequence[str] | str | None = None,
+               limit: int = 10, min_score: float | None = None) -> Results[SearchHit]:
         """Images that match a text query, best first.
+
+        Given an image instead (a PIL image, a ``pathlib.Path``, or a string naming an existing
+        image file), it is an image search (``search_image``). Any other type is a TypeError.
 
         Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
         query against each image's caption + tags, via the text embedder: the cosine, clipped)
@@ -306,18 +310,25 @@ class Extractor:
         the embedder's ``text_score_range`` (low, high) linearly onto [0, 1], clipped, because
         CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
         mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
-        only images tagged with any of them (case-insensitive).
+        only images tagged with any of them (case-insensitive). Each hit's ``explain()`` says
+        which tags and caption words matched.
         """
-        if not text or not text.strip():
+        if isinstance(text, (PILImage, os.PathLike)) or (isinstance(text, str) and is_image_file(text)):
+            return self.search_image(text, objects, limit, min_score)
+        if not isinstance(text, str):
+            raise TypeError(f"search takes a text, a path or a PIL image, not {type(text).__name__}")
+        if not text.strip():
             raise ConfigurationError("the search text is empty")
         _check_search_args(limit, min_score)
+        wanted = normalise_objects(objects)
         self._ready()
-        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
+        hits = self._fused_search(self._text_vectors(text.strip()), wanted, limit, min_score,
                                   ranges=self._text_query_ranges())
+        return Results(replace(h, query=text.strip()) for h in hits)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
-                     exclude_self: bool = True) -> list[SearchHit]:
+                     exclude_self: bool = True) -> Results[SearchHit]:
         """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
 
         With a path that is itself indexed and ``exclude_self``, that record is left out.
@@ -326,6 +337,7 @@ class Extractor:
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
         _check_search_args(limit, min_score)
+        wanted = normalise_objects(objects)
         self._ready()
         exclude: set[str] = set()
         if isinstance(image, (str, os.PathLike)):
@@ -340,9 +352,9 @@ class Extractor:
             except (OSError, ValueError) as exc:
                 raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
         else:
-            raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
+            raise TypeError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
-        return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
+        return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude))
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -361,12 +373,12 @@ class Extractor:
         return self.store.get_by_path(str(absolute(path)))
 
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-             offset: int = 0) -> list[ImageRecord]:
+             offset: int = 0) -> Results[ImageRecord]:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
-        return self.store.list(normalise_objects(objects), limit, offset)
+        return Results(self.store.list(normalise_objects(objects), limit, offset))
 
     def count(self, objects: Sequence[str] | str | None = None) -> int:
         """How many records there are, optionally only those tagged with any of ``objects``."""
@@ -463,6 +475,17 @@ class Extractor:
             self._closed = True
             self._removed.close()
             self.store.close()
+
+    def __repr__(self) -> str:
+        where = getattr(self.store, "where", None) or self.settings.db_path
+        name = getattr(self.store, "name", type(self.store).__name__)
+        if self._closed:
+            return f"<Extractor {name} store at {where}, preset {self.settings.preset!r}, closed>"
+        try:
+            count = f"{self.store.count()} images"
+        except ImgctxError:
+            count = "count unavailable"
+        return f"<Extractor {name} store at {where}, preset {self.settings.preset!r}, {count}>"
 
     def __enter__(self) -> Extractor:
         return self

@@ -26,7 +26,8 @@ class _NotPrintedYet(logging.Filter):
 
 def configure_logging(settings: Settings) -> None:
     """Log at ``settings.log_level`` to stderr (and to ``settings.log_file`` when set), each
-    record once, and keep the output clean of transformers' weight-loading progress bars."""
+    record once, and keep the output clean of transformers' weight-loading progress bars (models
+    load without them anyway unless imgctx logs at INFO, see ``LazyModel``)."""
     stderr = logging.StreamHandler(sys.stderr)
     stderr.addFilter(_NotPrintedYet())
     handlers: list[logging.Handler] = [stderr]
@@ -34,9 +35,6 @@ def configure_logging(settings: Settings) -> None:
         handlers.append(logging.FileHandler(settings.log_file))
     logging.basicConfig(level=settings.log_level.upper(), handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        from transformers.utils import logging as hf_logging
-
+    hf_logging = sys.modules.get("transformers.utils.logging")  # never imported just for this (slow)
+    if hf_logging is not None:
         hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
