@@ -18,7 +18,7 @@ from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx._ids import record_id_for
-from imgctx._images import absolute, as_rgb, is_image_file, load_image, scan_directory
+from imgctx._images import absolute, as_rgb, load_image, scan_directory
 from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
@@ -301,8 +301,9 @@ class Extractor:
                limit: int = 10, min_score: float | None = None) -> Results[SearchHit]:
         """Images that match a text query, best first.
 
-        Given an image instead (a PIL image, a ``pathlib.Path``, or a string naming an existing
-        image file), it is an image search (``search_image``). Any other type is a TypeError.
+        Given an image instead (a PIL image or a ``pathlib.Path``), it is an image search
+        (``search_image``); a ``str`` is always text, never read as a file. Any other type is a
+        TypeError.
 
         Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
         query against each image's caption + tags, via the text embedder: the cosine, clipped)
@@ -313,7 +314,7 @@ class Extractor:
         only images tagged with any of them (case-insensitive). Each hit's ``explain()`` says
         which tags and caption words matched.
         """
-        if isinstance(text, (PILImage, os.PathLike)) or (isinstance(text, str) and is_image_file(text)):
+        if isinstance(text, (PILImage, os.PathLike)):
             return self.search_image(text, objects, limit, min_score)
         if not isinstance(text, str):
             raise TypeError(f"search takes a text, a path or a PIL image, not {type(text).__name__}")

@@ -210,13 +210,6 @@ def is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def is_image_file(text: str) -> bool:
-    """Whether ``text`` names an existing file with an image extension (``~``/``$VARS`` expanded)."""
-    if "\n" in text or len(text) > 4096 or not is_image_name(text.strip()):
-        return False
-    return os.path.isfile(expand(text.strip()))
-
-
 def scan_directory(directory: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Image files (by extension) in a directory, sorted; hidden files and folders skipped."""
     root = expand(directory)
