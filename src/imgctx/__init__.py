@@ -26,6 +26,7 @@ from imgctx._extractor import Extractor
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
+from imgctx._mixed import parse_mixed_query
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
@@ -105,6 +106,7 @@ __all__ = [
     "hookimpl",
     "load_image",
     "normalise_objects",
+    "parse_mixed_query",
     "scan_directory",
     "sniff_format",
     "__version__",

@@ -251,11 +251,14 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("text")
 @_search_options
 @click.option("--explain", is_flag=True, help="Say why each hit matched: tags, caption words, each space's score.")
+@click.option("--combine", is_flag=True, help='TEXT is a combined query: 2 * "golden retriever" + pool.jpg - "people".')
 @click.pass_obj
-def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None, explain: bool) -> None:
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None, explain: bool,
+           combine: bool) -> None:
     """Find images matching TEXT."""
     with ctx.extractor(existing=True) as ex:
-        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        find = ex.search_mixed if combine else ex.search
+        hits = find(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
     _emit(ctx, [_cli_json.hit(h, explain) for h in hits], lambda: _print_hits(hits, explain),
           lambda: [h.record.path for h in hits])
 

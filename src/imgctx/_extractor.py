@@ -19,6 +19,7 @@ from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._mixed import combine, is_image_term, parse_mixed_query
 from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
@@ -326,6 +327,52 @@ class Extractor:
         hits = self._fused_search(self._text_vectors(text.strip()), wanted, limit, min_score,
                                   ranges=self._text_query_ranges())
         return Results(replace(h, query=text.strip()) for h in hits)
+
+    def search_mixed(self, query: str | Sequence[tuple[float, Any]], objects: Sequence[str] | str | None = None,
+                     limit: int = 10, min_score: float | None = None) -> Results[SearchHit]:
+        """A combined query: weighted text and image terms added and subtracted.
+
+        ``query`` is a string such as ``'2 * "golden retriever" + pool.jpg - "people"'`` (see
+        ``parse_mixed_query``) or a list of ``(weight, term)`` pairs, a term being a text, a
+        path or a PIL image. In each space the query vector is the normalised weighted sum of
+        the terms' vectors (a text term reaches the ``text`` space and, with a cross-modal
+        embedder, ``image``; an image term reaches ``image``); hits are ranked as in ``search``.
+        """
+        terms = parse_mixed_query(query) if isinstance(query, str) else list(query)
+        if not terms:
+            raise ConfigurationError("the combined query is empty")
+        _check_search_args(limit, min_score)
+        wanted = normalise_objects(objects)
+        self._ready()
+        parts: builtins.list[tuple[float, dict[str, np.ndarray]]] = []
+        texts = []
+        for weight, term in terms:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise TypeError(f"a term's weight must be a number, not {type(weight).__name__}")
+            if isinstance(term, str):
+                if not term.strip():
+                    raise ConfigurationError("a text term of the combined query is empty")
+                parts.append((float(weight), self._text_vectors(term.strip())))
+                texts += [term.strip()] if weight > 0 else []
+            elif is_image_term(term):
+                parts.append((float(weight), {"image": self._image_vector(term)}))
+            else:
+                raise TypeError(f"a term is a text, a path or a PIL image, not {type(term).__name__}")
+        only_text = all(isinstance(t, str) for _, t in terms)
+        hits = self._fused_search(combine(parts), wanted, limit, min_score,
+                                  ranges=self._text_query_ranges() if only_text else None)
+        return Results(replace(h, query=" ".join(texts) or None) for h in hits)
+
+    def _image_vector(self, image: Any) -> np.ndarray:
+        embedder = self.components.image_embedder
+        if embedder is None:
+            raise ConfigurationError("an image term needs an image embedder")
+        if isinstance(image, PILImage):
+            pil = as_rgb(image, self.components.decode_side())
+        else:
+            pil = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
+                             self.components.decode_side()).image
+        return np.asarray(embedder.embed_images([pil])[0], np.float32)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
 from imgctx.server.errors import envelope, error_body
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.routes import directories, duplicates, health, images, mixed, models, websockets
 from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
 from imgctx.server.state import AppState, Metrics
@@ -248,7 +248,7 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
     for router in (health.router, models.router, images.router, directories.router, duplicates.router,
-                   websockets.stats_router):
+                   websockets.stats_router, mixed.router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
