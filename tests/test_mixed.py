@@ -67,14 +67,9 @@ def test_cli_and_http(run, photos: Path, tmp_path: Path) -> None:  # noqa: ANN00
 
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
+    from server_support import make_app
 
-    from imgctx import ServerSettings
-    from imgctx.server import create_app
-    from imgctx.testing import settings_for_tests
-
-    app = create_app(settings=settings_for_tests(tmp_path / "db", preset="tiny"),
-                     server_settings=ServerSettings.from_values(allowed_roots=[tmp_path]))
-    with TestClient(app) as client:
+    with TestClient(make_app(tmp_path, tmp_path)) as client:
         ok = client.get("/api/v1/search/mixed", params={"query": '"red" - "blue" + photos/coffee.jpg', "limit": 3})
         assert ok.status_code == 200 and len(ok.json()) == 3 and "score" in ok.json()[0]
         outside = client.get("/api/v1/search/mixed", params={"query": '"red" + /etc/hostname.png'})

@@ -33,19 +33,37 @@ log = logging.getLogger("imgctx")
 
 class Context:
     def __init__(self, db: Path | None = None, preset: str | None = None, store: str | None = None,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, server: str | None = None, api_key: str | None = None) -> None:
         self.db = db
         self.preset = preset
         self.store = store
         self.as_json = as_json
         self.only_paths = False
+        self.server = server
+        self.api_key = api_key
+
+    @property
+    def remote(self) -> str | None:
+        """The server's URL (``--server`` or the ``server_url`` setting), or None: work locally."""
+        return self.server or self.settings().server_url
+
+    def local_only(self, command: str) -> None:
+        if self.remote:
+            raise click.UsageError(f"imgctx {command} works on local files and stores, not with --server")
 
     def settings(self) -> Settings:
         return Settings().with_overrides(db_path=self.db, preset=self.preset, store=self.store)
 
     @contextmanager
     def extractor(self, existing: bool = False) -> Iterator[Any]:
-        """The Extractor; with ``existing``, an error instead of a new, empty store."""
+        """A local Extractor, or with a server a client of it (``imgctx.connect``); with
+        ``existing``, a missing local store is an error instead of a new, empty one."""
+        if self.remote:
+            from imgctx._client import connect
+
+            with connect(self.remote, api_key=self.api_key) as client:
+                yield client
+            return
         from imgctx._extractor import Extractor
 
         settings = self.settings()
@@ -162,12 +180,17 @@ class _Group(click.Group):
 @click.option("--preset", help="Model preset (default: IMGCTX_PRESET or 'offline').")
 @click.option("--store", help="Store plugin (default: IMGCTX_STORE or 'faiss').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--server", metavar="URL", help="Use the imgctx server at URL instead of a local store "
+              "(default: IMGCTX_SERVER_URL).")
+@click.option("--api-key", metavar="KEY", help="API key for --server (default: IMGCTX_API_KEY).")
 @click.version_option(package_name="imgctx")
 @click.pass_context
-def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool) -> None:
+def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool,
+        server: str | None, api_key: str | None) -> None:
     """Make a folder of images searchable: index it, then search by text or by example."""
     obj = click_ctx.ensure_object(Context)
     obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
+    obj.server, obj.api_key = server, api_key
     configure_logging(obj.settings())
 
 
@@ -185,6 +208,7 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, n
     from imgctx._errors import ImageNotFoundError
     from imgctx._images import scan_directory
 
+    ctx.local_only("index")
     files: list[Path] = []
     folders: list[Path] = []
     for p in (expand(p) for p in paths):
@@ -257,8 +281,12 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
            combine: bool) -> None:
     """Find images matching TEXT."""
     with ctx.extractor(existing=True) as ex:
+        if combine and not hasattr(ex, "search_mixed"):
+            raise click.UsageError("--combine works on a local index, not with --server")
         find = ex.search_mixed if combine else ex.search
         hits = find(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        if not combine:  # a server's client does not carry the query on its hits
+            hits = [h if h.query else replace(h, query=text.strip()) for h in hits]
     _emit(ctx, [_cli_json.hit(h, explain) for h in hits], lambda: _print_hits(hits, explain),
           lambda: [h.record.path for h in hits])
 
@@ -269,11 +297,13 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
 @click.pass_obj
 def similar(ctx: Context, image: str, objects: str | None, limit: int, min_score: float | None) -> None:
     """Find images that look like IMAGE: a file, or an indexed image's id or id prefix."""
+    wanted = normalise_objects(objects)
     with ctx.extractor(existing=True) as ex:
-        query: Any = expand(image)
-        if not query.is_file() and not looks_like_path(image):
-            query = resolve(ex, image).path
-        hits = ex.search_image(query, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        path = expand(image)
+        if not path.is_file() and not looks_like_path(image):  # a stored image: by its stored vector
+            hits = ex.search_similar(resolve(ex, image).id, objects=wanted, limit=limit, min_score=min_score)
+        else:
+            hits = ex.search_image(path, objects=wanted, limit=limit, min_score=min_score)
     _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits), lambda: [h.record.path for h in hits])
 
 
@@ -346,6 +376,7 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
     from imgctx._migrate import migrate as run_migration
     from imgctx._migrate import open_store
 
+    ctx.local_only("migrate")
     settings = ctx.settings()
     src = open_store(source, settings)
     try:
@@ -441,6 +472,7 @@ def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files
     if undo:
         if apply_:
             raise click.UsageError("--undo and --apply do not go together")
+        ctx.local_only("dedupe --undo")
         with ctx.extractor(existing=True) as ex:
             restored = ex.restore_duplicates()
         _emit(ctx, _cli_json.batch(restored), lambda: click.echo(
@@ -477,8 +509,11 @@ def status(ctx: Context) -> None:
     """Which models are loaded (loads nothing)."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    st = ex.models.status()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            st = client.models.status()
+    else:
+        st = Extractor(settings=ctx.settings(), store="memory").models.status()
     data = {role: {"name": s.name, "loaded": s.loaded, "load_time": s.load_time, "device": s.device}
             for role, s in st.items()}
 
@@ -496,8 +531,11 @@ def preload(ctx: Context) -> None:
     """Load every model now and print the time each took."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    timings = ex.models.preload()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            timings = client.models.preload()
+    else:
+        timings = Extractor(settings=ctx.settings(), store="memory").models.preload()
 
     def text() -> None:
         for role, seconds in timings.items():

@@ -7,7 +7,6 @@ from typing import Any
 
 from imgctx._errors import ConfigurationError, RecordNotFoundError
 from imgctx._paths import expand
-from imgctx._sync import all_records
 from imgctx._types import ImageRecord
 
 #: Shortest id prefix accepted (ids are 32 hex digits or so; fewer than 4 is rarely unique).
@@ -20,17 +19,20 @@ def looks_like_path(ref: str) -> bool:
 
 def resolve(ex: Any, ref: str) -> ImageRecord:
     """The record ``ref`` names: an exact id, a file path (indexed), or a unique id prefix.
-    RecordNotFoundError when none matches; ConfigurationError when a prefix is ambiguous."""
-    record = ex.store.get(ref)
-    if record is not None:
-        return record
+    RecordNotFoundError when none matches; ConfigurationError when a prefix is ambiguous. Uses
+    only what a local Extractor and a server's client both offer (``get``, ``get_by_path``,
+    ``list``)."""
+    try:
+        return ex.get(ref)  # type: ignore[no-any-return]
+    except RecordNotFoundError:
+        pass
     if looks_like_path(ref):
-        record = ex.get_by_path(ref)
+        record = ex.get_by_path(str(expand(ref)))
         if record is None:
             raise ConfigurationError(f"{ref} is not indexed")
-        return record
+        return record  # type: ignore[no-any-return]
     if len(ref) >= MIN_PREFIX:
-        matches = [r for r in all_records(ex.store) if r.id.startswith(ref)]
+        matches = [r for r in _every_record(ex) if r.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -38,3 +40,12 @@ def resolve(ex: Any, ref: str) -> ImageRecord:
                 f"{ref!r} is the start of {len(matches)} ids ({', '.join(r.id for r in matches[:3])}"
                 f"{', ...' if len(matches) > 3 else ''}): give more of it")
     raise RecordNotFoundError(ref)
+
+
+def _every_record(ex: Any, page: int = 1000) -> list[ImageRecord]:
+    out: list[ImageRecord] = []
+    while True:
+        chunk = ex.list(limit=page, offset=len(out))
+        out.extend(chunk)
+        if len(chunk) < page:
+            return out

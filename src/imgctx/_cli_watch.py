@@ -46,6 +46,7 @@ def watch(ctx: Any, directories: tuple[Path, ...], recursive: bool, debounce: fl
     """
     from imgctx._watch import Watcher
 
+    ctx.local_only("watch")
     as_json = as_json or ctx.as_json
     folders = [expand(d) for d in directories]
 
