@@ -404,7 +404,7 @@ class Extractor:
             except (OSError, ValueError) as exc:
                 raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
         else:
-            raise TypeError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
+            raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
         return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, offset=offset))
 
