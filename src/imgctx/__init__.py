@@ -31,6 +31,7 @@ from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
+from imgctx._mixed import parse_mixed_query
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
 from imgctx._remote import RemoteTask
@@ -47,11 +48,13 @@ from imgctx._types import (
     ProcessResult,
     Progress,
     RemovalReport,
+    Results,
     SearchHit,
     SpaceSpec,
     StoredVectors,
     Tag,
 )
+from imgctx._watch import Watcher
 
 __version__ = "0.1.0"
 
@@ -96,6 +99,7 @@ __all__ = [
     "RemoteError",
     "RemoteTask",
     "RemovalReport",
+    "Results",
     "SearchHit",
     "ServerSettings",
     "Settings",
@@ -106,6 +110,7 @@ __all__ = [
     "Tagger",
     "TextEmbedder",
     "VectorStore",
+    "Watcher",
     "check_spaces",
     "configure_logging",
     "connect",
@@ -114,6 +119,7 @@ __all__ = [
     "hookimpl",
     "load_image",
     "normalise_objects",
+    "parse_mixed_query",
     "plugin_config",
     "scan_directory",
     "sniff_format",

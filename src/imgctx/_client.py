@@ -61,6 +61,14 @@ def _settings_defaults(url: str | None, api_key: str | None) -> tuple[str, str |
     return url.rstrip("/"), api_key
 
 
+def _server_prunes(prune: bool) -> None:
+    """A server's indexing always keeps its index true to the disk (``Extractor`` defaults)."""
+    if not prune:
+        from imgctx._errors import ConfigurationError
+
+        raise ConfigurationError("prune=False is not available with a server: its indexing always prunes")
+
+
 def _answer(response: Any) -> Any:
     """The JSON body of a successful answer; the library's exception for an error."""
     if response.status_code >= 400:
@@ -199,26 +207,32 @@ class Client(_Base):
         return self._run(ops.process(path, force, filename, upload_dir, overwrite))
 
     def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
-                     progress: ProgressCallback | None = None) -> BatchReport:
+                     progress: ProgressCallback | None = None, prune: bool = True) -> BatchReport:
         """Index files on the server, one request each, in order; a file that cannot be used (or is
-        outside the allowed roots) is reported in ``failed_files``, never raised."""
+        outside the allowed roots) is reported in ``failed_files``, never raised. The server
+        always prunes (``prune=False`` is a ConfigurationError)."""
+        _server_prunes(prune)
         return self._run(ops.process_many(paths, force, progress))
 
     @overload
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
-                          progress: ProgressCallback | None = ..., *, wait: Literal[True] = ...,
+                          progress: ProgressCallback | None = ..., prune: bool = ..., *,
+                          wait: Literal[True] = ...,
                           timeout: float | None = ..., poll_interval: float = ...) -> BatchReport: ...
 
     @overload
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
-                          progress: ProgressCallback | None = ..., *, wait: Literal[False],
+                          progress: ProgressCallback | None = ..., prune: bool = ..., *,
+                          wait: Literal[False],
                           timeout: float | None = ..., poll_interval: float = ...) -> RemoteTask: ...
 
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
-                          progress: ProgressCallback | None = None, *, wait: bool = True,
+                          progress: ProgressCallback | None = None, prune: bool = True, *, wait: bool = True,
                           timeout: float | None = None, poll_interval: float = 0.5) -> BatchReport | RemoteTask:
         """Index a folder on the server in a background task and wait for it (``progress`` gets
-        the counts as the server reports them), or with ``wait=False`` return the task."""
+        the counts as the server reports them), or with ``wait=False`` return the task. The
+        server always prunes (``prune=False`` is a ConfigurationError)."""
+        _server_prunes(prune)
         if not wait:
             return self._run(ops.start_directory(path, recursive, force))
         return self._run(ops.process_directory(path, recursive, force, progress, timeout, poll_interval))
@@ -352,23 +366,27 @@ class AsyncClient(_Base):
         return await self._run(ops.process(path, force, filename, upload_dir, overwrite))
 
     async def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
-                           progress: ProgressCallback | None = None) -> BatchReport:
+                           progress: ProgressCallback | None = None, prune: bool = True) -> BatchReport:
+        _server_prunes(prune)
         return await self._run(ops.process_many(paths, force, progress))
 
     @overload
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
-                                progress: ProgressCallback | None = ..., *, wait: Literal[True] = ...,
+                                progress: ProgressCallback | None = ..., prune: bool = ..., *,
+                                wait: Literal[True] = ...,
                                 timeout: float | None = ..., poll_interval: float = ...) -> BatchReport: ...
 
     @overload
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = ..., force: bool = ...,
-                                progress: ProgressCallback | None = ..., *, wait: Literal[False],
+                                progress: ProgressCallback | None = ..., prune: bool = ..., *,
+                                wait: Literal[False],
                                 timeout: float | None = ..., poll_interval: float = ...) -> RemoteTask: ...
 
     async def process_directory(self, path: str | os.PathLike[str], recursive: bool = False, force: bool = False,
-                                progress: ProgressCallback | None = None, *, wait: bool = True,
+                                progress: ProgressCallback | None = None, prune: bool = True, *, wait: bool = True,
                                 timeout: float | None = None,
                                 poll_interval: float = 0.5) -> BatchReport | RemoteTask:
+        _server_prunes(prune)
         if not wait:
             return await self._run(ops.start_directory(path, recursive, force))
         return await self._run(ops.process_directory(path, recursive, force, progress, timeout, poll_interval))

@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from imgctx._paths import expand
+
 
 def contract_name(name: str, *more: str) -> AliasChoices:
     """A field the service contract names: read from IMGCTX_<NAME> (and ``more``), then <NAME>."""
@@ -178,6 +180,11 @@ class Settings(_Config):
     def _list(cls, value: Any) -> Any:
         return split_list(value)
 
+    @field_validator("db_path", "cache_dir", "log_file", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else expand(value)
+
 
 def split_list(value: Any) -> Any:
     """A list setting given as text: JSON (``["a", "b"]``) or separated by commas."""
@@ -222,7 +229,23 @@ class ServerSettings(_Config):
         None, description="SQLite file of background tasks (default: server_tasks.sqlite3 in db_path).",
     )
 
-    @field_validator("allowed_roots", "cors_origins", "allowed_hosts", mode="before")
+    watch_dirs: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="Folders (inside the allowed roots) the server keeps indexed while they change, "
+        "reporting on /ws/processing (comma-separated; default: none).",
+    )
+    watch_recursive: bool = Field(False, description="Watch the subfolders of watch_dirs too.")
+    watch_debounce: float = Field(
+        1.0, gt=0, le=60, description="Seconds a watched file must stay unchanged before it is indexed.",
+    )
+
+    @field_validator("allowed_roots", "cors_origins", "allowed_hosts", "watch_dirs", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("allowed_roots", "tasks_db", "watch_dirs", mode="after")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return tuple(expand(p) for p in value) if isinstance(value, tuple) else expand(value)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from imgctx._backends.base import LazyModel, resolve_device
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
 from imgctx._backends.onnx_runtime import (
     OnnxTower,
     Towers,
@@ -88,8 +88,9 @@ class BlipCaptioner(LazyModel):
             raise MissingDependencyError("the blip captioner", "standard") from None
         torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
         try:
-            processor = BlipProcessor.from_pretrained(self.source, local_files_only=self.local_files_only)
-            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=self.local_files_only)
+            local = use_local_files(self.local_files_only)
+            processor = BlipProcessor.from_pretrained(self.source, local_files_only=local)
+            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=local)
         except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
             raise load_error("the BLIP captioning model", self.source, "IMGCTX_LOCAL_BLIP_MODEL_PATH",
                              exc, self.local_files_only) from None

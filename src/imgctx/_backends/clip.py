@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from imgctx._backends.base import LazyModel, TagSettings, resolve_device
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
 from imgctx._backends.onnx_runtime import (
     OnnxTower,
     Towers,
@@ -281,7 +281,8 @@ class OpenClipModel(ClipBackend):
         if is_folder(src):
             return f"local-dir:{Path(src).expanduser()}", None
         if src.startswith("hf-hub:"):
-            folder = snapshot_download(src.removeprefix("hf-hub:"), local_files_only=self.local_files_only,
+            folder = snapshot_download(src.removeprefix("hf-hub:"),
+                                       local_files_only=use_local_files(self.local_files_only),
                                        allow_patterns=["*.json", "*.txt", "*.bin", "*.safetensors"])
             return f"local-dir:{folder}", None
         if not self.pretrained:
@@ -299,7 +300,7 @@ class OpenClipModel(ClipBackend):
         names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-        offline = self.local_files_only
+        offline = use_local_files(self.local_files_only)
         last: Exception | None = None
         for name in names:
             try:
@@ -380,8 +381,9 @@ class HfClipModel(ClipBackend):
             raise MissingDependencyError("the clip embedder", "standard") from None
         torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
         try:
-            processor = CLIPProcessor.from_pretrained(self.source, local_files_only=self.local_files_only)
-            model = CLIPModel.from_pretrained(self.source, local_files_only=self.local_files_only)
+            local = use_local_files(self.local_files_only)
+            processor = CLIPProcessor.from_pretrained(self.source, local_files_only=local)
+            model = CLIPModel.from_pretrained(self.source, local_files_only=local)
         except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
             raise load_error("the CLIP model", self.source, LOCAL_CLIP_SETTING, exc, self.local_files_only) from None
         self._model = model.eval().to(device=device, dtype=dtype)

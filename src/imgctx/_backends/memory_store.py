@@ -20,6 +20,7 @@ class MemoryStore:
     """Records and vectors in dictionaries; exact search with numpy."""
 
     name = "memory"
+    persistent = False  # nothing on disk: what goes with the store stays in memory too
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

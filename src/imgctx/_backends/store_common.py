@@ -65,13 +65,24 @@ def client_errors(kind: str, explain: Callable[[Exception], str] = _describe) ->
 
 
 def normalise_objects(objects: Sequence[str] | str | None) -> list[str] | None:
-    """'Cat, dog' or ['Cat', ' dog'] -> ['cat', 'dog']; empty or None -> None (no filter)."""
+    """'Cat, dog' or ['Cat', ' dog'] -> ['cat', 'dog']; empty or None -> None (no filter).
+    Anything else (a number, a dict, a list holding non-strings) is a TypeError that says so."""
     if objects is None:
         return None
     if isinstance(objects, str):
         objects = objects.split(",")
+    elif not isinstance(objects, (list, tuple, set, frozenset)) or not all(isinstance(o, str) for o in objects):
+        raise TypeError(f"objects must be a string ('cat,dog') or a list of strings (['cat', 'dog']), "
+                        f"not {_describe_value(objects)}")
     cleaned = sorted({o.strip().lower() for o in objects if o and o.strip()})
     return cleaned or None
+
+
+def _describe_value(value: object) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        kinds = sorted({type(v).__name__ for v in value if not isinstance(v, str)})
+        return f"a {type(value).__name__} holding {', '.join(kinds)}"
+    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def check_spaces(

@@ -28,6 +28,7 @@ from imgctx.server.routes import (
     duplicates,
     health,
     images,
+    mixed,
     models,
     records,
     search,
@@ -39,6 +40,7 @@ from imgctx.server.schemas import ERROR_RESPONSES
 from imgctx.server.security import allowed_origins, require_api_key
 from imgctx.server.state import AppState, Metrics
 from imgctx.server.tasks import TaskManager, TaskStore
+from imgctx.server.watch import start_watching, stop_watching
 
 log = logging.getLogger("imgctx.server")
 UPLOAD_PATH = "/api/v1/images/upload"
@@ -181,9 +183,11 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
             state.extractor = await state.run(Extractor, settings=state.settings)
         tasks_db = server.tasks_db or state.settings.db_path / "server_tasks.sqlite3"
         state.tasks = TaskManager(await state.run(TaskStore, tasks_db), state.hub)
+        watcher = start_watching(state)
         try:
             yield
         finally:
+            await stop_watching(watcher)
             await state.hub.close_all()
             await state.task_manager.shutdown()
             if state.owns_extractor:
@@ -201,7 +205,7 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
     protected = [Depends(require_api_key)] if server.api_key is not None else []
     for router in (health.router, models.router, thumbnails.router, images.router, directories.router,
                    duplicates.router, search.router, records.search_router, records.router, ui.router,
-                   websockets.stats_router):
+                   websockets.stats_router, mixed.router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
     app.include_router(ui.public)  # the web app's page and files hold no data: no key
