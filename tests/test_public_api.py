@@ -27,6 +27,8 @@ EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
 EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
              "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
 EXPECTED |= {"configure_logging", "delete_file", "FileOutsideRootsError"}
+# beyond one machine: Ray indexing and Parquet shards for other tools
+EXPECTED |= {"index_on_ray", "export_parquet", "import_parquet", "ParquetReport"}
 
 
 def test_exported_names() -> None:
@@ -46,7 +48,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'ray', 'pyarrow') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -28,8 +28,10 @@ from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
+from imgctx._parquet import ParquetReport, export_parquet, import_parquet
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._ray_ingest import index_on_ray
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
     BatchReport,
@@ -55,6 +57,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",
+    "ParquetReport",
     "REMOVE_THRESHOLD",
     "BatchReport",
     "Captioner",
@@ -101,7 +104,10 @@ __all__ = [
     "check_spaces",
     "configure_logging",
     "delete_file",
+    "export_parquet",
     "hookimpl",
+    "import_parquet",
+    "index_on_ray",
     "load_image",
     "normalise_objects",
     "plugin_config",
