@@ -13,10 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
-from imgctx.testing import SAMPLE_PHOTOS, sample_photo_path
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -38,7 +34,7 @@ class Node:
             self.proc = subprocess.Popen([*_ray_command(), "start", "--block", *args], stdout=out,
                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
-    def stop(self, sig: int = signal.SIGTERM, wait: float = 30) -> None:
+    def stop(self, sig: int = signal.SIGTERM, wait: float = 10) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)  # the node's processes: the group this test started
             try:
@@ -79,8 +75,8 @@ class Cluster:
         self._wait_nodes(2)
 
     def alive_nodes(self) -> int:
-        code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-                "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address)
+        code = (f"import ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
+                "print(sum(1 for n in ray.nodes() if n['Alive']))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env,
                              timeout=120)
         return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
@@ -100,29 +96,3 @@ class Cluster:
             self.worker.stop()
         self.head.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def write_photo_crops(folder: Path, count: int, side: int = 224) -> list[Path]:
-    """``count`` distinct real photos: crops of scikit-image's sample photos at several offsets
-    and scales, each resized to ``side`` pixels on its long side, as JPEGs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for name in SAMPLE_PHOTOS:
-        with Image.open(sample_photo_path(name)) as im:
-            sources.append((name, im.convert("RGB")))
-    paths: list[Path] = []
-    i = 0
-    while len(paths) < count:
-        name, im = sources[i % len(sources)]
-        k = i // len(sources)
-        frac = 0.5 + 0.5 * ((k * 7) % 10) / 10  # 50%..95% of the photo
-        w, h = int(im.width * frac), int(im.height * frac)
-        x = (k * 37) % max(1, im.width - w)
-        y = (k * 53) % max(1, im.height - h)
-        crop = im.crop((x, y, x + w, y + h))
-        crop.thumbnail((side, side))
-        path = folder / f"{name}-{k:03d}.jpg"
-        crop.save(path, "JPEG", quality=88)
-        paths.append(path)
-        i += 1
-    return paths

@@ -18,10 +18,11 @@ import pytest
 
 pytest.importorskip("ray", reason="the Ray tests need the ray extra")
 
-from imgctx import Extractor, index_on_ray, scan_directory  # noqa: E402
-from imgctx.testing import settings_for_tests  # noqa: E402
+from ray_support import Cluster  # noqa: E402
 
-from ray_support import Cluster, write_photo_crops  # noqa: E402
+from imgctx import Extractor, index_on_ray, scan_directory  # noqa: E402
+from imgctx._testkit import write_photo_crops  # noqa: E402
+from imgctx.testing import settings_for_tests  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
