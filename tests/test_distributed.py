@@ -139,9 +139,12 @@ def _check_exactly_once(db: Path, folder: Path) -> None:
         assert len(ex.store.vectors("image", [r.id for r in records])) == len(files)
 
 
+KILL_RUN_IMAGES = 300
+
+
 def test_driver_killed_mid_run_then_rerun_stores_every_image_once(cluster: Cluster, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
-    write_photo_crops(folder, 120, side=128)
+    write_photo_crops(folder, KILL_RUN_IMAGES, side=96)
     db = tmp_path / "db"
     proc = _index_subprocess(db, folder, cluster.address, tmp_path / "first.log")
     try:
@@ -156,13 +159,13 @@ def test_driver_killed_mid_run_then_rerun_stores_every_image_once(cluster: Clust
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
-    assert 0 < committed < 120, committed
+    assert 0 < committed < KILL_RUN_IMAGES, committed
     rerun = _index_subprocess(db, folder, cluster.address, tmp_path / "second.log")
     assert rerun.wait(300) == 0, (tmp_path / "second.log").read_text()[-3000:]
     log = (tmp_path / "second.log").read_text()
     done = [line for line in log.splitlines() if "processed," in line][-1]
     processed, unchanged = int(done.split()[0]), int(done.split()[2])
-    assert unchanged >= committed and processed + unchanged == 120, done
+    assert unchanged >= committed and processed + unchanged == KILL_RUN_IMAGES, done
     _check_exactly_once(db, folder)
 
 
@@ -170,7 +173,7 @@ def test_worker_node_killed_mid_run_the_job_or_the_rerun_finishes(cluster: Clust
     """The worker node's processes are killed while its actor works: Ray retries the work on
     the head node and the run finishes, or (if Ray gives up) the rerun finishes it."""
     folder = tmp_path / "photos"
-    write_photo_crops(folder, 120, side=128)
+    write_photo_crops(folder, KILL_RUN_IMAGES, side=96)
     db = tmp_path / "db"
     outcome: dict[str, object] = {}
 
@@ -192,13 +195,15 @@ def test_worker_node_killed_mid_run_the_job_or_the_rerun_finishes(cluster: Clust
     cluster.worker.stop(signal.SIGKILL)  # the node dies without a goodbye
     thread.join(400)
     assert not thread.is_alive()
+    print("worker node killed; the run", "failed and was rerun:" if "error" in outcome else "finished:",
+          outcome.get("error") or getattr(outcome.get("report"), "processed", None))
     try:
         if "error" in outcome:
             with Extractor(settings=settings_for_tests(db, preset="tiny", batch_size=4)) as ex:
                 index_on_ray(ex, scan_directory(folder), cluster.address, actors=1, actor_batch_size=2)
         else:
             report = outcome["report"]
-            assert report.failed == 0 and report.processed == 120  # type: ignore[attr-defined]
+            assert report.failed == 0 and report.processed == KILL_RUN_IMAGES  # type: ignore[attr-defined]
         _check_exactly_once(db, folder)
     finally:
         cluster.start_worker()  # the cluster as the other tests expect it

@@ -190,8 +190,10 @@ class RayIngest(Ingest):
             settings = settings.with_overrides(device="cuda")
         spaces = [s.name for s in self.components.spaces()]
         items = [{"path": str(p)} for p in paths]
-        # enough blocks that every actor gets work, at most _FILES_PER_READ_TASK files in each
-        blocks = max(1, min(len(items), max(2 * self.actors, -(-len(items) // _FILES_PER_READ_TASK))))
+        # results come back a block at a time: small blocks (two actor batches) keep the writer
+        # and the progress bar streaming, and give every actor work
+        per_block = min(_FILES_PER_READ_TASK, 2 * self.actor_batch_size)
+        blocks = max(1, min(len(items), max(2 * self.actors, -(-len(items) // per_block))))
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(decode_files, batch_size=_FILES_PER_READ_TASK, batch_format="numpy",
                             fn_kwargs={"settings": settings, "decode_side": self.decode_side})
