@@ -207,3 +207,19 @@ def test_worker_node_killed_mid_run_the_job_or_the_rerun_finishes(cluster: Clust
         _check_exactly_once(db, folder)
     finally:
         cluster.start_worker()  # the cluster as the other tests expect it
+
+
+def test_models_given_as_objects_or_a_single_path_are_refused(tmp_path: Path, photo_dir: Path) -> None:
+    """Each actor builds the models by name: an Extractor given model objects cannot be sent."""
+    from imgctx import ConfigurationError
+    from imgctx.testing import TinyImageEmbedder
+
+    settings = settings_for_tests(tmp_path / "db", preset="tiny")
+    with Extractor(settings=settings, image_embedder=TinyImageEmbedder()) as ex:
+        with pytest.raises(ConfigurationError, match="chosen by name"):
+            index_on_ray(ex, scan_directory(photo_dir), "127.0.0.1:1")
+    with Extractor(settings=settings) as ex:
+        with pytest.raises(ConfigurationError, match="list of paths"):
+            index_on_ray(ex, str(photo_dir), "127.0.0.1:1")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="at least 1"):
+            index_on_ray(ex, scan_directory(photo_dir), "127.0.0.1:1", actors=0)

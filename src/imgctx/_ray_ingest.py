@@ -197,9 +197,13 @@ class RayIngest(Ingest):
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(decode_files, batch_size=_FILES_PER_READ_TASK, batch_format="numpy",
                             fn_kwargs={"settings": settings, "decode_side": self.decode_side})
+        actors = self.actors
+        if gpus >= 1 and actors > int(gpus):
+            log.warning("%d actors asked for, the cluster has %d GPUs: using %d actors", actors, int(gpus), int(gpus))
+            actors = int(gpus)  # one GPU each; more would wait forever for a GPU
         return ds.map_batches(
             ModelActor, batch_size=self.actor_batch_size, batch_format="numpy",
-            compute=ActorPoolStrategy(size=self.actors),
+            compute=ActorPoolStrategy(size=actors),
             fn_constructor_kwargs={"settings": settings, "choices": self.choices, "spaces": spaces},
             num_gpus=1 if gpus >= 1 else 0,
         )
@@ -210,7 +214,10 @@ class RayIngest(Ingest):
         ray = require_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            try:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigurationError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from None
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
