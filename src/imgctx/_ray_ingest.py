@@ -145,10 +145,10 @@ class ModelActor:
         images = [Image.frombytes("RGB", (int(batch["pixel_width"][i]), int(batch["pixel_height"][i])),
                                   batch["pixels"][i]) for i in ok]
         results = self._run(images) if images else []
-        outputs: list[ModelOutput | str] = ["" for _ in batch["error"]]
+        outputs: list[ModelOutput | str] = ["not decoded"] * len(batch["error"])  # rows with an error
         for i, out in zip(ok, results, strict=True):
             outputs[i] = out
-        cols = _output_columns([o if o != "" else "decode failed" for o in outputs], self.spaces)
+        cols = _output_columns(outputs, self.spaces)
         out_batch = {k: batch[k] for k in _FACTS}
         out_batch.update({k: np.array(v, dtype=object if k.startswith("vec_") else None) for k, v in cols.items()})
         return out_batch
