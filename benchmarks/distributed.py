@@ -114,6 +114,12 @@ def main() -> None:
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:
+        import os
+        import secrets
+
+        # a token of its own, so that Ray writes none into ~/.ray
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
         ray.init(num_cpus=args.cores + 1, include_dashboard=False, log_to_driver=False)  # +1: the read tasks
     counts = [int(a) for a in args.actors.split(",")]
     local_runs: list[tuple[float, float]] = []

@@ -4,6 +4,7 @@ process id (never ``ray stop``, which would stop every Ray on the machine)."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -57,16 +58,25 @@ class Cluster:
         self.address = f"127.0.0.1:{self.port}"
         self.cpus = cpus
         src = str(Path(__file__).resolve().parents[1] / "src")
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+        # token authentication with a token of this cluster's own (the caller's RAY_AUTH_TOKEN if
+        # set, so that its drivers can join): nothing else can join it, and a token file another
+        # Ray left in ~/.ray cannot get in the way
+        self.auth = {"RAY_AUTH_MODE": "token",
+                     "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)}
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **self.auth,
                     "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
+        self.worker: Node | None = None
         self.head = Node(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
                           "--num-cpus", str(cpus), "--include-dashboard", "false",
                           "--ray-client-server-port", str(free_port()),
                           "--dashboard-agent-listen-port", str(free_port()),
                           "--temp-dir", str(self.dir / "t")], self.dir / "head.log", self.env)
-        self.worker: Node | None = None
-        self._wait_nodes(1)
-        self.start_worker()
+        try:
+            self._wait_nodes(1)
+            self.start_worker()
+        except BaseException:
+            self.stop()  # never leave a half-started cluster behind
+            raise
 
     def start_worker(self) -> None:
         self.worker = Node(["--address", self.address, "--node-ip-address", "127.0.0.1",

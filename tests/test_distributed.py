@@ -4,6 +4,7 @@ the single-process pipeline, the CLI, and crash safety (driver killed, worker no
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The test cluster uses token authentication with a token of its own. Ray reads these variables
+# when it is imported, so they are set before: this process's drivers and their subprocesses
+# present the token (no other test uses Ray).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 pytest.importorskip("ray", reason="the Ray tests need the ray extra")
 
 from ray_support import Cluster  # noqa: E402
