@@ -129,6 +129,9 @@ def main() -> None:
         for n in counts:
             ray_runs[n].append(_ray(files, args.preset, "auto", n, args.batch, work / f"ray-{n}-{r}"))
     ray.shutdown()
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     out: dict[str, object] = {"images": len(files), "cores": args.cores, "preset": args.preset,
                               "local_torch_threads": args.local_threads, "rounds": args.rounds,
                               "local": _best(local_runs)}
