@@ -14,7 +14,7 @@ def install_and_test(session: nox.Session, extras: str, *pytest_args: str) -> No
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    install_and_test(session, "offline,standard,heif,server,dev")
+    install_and_test(session, "offline,standard,heif,server,ray,dev")
 
 
 @nox.session(name="tests-core")

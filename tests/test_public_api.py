@@ -30,6 +30,8 @@ EXPECTED |= {"configure_logging", "delete_file", "FileOutsideRootsError"}
 # the same API against a server
 EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
 EXPECTED |= {"Watcher", "Results", "parse_mixed_query"}  # index kept in sync with folders; result lists; combined queries
+# beyond one machine: Ray indexing and Parquet shards for other tools
+EXPECTED |= {"index_on_ray", "export_parquet", "import_parquet", "ParquetReport"}
 
 
 def test_exported_names() -> None:
@@ -49,7 +51,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx', 'ray', 'pyarrow') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -32,8 +32,10 @@ from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
 from imgctx._mixed import parse_mixed_query
+from imgctx._parquet import ParquetReport, export_parquet, import_parquet
 from imgctx._presets import PRESETS, Preset
 from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._ray_ingest import index_on_ray
 from imgctx._remote import RemoteTask
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",
+    "ParquetReport",
     "REMOVE_THRESHOLD",
     "AsyncClient",
     "BatchReport",
@@ -116,7 +119,10 @@ __all__ = [
     "connect",
     "connect_async",
     "delete_file",
+    "export_parquet",
     "hookimpl",
+    "import_parquet",
+    "index_on_ray",
     "load_image",
     "normalise_objects",
     "parse_mixed_query",

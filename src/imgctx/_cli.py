@@ -199,10 +199,17 @@ def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: st
 @click.option("--recursive", "-r", is_flag=True, help="Include subfolders.")
 @click.option("--force", is_flag=True, help="Reprocess files even if unchanged (and re-add removed duplicates).")
 @click.option("--no-prune", is_flag=True, help="Keep the records of files that are gone from the folders.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the models on a Ray cluster (HOST:PORT, or 'auto'); needs imgctx[ray].")
+@click.option("--ray-actors", default=2, show_default=True, type=click.IntRange(1), help="With --ray: model actors.")
+@click.option("--ray-batch-size", default=16, show_default=True, type=click.IntRange(1),
+              help="With --ray: images per model call in an actor.")
 @_json_option
 @click.pass_obj
-def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, no_prune: bool) -> None:
-    """Index image files and folders (PATHS); records of files gone from the folders are removed."""
+def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, no_prune: bool,
+          ray_address: str | None, ray_actors: int, ray_batch_size: int) -> None:
+    """Index image files and folders (PATHS), here or with --ray on a Ray cluster; records of
+    files gone from the folders are removed."""
     from tqdm import tqdm
 
     from imgctx._errors import ImageNotFoundError
@@ -231,7 +238,12 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, n
             bar.set_postfix_str(p.status, refresh=False)
 
         try:
-            report = ex.process_many(files, force=force, progress=progress, prune=not no_prune)
+            if ray_address:
+                from imgctx._ray_ingest import index_on_ray
+
+                report = index_on_ray(ex, files, ray_address, ray_actors, ray_batch_size, force, progress)
+            else:
+                report = ex.process_many(files, force=force, progress=progress, prune=not no_prune)
         finally:
             bar.close()
         if not no_prune:

@@ -101,6 +101,9 @@ class Extractor:
         )
         self._registry = registry
         self._instances: dict[int, Any] = {}
+        # how each role was chosen (names or objects), so that other processes can build the same
+        self._model_choices = {"captioner": captioner, "image_embedder": image_embedder,
+                               "text_embedder": text_embedder, "tagger": tagger}
         p = self.registry.preset(self.settings.preset)
         taggers: Sequence[str | Any]
         if tagger is None:

@@ -277,7 +277,7 @@ class Ingest:
         claimed: set[str] = set()  # content hashes whose vanished record a file of this batch took
         need: dict[str, int] = {}
         first_in_batch: dict[str, str] = {}
-        need_images: list[Any] = []
+        need_files: list[ProbedFile] = []
         for d in batch:
             img = d.image
             existing = self.store.get_by_path(img.path)
@@ -293,10 +293,10 @@ class Ingest:
             source = existing if unchanged else (None if force else (moved or copy))
             plans.append((d, existing, source, copy.id if copy else None, moved))
             if source is None and img.content_hash not in need:
-                need[img.content_hash] = len(need_images)
-                need_images.append(img.image)
+                need[img.content_hash] = len(need_files)
+                need_files.append(d)
                 first_in_batch[img.content_hash] = record_id_for(img.path)
-        outputs = run_models(self.components, need_images) if need_images else []
+        outputs = self._run_models(need_files) if need_files else []
         items: list[StoredVectors] = []
         results: list[ProcessResult] = []
         now = _now()
@@ -330,6 +330,11 @@ class Ingest:
             self.moved_away.extend(gone)
         per_file = (time.perf_counter() - t0) / max(1, len(batch))
         return [replace(r, processing_time=per_file) for r in results]
+
+    def _run_models(self, files: list[ProbedFile]) -> list[ModelOutput]:
+        """The models' outputs for decoded files (here, in this process; the Ray driver looks
+        up what its actors computed)."""
+        return run_models(self.components, [f.image.image for f in files])
 
     def _stored_vectors(self, record_id: str) -> dict[str, np.ndarray]:
         out = {}

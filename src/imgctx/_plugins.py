@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "imgctx._backends.qdrant_store",
     "imgctx._presets",
     "imgctx.server.commands",
+    "imgctx._cli_export",
 )
 
 _HOOKS = {

@@ -42,6 +42,34 @@ def write_sample_photos(
     return paths
 
 
+def write_photo_crops(folder: Path, count: int, side: int = 224) -> list[Path]:
+    """``count`` distinct real photos: crops of scikit-image's sample photos at several offsets
+    and scales, each resized to ``side`` pixels on its long side, as JPEGs."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for name in SAMPLE_PHOTOS:
+        with Image.open(sample_photo_path(name)) as im:
+            sources.append((name, im.convert("RGB")))
+    paths: list[Path] = []
+    i = 0
+    while len(paths) < count:
+        name, im = sources[i % len(sources)]
+        k = i // len(sources)
+        frac = 0.5 + 0.5 * ((k * 7) % 10) / 10  # 50%..95% of the photo
+        w, h = int(im.width * frac), int(im.height * frac)
+        x = (k * 37) % max(1, im.width - w)
+        y = (k * 53) % max(1, im.height - h)
+        crop = im.crop((x, y, x + w, y + h))
+        crop.thumbnail((side, side))
+        path = folder / f"{name}-{k:03d}.jpg"
+        crop.save(path, "JPEG", quality=88)
+        paths.append(path)
+        i += 1
+    return paths
+
+
 #: The import name to load these test doubles as a plugin: ``Settings(load_plugins=(PLUGIN,))``
 #: or ``IMGCTX_LOAD_PLUGINS=imgctx.testing``. They are never in a user's registry otherwise.
 PLUGIN = "imgctx.testing"
