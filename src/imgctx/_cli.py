@@ -24,7 +24,7 @@ from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMO
 from imgctx._errors import ImgctxError
 from imgctx._logging import configure_logging
 from imgctx._paths import expand
-from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
+from imgctx._plugins import describe_plugins, load_registry, make_plugin_manager
 from imgctx._settings import Settings
 from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
 
@@ -564,26 +564,11 @@ models.add_command(_cli_models.export)
 @click.pass_obj
 def plugins(ctx: Context) -> None:
     """List the installed plugins and what each registers."""
-    settings = ctx.settings()
-    registry = load_registry(extra=settings.load_plugins)
-    commands = click.get_current_context().find_root().command
-    by_plugin: dict[str, dict[str, Any]] = {}
-
-    def entry(plugin: str) -> dict[str, Any]:
-        return by_plugin.setdefault(plugin, {"roles": {}, "presets": [], "settings": {}, "commands": []})
-
-    for info in registry.all():
-        item = entry(info.plugin)
-        item["roles"].setdefault(info.role, []).append(info.name)
-        for own in settings_classes(info):
-            prefix = str(own.model_config.get("env_prefix", ""))
-            item["settings"][own.group()] = sorted(f"{prefix}{name.upper()}" for name in own.model_fields)
-    for name, (_, plugin) in registry.presets().items():
-        entry(plugin)["presets"].append(name)
-    if isinstance(commands, _Group):
-        commands._load_plugin_commands()
-        for plugin, names in (commands.plugin_commands or {}).items():
-            entry(plugin)["commands"].extend(names)
+    group = click.get_current_context().find_root().command
+    if isinstance(group, _Group):
+        group._load_plugin_commands()
+    registry = load_registry(extra=ctx.settings().load_plugins)
+    by_plugin = describe_plugins(registry, getattr(group, "plugin_commands", None) or {})
 
     def text() -> None:
         for plugin, item in sorted(by_plugin.items()):

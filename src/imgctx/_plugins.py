@@ -67,6 +67,27 @@ def settings_classes(info: PluginInfo) -> tuple[Any, ...]:
     return tuple(own) if isinstance(own, (tuple, list)) else (own,)
 
 
+def describe_plugins(registry: Registry, commands: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """What each plugin registers: roles and names, presets, settings (as environment
+    variables by group) and ``commands`` (plugin name -> command names), for ``imgctx plugins``."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(plugin: str) -> dict[str, Any]:
+        return out.setdefault(plugin, {"roles": {}, "presets": [], "settings": {}, "commands": []})
+
+    for info in registry.all():
+        item = entry(info.plugin)
+        item["roles"].setdefault(info.role, []).append(info.name)
+        for own in settings_classes(info):
+            prefix = str(own.model_config.get("env_prefix", ""))
+            item["settings"][own.group()] = sorted(f"{prefix}{name.upper()}" for name in own.model_fields)
+    for name, (_, plugin) in registry.presets().items():
+        entry(plugin)["presets"].append(name)
+    for plugin, names in commands.items():
+        entry(plugin)["commands"].extend(names)
+    return out
+
+
 class Registry:
     """Factories by role and name, and the presets."""
 
