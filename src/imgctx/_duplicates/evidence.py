@@ -6,7 +6,8 @@
    (:mod:`.similarity`): two signals that must agree.
 3. **Turned match**: the pHash and dHash of one image turned by 90, 180 or 270 degrees (and
    mirrored, when ``mirrors`` is on) against the other's upright ones, both hashes together:
-   ``1 - 0.05 * (((dp + dd) / 2) / TURNED_HASH_SCALE) ** 2``.
+   ``1 - 0.05 * (((dp + dd) / 2) / TURNED_HASH_SCALE) ** 2``, counted only within
+   ``VERIFY_BITS`` (beyond, the turned hashes say nothing).
 4. **Geometric match** (:mod:`.geometry`): a similarity transform that puts (most of) one
    picture inside the other, with enough keypoints agreeing.
 
@@ -68,8 +69,8 @@ def turned_orientations(mirrors: bool) -> range:
 
 def turned_scores(oa: np.ndarray, ob: np.ndarray, mirrors: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For rows of orientation hashes (k, 16) of a and b: the best turned similarity, its
-    orientation index, and the mean (pHash, dHash) distance in bits there; zeros where either
-    row is empty (no orientation hashes)."""
+    orientation index, and the mean (pHash, dHash) distance in bits there; zeros (and 64 bits)
+    where either row is empty (no orientation hashes), a zero similarity beyond VERIFY_BITS."""
     k = len(oa)
     best_t = np.zeros(k, np.int64)
     best_bits = np.full(k, 64.0)
@@ -80,7 +81,7 @@ def turned_scores(oa: np.ndarray, ob: np.ndarray, mirrors: bool) -> tuple[np.nda
             best_bits = np.where(better, bits, best_bits)
             best_t = np.where(better, named, best_t)
     usable = oa.any(axis=1) & ob.any(axis=1)
-    best = np.where(usable, similarity_from_units(best_bits / TURNED_HASH_SCALE), 0.0)
+    best = np.where(usable & (best_bits <= VERIFY_BITS), similarity_from_units(best_bits / TURNED_HASH_SCALE), 0.0)
     return best, np.where(usable, best_t, 0), np.where(usable, best_bits, 64.0)
 
 

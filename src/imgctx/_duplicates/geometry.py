@@ -13,8 +13,9 @@ the other's, which gives two shares of the overlap:
   80% of each side).
 
 A match needs ``MIN_INLIERS`` keypoints that agree with the transform and ``contained`` of at
-least ``MIN_CONTAINED``; its similarity is ``1 - 0.05 * ((1 - overlap) / OVERLAP_SCALE) ** 2``,
-so it reaches the default threshold 0.95 when the smaller picture covers half of the larger one.
+least ``MIN_CONTAINED``; its similarity is ``1 - 0.05 * ((1 - overlap) / OVERLAP_SCALE) ** 2``
+(at most ``GEOMETRIC_CAP``), so it reaches the default threshold 0.95 when the smaller picture
+covers half of the larger one.
 OpenCV is optional (``pip install "imgctx[duplicates]"``); without it no pair is checked.
 """
 
@@ -42,6 +43,8 @@ MIN_INLIERS = 20
 MIN_CONTAINED = 0.85
 #: Uncovered share of the larger picture worth one unit of distance.
 OVERLAP_SCALE = 0.5
+#: A geometric match says "the same picture", never "the same pixels": its similarity stays below 1.
+GEOMETRIC_CAP = 0.99
 _RATIO = 0.8
 _REPROJECTION = 0.012  # RANSAC reprojection threshold, as a share of MATCH_SIDE
 
@@ -84,7 +87,7 @@ class GeometricMatch:
     def similarity(self) -> float:
         if not self.is_match:
             return 0.0
-        return float(similarity_from_units((1.0 - self.overlap) / OVERLAP_SCALE))
+        return min(GEOMETRIC_CAP, float(similarity_from_units((1.0 - self.overlap) / OVERLAP_SCALE)))
 
 
 NO_MATCH = GeometricMatch(0, 0, 0.0, 0.0, 0.0, 1.0)

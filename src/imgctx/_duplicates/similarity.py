@@ -48,10 +48,10 @@ KEEP_POLICIES = ("first", "largest", "highest-resolution")
 
 
 def similarity_from_units(units: np.ndarray | float) -> np.ndarray:
-    """``max(0, 1 - CURVE * units**2)``, elementwise, rounded to 9 decimals (so that float32
+    """``max(0, 1 - CURVE * units**2)``, elementwise, rounded to 12 decimals (so that float32
     noise in a cosine of identical vectors cannot keep identical pixels below 1.0)."""
     u = np.asarray(units, dtype=np.float64)
-    return np.round(np.clip(1.0 - CURVE * u * u, 0.0, 1.0), 9)
+    return np.round(np.clip(1.0 - CURVE * u * u, 0.0, 1.0), 12)
 
 
 def units_for(threshold: float) -> float:
