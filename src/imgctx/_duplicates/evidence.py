@@ -6,8 +6,9 @@
    (:mod:`.similarity`): two signals that must agree.
 3. **Turned match**: the pHash and dHash of one image turned by 90, 180 or 270 degrees (and
    mirrored, when ``mirrors`` is on) against the other's upright ones, both hashes together:
-   ``1 - 0.05 * (((dp + dd) / 2) / TURNED_HASH_SCALE) ** 2``, counted only within
-   ``VERIFY_BITS`` (beyond, the turned hashes say nothing).
+   ``1 - 0.05 * (((dp + dd) / 2) / TURNED_HASH_SCALE) ** 2``, at most 0.99 (a turned copy is
+   the same picture, not the same pixels), counted only within ``VERIFY_BITS`` (beyond, the
+   turned hashes say nothing).
 4. **Geometric match** (:mod:`.geometry`): a similarity transform that puts (most of) one
    picture inside the other, with enough keypoints agreeing.
 
@@ -28,8 +29,8 @@ from typing import Protocol
 import numpy as np
 
 from imgctx._duplicates.geometry import (
+    GEOMETRIC_CAP,
     MIN_CONTAINED,
-    MIN_INLIERS,
     OVERLAP_SCALE,
     Features,
     GeometricMatch,
@@ -81,7 +82,8 @@ def turned_scores(oa: np.ndarray, ob: np.ndarray, mirrors: bool) -> tuple[np.nda
             best_bits = np.where(better, bits, best_bits)
             best_t = np.where(better, named, best_t)
     usable = oa.any(axis=1) & ob.any(axis=1)
-    best = np.where(usable & (best_bits <= VERIFY_BITS), similarity_from_units(best_bits / TURNED_HASH_SCALE), 0.0)
+    turned = np.minimum(GEOMETRIC_CAP, similarity_from_units(best_bits / TURNED_HASH_SCALE))
+    best = np.where(usable & (best_bits <= VERIFY_BITS), turned, 0.0)
     return best, np.where(usable, best_t, 0), np.where(usable, best_bits, 64.0)
 
 
@@ -101,7 +103,7 @@ def apply_check(base: float, reason: int, geo: GeometricMatch) -> tuple[float, i
     """The similarity and reason after the geometric check (see the module docstring)."""
     if geo.is_match and geo.similarity > base:
         return geo.similarity, GEOMETRIC
-    if not geo.is_match and geo.inliers >= MIN_INLIERS and geo.contained < MIN_CONTAINED:
+    if geo.is_confident and geo.contained < MIN_CONTAINED:
         partial = float(similarity_from_units((1.0 - geo.contained) / OVERLAP_SCALE))
         if partial < base:
             return partial, PARTIAL

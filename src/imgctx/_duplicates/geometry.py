@@ -12,8 +12,10 @@ the other's, which gives two shares of the overlap:
 - ``overlap``: the share of the larger picture that the smaller one covers (0.64 for a crop to
   80% of each side).
 
-A match needs ``MIN_INLIERS`` keypoints that agree with the transform and ``contained`` of at
-least ``MIN_CONTAINED``; its similarity is ``1 - 0.05 * ((1 - overlap) / OVERLAP_SCALE) ** 2``
+A match needs ``MIN_INLIERS`` keypoints that agree with the transform, spread over at least
+``MIN_SPREAD`` of the shared region (their convex hull's share of it: a logo or watermark that
+two different photos share covers a small part), a scale within ``MAX_SCALE`` either way, and
+``contained`` of at least ``MIN_CONTAINED``; its similarity is ``1 - 0.05 * ((1 - overlap) / OVERLAP_SCALE) ** 2``
 (at most ``GEOMETRIC_CAP``), so it reaches the default threshold 0.95 when the smaller picture
 covers half of the larger one.
 OpenCV is optional (``pip install "imgctx[duplicates]"``); without it no pair is checked.
@@ -41,6 +43,10 @@ FEATURES = 1000
 MIN_INLIERS = 20
 #: Share of the smaller picture that must lie inside the larger one.
 MIN_CONTAINED = 0.85
+#: Share of the shared region that the agreeing keypoints must span (their convex hull).
+MIN_SPREAD = 0.0
+#: Largest scale change (either way) between the two pictures, each at MATCH_SIDE.
+MAX_SCALE = 4.0
 #: Uncovered share of the larger picture worth one unit of distance.
 OVERLAP_SCALE = 0.5
 #: A geometric match says "the same picture", never "the same pixels": its similarity stays below 1.
@@ -70,7 +76,8 @@ class Features:
 @dataclass(frozen=True)
 class GeometricMatch:
     """What the check found: matches agreeing with the transform (``inliers``) out of those
-    passing the ratio test, the two overlap shares, and the transform's rotation and scale."""
+    passing the ratio test, the two overlap shares, the transform's rotation and scale, and the
+    share of the shared region the agreeing keypoints span."""
 
     inliers: int
     matches: int
@@ -78,10 +85,17 @@ class GeometricMatch:
     overlap: float
     rotation: float
     scale: float
+    spread: float = 0.0
+
+    @property
+    def is_confident(self) -> bool:
+        """Enough keypoints, spread out, under a sane transform: the overlap shares can be trusted."""
+        return (self.inliers >= MIN_INLIERS and self.spread >= MIN_SPREAD
+                and 1.0 / MAX_SCALE <= self.scale <= MAX_SCALE)
 
     @property
     def is_match(self) -> bool:
-        return self.inliers >= MIN_INLIERS and self.contained >= MIN_CONTAINED
+        return self.is_confident and self.contained >= MIN_CONTAINED
 
     @property
     def similarity(self) -> float:
@@ -150,6 +164,9 @@ def match(a: Features, b: Features) -> GeometricMatch:
     if area_a <= 0 or common <= 0:
         return GeometricMatch(inliers, len(good), 0.0, 0.0, rotation, scale)
     a_in_b, b_in_a = min(1.0, common / area_a), min(1.0, common / area_b)
+    keep = mask.reshape(-1).astype(bool)
+    hull_b = float(cv2.contourArea(cv2.convexHull(dst[keep]))) if inliers >= 3 else 0.0
+    spread = min(1.0, hull_b / common)
     small_in_large = a_in_b if area_a <= area_b else b_in_a
     large_covered = b_in_a if area_a <= area_b else a_in_b
-    return GeometricMatch(inliers, len(good), small_in_large, large_covered, rotation, scale)
+    return GeometricMatch(inliers, len(good), small_in_large, large_covered, rotation, scale, spread)
