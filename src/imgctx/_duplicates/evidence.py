@@ -42,9 +42,9 @@ from imgctx._types import Comparison
 
 #: Mean of the turned pHash and dHash distances worth one unit (stricter than upright hashes,
 #: since no image vector backs a turned match).
-TURNED_HASH_SCALE = 11.0
+TURNED_HASH_SCALE = 4.0
 #: Pairs below the threshold get the geometric check from this image-vector cosine up ...
-VERIFY_COS = 0.80
+VERIFY_COS = 0.50
 #: ... or when their hashes (mean of pHash and dHash distances, in some orientation) are this close.
 VERIFY_BITS = 16
 #: At most this many pairs per image get the geometric check to rescue them (the most similar).
