@@ -265,7 +265,12 @@ def part2(n: int) -> None:
     groups = group_indexes(items, 0.95)
     t1 = time.perf_counter()
     from imgctx._duplicates import evidence
-    from imgctx._duplicates.grouping import _unique_pairs, hash_candidates, turned_candidates, vector_candidates
+    from imgctx._duplicates.grouping import (
+        _unique_pairs,
+        hash_candidates,
+        turned_candidates,
+        vector_candidates,
+    )
 
     parts = [hash_candidates(items), turned_candidates(items, False), vector_candidates(items, 0.95, verify=True)]
     ci, cj = _unique_pairs(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), n)
