@@ -124,14 +124,15 @@ def run_imgctx_hashes(files: list[Path]) -> tuple[set[Pair], float, float]:
     from imgctx import Settings
     from imgctx._duplicates.grouping import Items, group_indexes
     from imgctx._duplicates.similarity import hash_to_int
+    from imgctx._fingerprint import parse_orient_hashes
     from imgctx._probe import probe_file
 
     s = Settings.from_values(preset="offline")
     side = 224  # the offline preset's decode side (EfficientNet-Lite0 input size)
 
-    def one(p: Path) -> tuple[str, str, str]:
-        probed = probe_file(p, s, side)
-        return probed.image.content_hash, probed.phash, probed.dhash
+    def one(p: Path) -> tuple[str, str, str, str]:
+        probed = probe_file(p, s, side)  # decode, trim borders, pHash + dHash, orientation hashes
+        return probed.image.content_hash, probed.phash, probed.dhash, probed.orient_hashes
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(s.decode_workers) as pool:
@@ -143,6 +144,7 @@ def run_imgctx_hashes(files: list[Path]) -> tuple[set[Pair], float, float]:
         phash=np.fromiter((hash_to_int(r[1]) for r in rows), np.uint64, n),
         dhash=np.fromiter((hash_to_int(r[2]) for r in rows), np.uint64, n),
         vectors=None, file_size=np.zeros(n, np.int64), pixels=np.zeros(n, np.int64),
+        orient=parse_orient_hashes([r[3] for r in rows]),
     )
     groups = group_indexes(items, 0.95)
     t2 = time.perf_counter()
@@ -182,7 +184,7 @@ def part1(seed: int) -> None:
         for method in ("PHash", "DHash"):
             pred_m, enc, find = run_imagededup(method, work / "images")
             rows.append((f"imagededup {method} (max_distance 10)", pred_m, enc, find))
-        rows.append(("imgctx hash stage only (pHash+dHash, 0.95)", pred, hashing, grouping))
+        rows.append(("imgctx hash stage only (all hashes, 0.95)", pred, hashing, grouping))
         pred, load, total = run_imgctx(work / "images", work)
         rows.append(("imgctx find_duplicates (hashes+embeddings, 0.95)", pred, total, 0.0))
         print(f"{'method':52} {'prec':>6} {'recall':>6} {'F1':>6} {'encode s':>9} {'group s':>8} {'total s':>8}")
