@@ -5,7 +5,7 @@ Candidate pairs come from (1) the content hash (exact copies), (2) the vector in
 image's ``k`` nearest neighbours, kept if their cosine can still reach the threshold or the
 geometric check, (3) a multi-index hash table: the 128 hash bits cut into eight 16-bit chunks,
 two images being candidates when one chunk is equal (every pair within 7 bits in total is found,
-and most within about 12), and (4) the same table between each image's turned hashes and the
+and most within about 12), and (4) the same table between each image's turned pHash and the
 others' upright ones. Candidates are scored exactly and weighed by the rule of
 :mod:`.evidence` (the geometric check where a ``features`` source is given). Pairs at or above
 the threshold are joined with union-find, the strongest first; two groups of two or more images
@@ -33,7 +33,7 @@ from imgctx._duplicates.similarity import (
     popcount,
     units_for,
 )
-from imgctx._fingerprint import ORIENT_COUNT, parse_orient_hashes
+from imgctx._fingerprint import parse_orient_hashes
 from imgctx._types import DuplicateGroup, ImageRecord
 
 #: Dimensions the vectors are projected to for the approximate neighbour search of large sets.
@@ -87,13 +87,17 @@ class Items:
         up = self.score(i, j)
         codes = self.content_codes
         exact = codes[i] == codes[j]
-        cos = None if self.vectors is None else np.einsum("ij,ij->i", self.vectors[i], self.vectors[j])
+        cos = None if self.vectors is None else self.cosines(i, j)
         up_bits = (popcount(self.phash[i] ^ self.phash[j]) + popcount(self.dhash[i] ^ self.dhash[j])) / 2.0
         turn = np.zeros(len(i))
         turn_t = np.zeros(len(i), np.int64)
         bits = up_bits
         if self.orient is not None and len(i):
-            turn, turn_t, turn_bits = evidence.turned_scores(self.orient[i], self.orient[j], mirrors)
+            turn_bits = np.empty(len(i))
+            for s in range(0, len(i), _PAIR_BLOCK):  # (block, 16) hash rows at a time
+                a, b = i[s:s + _PAIR_BLOCK], j[s:s + _PAIR_BLOCK]
+                turn[s:s + _PAIR_BLOCK], turn_t[s:s + _PAIR_BLOCK], turn_bits[s:s + _PAIR_BLOCK] = (
+                    evidence.turned_scores(self.orient[a], self.orient[b], mirrors))
             bits = np.minimum(up_bits, turn_bits)
         sim = np.maximum(up, turn)
         reason = np.where(exact, evidence.EXACT, np.where(turn > up, evidence.TURNED, evidence.UPRIGHT))
@@ -111,6 +115,15 @@ class Items:
             out[s:s + _PAIR_BLOCK] = combined_similarity(dp, dd, cos)
         codes = self.content_codes
         out[codes[i] == codes[j]] = 1.0
+        return out
+
+    def cosines(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Cosines of the pairs' image vectors, a block of pairs at a time."""
+        assert self.vectors is not None
+        out = np.empty(len(i), dtype=np.float32)
+        for s in range(0, len(i), _PAIR_BLOCK):
+            a, b = i[s:s + _PAIR_BLOCK], j[s:s + _PAIR_BLOCK]
+            out[s:s + _PAIR_BLOCK] = np.einsum("ij,ij->i", self.vectors[a], self.vectors[b])
         return out
 
     @functools.cached_property
@@ -213,15 +226,15 @@ def hash_candidates(items: Items) -> tuple[np.ndarray, np.ndarray]:
 
 
 def turned_candidates(items: Items, mirrors: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs where a 16-bit chunk of one image's turned pHash or dHash equals the same chunk of
-    another's upright one (multi-index hashing across orientations)."""
+    """Pairs where a 16-bit chunk of one image's turned pHash equals the same chunk of another's
+    upright one (multi-index hashing across orientations: every pair within 3 bits is found)."""
     n = len(items)
     if n < 2 or items.orient is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     known = np.flatnonzero(items.orient.any(axis=1))
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    for base in (0, ORIENT_COUNT):  # pHash, dHash
+    for base in (0,):  # the pHash: the dHash's chunks would double the chance pairs for little
         upright = items.orient[known, base]
         for c in range(4):
             key = ((upright >> np.uint64(16 * c)) & np.uint64(0xFFFF)).astype(np.int64)
