@@ -288,7 +288,9 @@ def test_compare_reports_every_metric(tiny: Extractor, collection: Path) -> None
     assert not far.is_duplicate and far.phash_distance > 10
     assert far.similarity == pytest.approx(float(combined_similarity(far.phash_distance, far.dhash_distance, far.embedding_cosine)))
     assert set(_cli_json.comparison(far)) == {"similarity", "is_duplicate", "threshold", "exact", "phash_distance",
-                                  "dhash_distance", "hash_similarity", "embedding_cosine", "embedding_similarity"}
+                                  "dhash_distance", "hash_similarity", "embedding_cosine", "embedding_similarity",
+                                  "reason", "orientation", "turned_hash_distance", "geometric_inliers",
+                                  "geometric_contained", "geometric_overlap"}
     assert tiny.count() == 0  # comparing indexes nothing
 
 

@@ -84,11 +84,13 @@ class Items:
     def weigh(self, i: np.ndarray, j: np.ndarray, mirrors: bool) -> tuple[np.ndarray, ...]:
         """Evidence for the pairs (i[k], j[k]) without the geometric check: (similarity, reason,
         orientation, cosine or None, closest hash distance in bits over orientations)."""
-        up = self.score(i, j)
         codes = self.content_codes
         exact = codes[i] == codes[j]
         cos = None if self.vectors is None else self.cosines(i, j)
-        up_bits = (popcount(self.phash[i] ^ self.phash[j]) + popcount(self.dhash[i] ^ self.dhash[j])) / 2.0
+        dp, dd = popcount(self.phash[i] ^ self.phash[j]), popcount(self.dhash[i] ^ self.dhash[j])
+        up = combined_similarity(dp, dd, cos)  # what score() gives, with the cosines computed once
+        up[exact] = 1.0
+        up_bits = (dp + dd) / 2.0
         turn = np.zeros(len(i))
         turn_t = np.zeros(len(i), np.int64)
         bits = up_bits
@@ -247,8 +249,10 @@ def turned_candidates(items: Items, mirrors: bool) -> tuple[np.ndarray, np.ndarr
                 count = np.where(hi - lo <= BUCKET_LIMIT, hi - lo, 0)  # degenerate buckets: skipped
                 rows = np.repeat(np.arange(len(known)), count)
                 offs = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-                out_i.append(known[rows])
-                out_j.append(known[order[np.repeat(lo, count) + offs]])
+                a, b = known[rows], known[order[np.repeat(lo, count) + offs]]
+                close = popcount(items.orient[a, t] ^ items.orient[b, 0]) <= evidence.VERIFY_BITS + 4
+                out_i.append(a[close])  # chance pairs (one equal chunk, the rest far) dropped here
+                out_j.append(b[close])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return _unique_pairs(np.concatenate(out_i), np.concatenate(out_j), n)
