@@ -58,8 +58,12 @@ def test_errors_are_one_line_without_traceback(run, tmp_path: Path) -> None:  # 
     assert code == 1 and "no such file or directory" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     code, _, err = run("similar", str(tmp_path / "nope.jpg"))
+    assert code == 1 and err.startswith("Error: no index at ")  # a read command creates no store
+    (tmp_path / "empty").mkdir()
+    assert run("index", str(tmp_path / "empty"))[0] == 0
+    code, _, err = run("similar", str(tmp_path / "nope.jpg"))
     assert code == 1 and err.startswith("Error: ") and "file not found" in err
-    result = CliRunner().invoke(cli, ["--preset", "nope", "--db", str(tmp_path / "x"), "list"])
+    result = CliRunner().invoke(cli, ["--preset", "nope", "--db", str(tmp_path / "x"), "index", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "unknown preset 'nope'" in result.stderr
 
 

@@ -26,7 +26,10 @@ EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
 # for plugin authors: the hook marker, the role protocols and the helpers the built-ins use
 EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
              "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
-EXPECTED |= {"configure_logging"}
+EXPECTED |= {"configure_logging", "delete_file", "FileOutsideRootsError"}
+# the same API against a server
+EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
+EXPECTED |= {"Watcher", "Results", "parse_mixed_query"}  # index kept in sync with folders; result lists; combined queries
 
 
 def test_exported_names() -> None:
@@ -46,7 +49,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

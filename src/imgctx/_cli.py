@@ -9,17 +9,21 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from imgctx import _cli_json
+from imgctx import _cli_json, _cli_models
 from imgctx._backends.store_common import normalise_objects
+from imgctx._cli_records import looks_like_path, resolve
+from imgctx._cli_watch import watch
 from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import ImgctxError
 from imgctx._logging import configure_logging
+from imgctx._paths import expand
 from imgctx._plugins import load_registry, make_plugin_manager, settings_classes
 from imgctx._settings import Settings
 from imgctx._types import DuplicateGroup, ImageRecord, Progress, SearchHit
@@ -29,25 +33,59 @@ log = logging.getLogger("imgctx")
 
 class Context:
     def __init__(self, db: Path | None = None, preset: str | None = None, store: str | None = None,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, server: str | None = None, api_key: str | None = None) -> None:
         self.db = db
         self.preset = preset
         self.store = store
         self.as_json = as_json
+        self.only_paths = False
+        self.server = server
+        self.api_key = api_key
+
+    @property
+    def remote(self) -> str | None:
+        """The server's URL (``--server`` or the ``server_url`` setting), or None: work locally."""
+        return self.server or self.settings().server_url
+
+    def local_only(self, command: str) -> None:
+        if self.remote:
+            raise click.UsageError(f"imgctx {command} works on local files and stores, not with --server")
 
     def settings(self) -> Settings:
         return Settings().with_overrides(db_path=self.db, preset=self.preset, store=self.store)
 
     @contextmanager
-    def extractor(self) -> Iterator[Any]:
+    def extractor(self, existing: bool = False) -> Iterator[Any]:
+        """A local Extractor, or with a server a client of it (``imgctx.connect``); with
+        ``existing``, a missing local store is an error instead of a new, empty one."""
+        if self.remote:
+            from imgctx._client import connect
+
+            with connect(self.remote, api_key=self.api_key) as client:
+                yield client
+            return
         from imgctx._extractor import Extractor
 
-        with Extractor(settings=self.settings()) as ex:
+        settings = self.settings()
+        if existing:
+            _require_store(settings)
+        with Extractor(settings=settings) as ex:
             yield ex
 
 
-def _emit(ctx: Context, data: Any, text: Callable[[], None]) -> None:
-    if ctx.as_json:
+def _require_store(settings: Settings) -> None:
+    """Read commands refuse a faiss store that does not exist (other stores cannot be told)."""
+    if settings.store == "faiss" and not (settings.db_path / f"{settings.collection_name}.sqlite3").exists():
+        raise ImgctxError(f"no index at {settings.db_path}: index a folder first "
+                          f"(imgctx --db {settings.db_path} index DIR), or name the index with --db "
+                          "or IMGCTX_DB_PATH")
+
+
+def _emit(ctx: Context, data: Any, text: Callable[[], None], paths: Callable[[], list[str]] | None = None) -> None:
+    if ctx.only_paths and paths is not None:
+        for path in paths():
+            click.echo(path)
+    elif ctx.as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         text()
@@ -62,17 +100,28 @@ def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Print JSON for scripts.")(f)
 
 
+def _paths_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def set_paths(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            click_ctx.ensure_object(Context).only_paths = True
+
+    return click.option("--paths", "only_paths", is_flag=True, expose_value=False, callback=set_paths,
+                        help="Print only file paths, one per line (for piping).")(f)
+
+
 def _print_record(r: ImageRecord, score: float | None = None) -> None:
     head = f"{score:.3f}  " if score is not None else ""
     click.echo(f"{head}{r.id}  {r.path}")
     click.echo(f"        {r.caption}  [{', '.join(r.objects)}]")
 
 
-def _print_hits(hits: list[SearchHit]) -> None:
+def _print_hits(hits: list[SearchHit], explain: bool = False) -> None:
     if not hits:
         click.echo("no matches")
     for h in hits:
         _print_record(h.record, h.score)
+        if explain:
+            click.echo(f"        {h.explain()}")
 
 
 class _Group(click.Group):
@@ -117,8 +166,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, BrokenPipeError):
+            raise  # click ends a broken pipe (`imgctx list | head`) quietly itself
         except Exception as exc:
             log.debug("unexpected error", exc_info=True)
             click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
@@ -131,51 +180,78 @@ class _Group(click.Group):
 @click.option("--preset", help="Model preset (default: IMGCTX_PRESET or 'offline').")
 @click.option("--store", help="Store plugin (default: IMGCTX_STORE or 'faiss').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--server", metavar="URL", help="Use the imgctx server at URL instead of a local store "
+              "(default: IMGCTX_SERVER_URL).")
+@click.option("--api-key", metavar="KEY", help="API key for --server (default: IMGCTX_API_KEY).")
 @click.version_option(package_name="imgctx")
 @click.pass_context
-def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool) -> None:
+def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool,
+        server: str | None, api_key: str | None) -> None:
     """Make a folder of images searchable: index it, then search by text or by example."""
     obj = click_ctx.ensure_object(Context)
     obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
+    obj.server, obj.api_key = server, api_key
     configure_logging(obj.settings())
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--recursive", "-r", is_flag=True, help="Include subfolders.")
-@click.option("--force", is_flag=True, help="Reprocess files even if unchanged.")
+@click.option("--force", is_flag=True, help="Reprocess files even if unchanged (and re-add removed duplicates).")
+@click.option("--no-prune", is_flag=True, help="Keep the records of files that are gone from the folders.")
 @_json_option
 @click.pass_obj
-def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -> None:
-    """Index image files and folders (PATHS)."""
+def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool, no_prune: bool) -> None:
+    """Index image files and folders (PATHS); records of files gone from the folders are removed."""
     from tqdm import tqdm
 
     from imgctx._errors import ImageNotFoundError
     from imgctx._images import scan_directory
 
+    ctx.local_only("index")
     files: list[Path] = []
-    for p in paths:
+    folders: list[Path] = []
+    for p in (expand(p) for p in paths):
         if p.is_dir():
+            folders.append(p)
             files.extend(scan_directory(p, recursive))
         elif p.exists():
             files.append(p)
         else:
             raise ImageNotFoundError(p, "no such file or directory")
     with ctx.extractor() as ex:
-        bar = tqdm(total=len(files), unit="img", disable=ctx.as_json or None, file=sys.stderr)
+        quiet = ctx.as_json or not files
+        bar = tqdm(total=len(files), unit="img", disable=quiet or None, file=sys.stderr,
+                   desc="loading models")
 
         def progress(p: Progress) -> None:
+            if p.done == 1:
+                bar.set_description_str("indexing", refresh=False)
             bar.update(1)
             bar.set_postfix_str(p.status, refresh=False)
 
         try:
-            report = ex.process_many(files, force=force, progress=progress)
+            report = ex.process_many(files, force=force, progress=progress, prune=not no_prune)
         finally:
             bar.close()
+        if not no_prune:
+            pruned = [rid for folder in folders for rid in ex.prune(folder, recursive=recursive)]
+            report = replace(report, pruned_ids=(*report.pruned_ids, *pruned))
 
     def text() -> None:
-        click.echo(f"{report.processed} processed, {report.skipped} unchanged, {report.failed} failed "
-                   f"of {report.total_files} files in {report.processing_time:.1f}s")
+        if not files:
+            subfolders = not recursive and any(d.is_dir() for f in folders for d in f.iterdir())
+            click.echo(f"no images found in {', '.join(str(p) for p in folders) or 'the given paths'}"
+                       f"{' (subfolders are left out without --recursive)' if subfolders else ''}")
+        else:
+            moved = f", {report.moved} moved" if report.moved else ""
+            click.echo(f"{report.processed} processed{moved}, {report.skipped} unchanged, {report.failed} failed "
+                       f"of {report.total_files} files in {report.processing_time:.1f}s")
+        if report.pruned_ids:
+            click.echo(f"{len(report.pruned_ids)} removed from the index (files gone)")
+        if report.excluded_files:
+            click.echo(f"{len(report.excluded_files)} left out: removed as duplicates before "
+                       "(imgctx dedupe --undo, or --force, brings them back)")
         for f in report.failed_files:
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
 
@@ -189,6 +265,7 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000)),
         click.option("--min-score", type=click.FloatRange(0, 1), help="Drop hits scoring below this (0..1)."),
         _json_option,
+        _paths_option,
     )):
         f = option(f)
     return f
@@ -197,23 +274,37 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command()
 @click.argument("text")
 @_search_options
+@click.option("--explain", is_flag=True, help="Say why each hit matched: tags, caption words, each space's score.")
+@click.option("--combine", is_flag=True, help='TEXT is a combined query: 2 * "golden retriever" + pool.jpg - "people".')
 @click.pass_obj
-def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None, explain: bool,
+           combine: bool) -> None:
     """Find images matching TEXT."""
-    with ctx.extractor() as ex:
-        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
+    with ctx.extractor(existing=True) as ex:
+        if combine and not hasattr(ex, "search_mixed"):
+            raise click.UsageError("--combine works on a local index, not with --server")
+        find = ex.search_mixed if combine else ex.search
+        hits = find(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        if not combine:  # a server's client does not carry the query on its hits
+            hits = [h if h.query else replace(h, query=text.strip()) for h in hits]
+    _emit(ctx, [_cli_json.hit(h, explain) for h in hits], lambda: _print_hits(hits, explain),
+          lambda: [h.record.path for h in hits])
 
 
 @cli.command()
-@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("image")
 @_search_options
 @click.pass_obj
-def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
-    """Find images that look like IMAGE."""
-    with ctx.extractor() as ex:
-        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score)
-    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
+def similar(ctx: Context, image: str, objects: str | None, limit: int, min_score: float | None) -> None:
+    """Find images that look like IMAGE: a file, or an indexed image's id or id prefix."""
+    wanted = normalise_objects(objects)
+    with ctx.extractor(existing=True) as ex:
+        path = expand(image)
+        if not path.is_file() and not looks_like_path(image):  # a stored image: by its stored vector
+            hits = ex.search_similar(resolve(ex, image).id, objects=wanted, limit=limit, min_score=min_score)
+        else:
+            hits = ex.search_image(path, objects=wanted, limit=limit, min_score=min_score)
+    _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits), lambda: [h.record.path for h in hits])
 
 
 @cli.command(name="list")
@@ -221,10 +312,11 @@ def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_scor
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(0))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @_json_option
+@_paths_option
 @click.pass_obj
 def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
     """List indexed images."""
-    with ctx.extractor() as ex:
+    with ctx.extractor(existing=True) as ex:
         records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
         total = ex.count(objects=normalise_objects(objects))
 
@@ -233,17 +325,17 @@ def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
             _print_record(r)
         click.echo(f"{len(records)} shown of {total}")
 
-    _emit(ctx, [_cli_json.image_info(r) for r in records], text)
+    _emit(ctx, [_cli_json.image_info(r) for r in records], text, lambda: [r.path for r in records])
 
 
 @cli.command()
-@click.argument("record_id")
+@click.argument("image")
 @_json_option
 @click.pass_obj
-def show(ctx: Context, record_id: str) -> None:
-    """Show everything stored about one image."""
-    with ctx.extractor() as ex:
-        record = ex.get(record_id)
+def show(ctx: Context, image: str) -> None:
+    """Show everything stored about one image (IMAGE: its id, a unique id prefix, or its path)."""
+    with ctx.extractor(existing=True) as ex:
+        record = resolve(ex, image)
     data = _cli_json.record(record)
 
     def text() -> None:
@@ -256,14 +348,14 @@ def show(ctx: Context, record_id: str) -> None:
 
 
 @cli.command()
-@click.argument("record_id")
+@click.argument("image")
 @click.option("--delete-file", is_flag=True, help="Also delete the image file from disk.")
 @_json_option
 @click.pass_obj
-def delete(ctx: Context, record_id: str, delete_file: bool) -> None:
-    """Remove an image from the index (and optionally from disk)."""
-    with ctx.extractor() as ex:
-        record = ex.delete(record_id, delete_file=delete_file)
+def delete(ctx: Context, image: str, delete_file: bool) -> None:
+    """Remove an image from the index, and optionally from disk (IMAGE: id, id prefix or path)."""
+    with ctx.extractor(existing=True) as ex:
+        record = ex.delete(resolve(ex, image).id, delete_file=delete_file)
     _emit(ctx, {"deleted": record.id, "path": record.path, "file_deleted": delete_file},
           lambda: click.echo(f"deleted {record.id} ({record.path}){' and its file' if delete_file else ''}"))
 
@@ -284,6 +376,7 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
     from imgctx._migrate import migrate as run_migration
     from imgctx._migrate import open_store
 
+    ctx.local_only("migrate")
     settings = ctx.settings()
     src = open_store(source, settings)
     try:
@@ -322,10 +415,13 @@ _THRESHOLD_HELP = "Combined similarity (0..1) at which two images count as dupli
 @click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--recursive", "-r", is_flag=True, help="With DIRECTORY: include subfolders.")
 @_json_option
+@_paths_option
 @click.pass_obj
 def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive: bool) -> None:
-    """Group duplicate images: in the index, or in DIRECTORY (which is not indexed by this)."""
-    with ctx.extractor() as ex:
+    """Group duplicate images: in the index, or in DIRECTORY (which is not indexed by this).
+
+    With --paths, the duplicates' paths only (not the image kept of each group)."""
+    with ctx.extractor(existing=directory is None) as ex:
         report = ex.find_duplicates(threshold=threshold, directory=directory, recursive=recursive)
 
     def text() -> None:
@@ -334,7 +430,7 @@ def duplicates(ctx: Context, directory: Path | None, threshold: float, recursive
             click.echo(f"  failed: {f.path}: {f.reason}", err=True)
         click.echo(f"{_cli_json.duplicates_message(report)} among {report.total_images} images in {report.check_time:.1f}s")
 
-    _emit(ctx, _cli_json.duplicates(report), text)
+    _emit(ctx, _cli_json.duplicates(report), text, lambda: [p for g in report.groups for p in g.paths[1:]])
 
 
 @cli.command()
@@ -363,13 +459,26 @@ def compare(ctx: Context, image_a: Path, image_b: Path, threshold: float) -> Non
 @click.option("--threshold", default=REMOVE_THRESHOLD, show_default=True, type=click.FloatRange(0, 1), help=_THRESHOLD_HELP)
 @click.option("--apply", "apply_", is_flag=True, help="Really remove (without it, only report).")
 @click.option("--delete-files", is_flag=True, help="With --apply: also delete the removed images' files.")
+@click.option("--undo", is_flag=True, help="Bring back (index again) every image removed as a duplicate.")
 @_json_option
 @click.pass_obj
-def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files: bool) -> None:
-    """Remove all but one image of each duplicate group from the index (dry run unless --apply)."""
+def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files: bool, undo: bool) -> None:
+    """Remove all but one image of each duplicate group from the index (dry run unless --apply).
+
+    Removed images stay out of the index when their folder is indexed again, until they change,
+    `index --force`, or `dedupe --undo`."""
     if delete_files and not apply_:
         raise click.UsageError("--delete-files needs --apply")
-    with ctx.extractor() as ex:
+    if undo:
+        if apply_:
+            raise click.UsageError("--undo and --apply do not go together")
+        ctx.local_only("dedupe --undo")
+        with ctx.extractor(existing=True) as ex:
+            restored = ex.restore_duplicates()
+        _emit(ctx, _cli_json.batch(restored), lambda: click.echo(
+            f"{restored.processed + restored.skipped} images back in the index, {restored.failed} failed"))
+        return
+    with ctx.extractor(existing=True) as ex:
         report = ex.remove_duplicates(threshold=threshold, dry_run=not apply_, keep=keep,
                                       delete_files=delete_files)
 
@@ -388,8 +497,9 @@ def dedupe(ctx: Context, keep: str, threshold: float, apply_: bool, delete_files
 
 
 @cli.group()
+@_json_option
 def models() -> None:
-    """Model status and preloading."""
+    """Model status, preloading and ONNX export."""
 
 
 @models.command()
@@ -399,8 +509,11 @@ def status(ctx: Context) -> None:
     """Which models are loaded (loads nothing)."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    st = ex.models.status()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            st = client.models.status()
+    else:
+        st = Extractor(settings=ctx.settings(), store="memory").models.status()
     data = {role: {"name": s.name, "loaded": s.loaded, "load_time": s.load_time, "device": s.device}
             for role, s in st.items()}
 
@@ -418,14 +531,20 @@ def preload(ctx: Context) -> None:
     """Load every model now and print the time each took."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    timings = ex.models.preload()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            timings = client.models.preload()
+    else:
+        timings = Extractor(settings=ctx.settings(), store="memory").models.preload()
 
     def text() -> None:
         for role, seconds in timings.items():
             click.echo(f"{role:>15}: {seconds:.2f}s")
 
     _emit(ctx, timings, text)
+
+
+models.add_command(_cli_models.export)
 
 
 @cli.command()
@@ -467,6 +586,9 @@ def plugins(ctx: Context) -> None:
                 click.echo(f"  commands: {', '.join(item['commands'])}")
 
     _emit(ctx, by_plugin, text)
+
+
+cli.add_command(watch)
 
 
 def main() -> None:

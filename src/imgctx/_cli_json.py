@@ -51,10 +51,14 @@ def record(record: ImageRecord) -> dict[str, Any]:
     return info
 
 
-def hit(hit: SearchHit) -> dict[str, Any]:
-    """``image_info`` plus ``score`` and ``distance``."""
+def hit(hit: SearchHit, explain: bool = False) -> dict[str, Any]:
+    """``image_info`` plus ``score`` and ``distance`` (and with ``explain``, each space's score
+    and what matched)."""
     out = image_info(hit.record)
     out.update(score=round(hit.score, 6), distance=round(hit.distance, 6))
+    if explain:
+        out.update(scores={k: round(v, 6) for k, v in hit.scores.items()}, matched_tags=list(hit.matched_tags),
+                   matched_words=list(hit.matched_words), explanation=hit.explain())
     return out
 
 
@@ -72,6 +76,9 @@ def batch(report: BatchReport) -> dict[str, Any]:
         "processed_ids": list(report.processed_ids),
         "failed_files": failures(report.failed_files),
         "processing_time": round(report.processing_time, 4),
+        "moved": report.moved,
+        "pruned_ids": list(report.pruned_ids),
+        "excluded_files": list(report.excluded_files),
     }
 
 

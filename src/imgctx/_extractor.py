@@ -6,21 +6,26 @@ import builtins
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from PIL.Image import Image as PILImage
 
-from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._backends.store_common import check_spaces, count_objects, normalise_objects
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
+from imgctx._mixed import combine, is_image_term, parse_mixed_query
+from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
+from imgctx._removed import RemovedDuplicates
 from imgctx._settings import Settings
+from imgctx._sync import under, vanished
 from imgctx._types import (
     BatchReport,
     Comparison,
@@ -29,6 +34,7 @@ from imgctx._types import (
     ImageRecord,
     ProcessResult,
     RemovalReport,
+    Results,
     SearchHit,
 )
 
@@ -36,9 +42,21 @@ from imgctx._types import (
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
 
 
-def _check_search_args(limit: int, min_score: float | None) -> None:
+class _PresetChoice:
+    """The default of ``Extractor(captioner=...)``: the preset's captioner (``None`` means none)."""
+
+    def __repr__(self) -> str:
+        return "<the preset's>"
+
+
+PRESET_CAPTIONER: Any = _PresetChoice()
+
+
+def _check_search_args(limit: int, min_score: float | None, offset: int = 0) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise ConfigurationError(f"limit must be an integer, got {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ConfigurationError(f"offset must be a non-negative integer, got {offset!r}")
     if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
         raise ConfigurationError(f"min_score must be a number, got {min_score!r}")
     if limit < 0:
@@ -60,7 +78,7 @@ class Extractor:
     with text search, image search and object filters.
 
     Models are chosen by ``preset`` and overridden per role by name (a registered plugin) or by
-    instance. Nothing loads until it is needed. Use as a context manager or call ``close()``.
+    instance; ``captioner=None`` switches captions off. Nothing loads until it is needed. Use as a context manager or call ``close()``.
     """
 
     def __init__(
@@ -68,7 +86,7 @@ class Extractor:
         db_path: str | os.PathLike[str] | None = None,
         *,
         preset: str | None = None,
-        captioner: str | Any | None = None,
+        captioner: str | Any | None = PRESET_CAPTIONER,
         image_embedder: str | Any | None = None,
         text_embedder: str | Any | None = None,
         tagger: str | Any | Sequence[str | Any] | None = None,
@@ -79,7 +97,7 @@ class Extractor:
     ) -> None:
         base = settings if settings is not None else Settings()
         self.settings = base.with_overrides(
-            db_path=Path(db_path) if db_path is not None else None, preset=preset
+            db_path=expand(db_path) if db_path is not None else None, preset=preset
         )
         self._registry = registry
         self._instances: dict[int, Any] = {}
@@ -92,7 +110,7 @@ class Extractor:
         else:
             taggers = [tagger]
         self.components = Components(
-            captioner=self._resolve("captioner", captioner if captioner is not None else p.captioner),
+            captioner=self._resolve("captioner", p.captioner if captioner is PRESET_CAPTIONER else captioner),
             image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
             text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
             taggers=[self._resolve("tagger", t) for t in taggers],
@@ -108,6 +126,7 @@ class Extractor:
             if isinstance(store, str) or store is None:  # we opened it, so we close it
                 self.store.close()
             raise
+        self._removed = RemovedDuplicates.beside(self.store, self.settings.db_path, self.settings.collection_name)
         self._configured = False
         self._configure_lock = threading.Lock()
         self._closed = False
@@ -144,17 +163,25 @@ class Extractor:
             raise ImgctxError("this Extractor is closed")
 
     def _ready(self) -> None:
-        """Load the embedders (dimensions may depend on the weights) and configure the store."""
+        """Configure the store, loading the embedders first (dimensions may depend on the
+        weights) unless the store already records spaces made by the same models."""
         self._live()
         if self._configured:
             return
         with self._configure_lock:
             if self._configured:
                 return
-            for model in (self.components.image_embedder, self.components.text_embedder):
-                if model is not None:
-                    model.load()
-            self.store.configure(self.components.spaces())
+            recorded = getattr(self.store, "spaces", None) or {}
+            wanted = self.components.spaces()
+            if wanted and all(s.name in recorded and recorded[s.name].model == s.model for s in wanted):
+                # built by these very models: their dimensions are known, so nothing loads
+                # until a command uses a model (a text search never loads the image model)
+                self.store.configure([recorded[s.name] for s in wanted])
+            else:
+                for model in (self.components.image_embedder, self.components.text_embedder):
+                    if model is not None:
+                        model.load()
+                self.store.configure(self.components.spaces())
             self._configured = True
 
     def _ready_to_ingest(self) -> None:
@@ -168,24 +195,69 @@ class Extractor:
 
     def _ingest(self) -> Ingest:
         self._live()
-        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest)
+        return Ingest(self.components, self.store, self.settings, self._ready_to_ingest, self._removed)
 
     def process(self, path: str | os.PathLike[str], force: bool = False) -> ProcessResult:
-        """Index one image file. Raises an ImageError subclass for a missing or bad file."""
+        """Index one image file (even one removed as a duplicate before: naming it is asking for
+        it). Raises an ImageError subclass for a missing or bad file."""
+        self._removed.forget([str(absolute(path))])
         report = self._ingest().run([path], force=force, raise_errors=True)
         return report.results[0]
 
     def process_many(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
-                     progress: ProgressCallback | None = None) -> BatchReport:
-        """Index many files in batches; a bad file is reported in ``failed_files``, never raised."""
+                     progress: ProgressCallback | None = None, prune: bool = True) -> BatchReport:
+        """Index many files in batches; a bad file is reported in ``failed_files``, never raised.
+
+        A file whose bytes are those of a record whose file is gone was moved or renamed: it
+        takes that record's outputs (no model run) and, with ``prune``, the old record is
+        deleted. Files removed with ``remove_duplicates`` stay out (``excluded_files``) until
+        they change, until ``force``, or until ``restore_duplicates``.
+        """
         if isinstance(paths, (str, os.PathLike)):
             raise ConfigurationError("process_many takes a list of paths; use process() for one file")
-        return self._ingest().run(list(paths), force=force, progress=progress)
+        return self._ingest().run(list(paths), force=force, progress=progress, prune=prune)
 
     def process_directory(self, path: str | os.PathLike[str], recursive: bool = False,
-                          force: bool = False, progress: ProgressCallback | None = None) -> BatchReport:
-        """Index every image file (by extension) in a directory, optionally recursively."""
-        return self.process_many(scan_directory(path, recursive), force=force, progress=progress)
+                          force: bool = False, progress: ProgressCallback | None = None,
+                          prune: bool = True) -> BatchReport:
+        """Index every image file (by extension) in a directory, optionally recursively.
+
+        With ``prune`` (the default) the index stays true to the folder: records of files in it
+        that are gone are deleted (``pruned_ids``), and a moved file keeps its outputs (see
+        ``process_many``).
+        """
+        report = self.process_many(scan_directory(path, recursive), force=force, progress=progress,
+                                   prune=prune)
+        if not prune:
+            return report
+        pruned = self.prune(path, recursive=recursive)
+        return replace(report, pruned_ids=(*report.pruned_ids, *pruned))
+
+    def prune(self, directory: str | os.PathLike[str] | None = None, recursive: bool = True) -> builtins.list[str]:
+        """Delete the records of files that no longer exist: in ``directory`` (below it too with
+        ``recursive``), or everywhere with None. Returns the deleted records' ids."""
+        self._live()
+        folder = absolute(directory) if directory is not None else None
+        gone = vanished(self.store, folder, recursive)
+        if gone:
+            self.store.delete([r.id for r in gone])
+        self._removed.forget(p for p in self._removed.paths()
+                             if under(p, folder, recursive) and not os.path.exists(p))
+        return [r.id for r in gone]
+
+    def removed_duplicates(self) -> builtins.list[str]:
+        """Paths of files removed from the index by ``remove_duplicates`` that indexing leaves out
+        (until they change, ``force``, or ``restore_duplicates``)."""
+        self._live()
+        return self._removed.paths()
+
+    def restore_duplicates(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> BatchReport:
+        """Undo ``remove_duplicates`` for ``paths`` (every remembered file with None): forget them
+        and index those that still exist."""
+        self._live()
+        wanted = None if paths is None else [str(absolute(p)) for p in paths]
+        forgotten = self._removed.forget(wanted)
+        return self.process_many([p for p in forgotten if os.path.exists(p)])
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -208,13 +280,13 @@ class Extractor:
 
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None,
-                      ranges: dict[str, tuple[float, float]] | None = None) -> list[SearchHit]:
+                      ranges: dict[str, tuple[float, float]] | None = None, offset: int = 0) -> list[SearchHit]:
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
         weights = {s: self.space_weights.get(s, 1.0) for s in vectors}
         weights = {s: w for s, w in weights.items() if w > 0} or {s: 1.0 for s in vectors}
-        k = max(limit * 4, 50) + len(exclude or ())
+        k = max((limit + offset) * 4, 50) + len(exclude or ())
         sims: dict[str, dict[str, float]] = {s: {} for s in weights}
         for space in weights:
             for rid, sim in self.store.query(space, vectors[space], k, wanted):
@@ -234,13 +306,17 @@ class Extractor:
             if min_score is None or score >= min_score:
                 scored.append((score, rid, parts))
         scored.sort(key=lambda t: (-t[0], t[1]))
-        top = scored[:limit]
+        top = scored[offset: offset + limit]
         records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
         return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
 
-    def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None) -> list[SearchHit]:
+    def search(self, text: str | os.PathLike[str] | PILImage, objects: Sequence[str] | str | None = None,
+               limit: int = 10, min_score: float | None = None, offset: int = 0) -> Results[SearchHit]:
         """Images that match a text query, best first.
+
+        Given an image instead (a PIL image or a ``pathlib.Path``), it is an image search
+        (``search_image``); a ``str`` is always text, never read as a file. Any other type is a
+        TypeError.
 
         Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
         query against each image's caption + tags, via the text embedder: the cosine, clipped)
@@ -248,26 +324,82 @@ class Extractor:
         the embedder's ``text_score_range`` (low, high) linearly onto [0, 1], clipped, because
         CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
         mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
-        only images tagged with any of them (case-insensitive).
+        only images tagged with any of them (case-insensitive). ``offset`` skips that many of
+        the best hits (the next page). Each hit's ``explain()`` says which tags and caption words
+        matched.
         """
-        if not text or not text.strip():
+        if isinstance(text, (PILImage, os.PathLike)):
+            return self.search_image(text, objects, limit, min_score, offset=offset)
+        if not isinstance(text, str):
+            raise TypeError(f"search takes a text, a path or a PIL image, not {type(text).__name__}")
+        if not text.strip():
             raise ConfigurationError("the search text is empty")
-        _check_search_args(limit, min_score)
+        _check_search_args(limit, min_score, offset)
+        wanted = normalise_objects(objects)
         self._ready()
-        return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
-                                  ranges=self._text_query_ranges())
+        hits = self._fused_search(self._text_vectors(text.strip()), wanted, limit, min_score,
+                                  ranges=self._text_query_ranges(), offset=offset)
+        return Results(replace(h, query=text.strip()) for h in hits)
+
+    def search_mixed(self, query: str | Sequence[tuple[float, Any]], objects: Sequence[str] | str | None = None,
+                     limit: int = 10, min_score: float | None = None) -> Results[SearchHit]:
+        """A combined query: weighted text and image terms added and subtracted.
+
+        ``query`` is a string such as ``'2 * "golden retriever" + pool.jpg - "people"'`` (see
+        ``parse_mixed_query``) or a list of ``(weight, term)`` pairs, a term being a text, a
+        path or a PIL image. In each space the query vector is the normalised weighted sum of
+        the terms' vectors (a text term reaches the ``text`` space and, with a cross-modal
+        embedder, ``image``; an image term reaches ``image``); hits are ranked as in ``search``.
+        """
+        terms = parse_mixed_query(query) if isinstance(query, str) else list(query)
+        if not terms:
+            raise ConfigurationError("the combined query is empty")
+        _check_search_args(limit, min_score)
+        wanted = normalise_objects(objects)
+        self._ready()
+        parts: builtins.list[tuple[float, dict[str, np.ndarray]]] = []
+        texts = []
+        for weight, term in terms:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise TypeError(f"a term's weight must be a number, not {type(weight).__name__}")
+            if isinstance(term, str):
+                if not term.strip():
+                    raise ConfigurationError("a text term of the combined query is empty")
+                parts.append((float(weight), self._text_vectors(term.strip())))
+                texts += [term.strip()] if weight > 0 else []
+            elif is_image_term(term):
+                parts.append((float(weight), {"image": self._image_vector(term)}))
+            else:
+                raise TypeError(f"a term is a text, a path or a PIL image, not {type(term).__name__}")
+        only_text = all(isinstance(t, str) for _, t in terms)
+        hits = self._fused_search(combine(parts), wanted, limit, min_score,
+                                  ranges=self._text_query_ranges() if only_text else None)
+        return Results(replace(h, query=" ".join(texts) or None) for h in hits)
+
+    def _image_vector(self, image: Any) -> np.ndarray:
+        embedder = self.components.image_embedder
+        if embedder is None:
+            raise ConfigurationError("an image term needs an image embedder")
+        if isinstance(image, PILImage):
+            pil = as_rgb(image, self.components.decode_side())
+        else:
+            pil = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
+                             self.components.decode_side()).image
+        return np.asarray(embedder.embed_images([pil])[0], np.float32)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
-                     exclude_self: bool = True) -> list[SearchHit]:
+                     exclude_self: bool = True, offset: int = 0) -> Results[SearchHit]:
         """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
 
         With a path that is itself indexed and ``exclude_self``, that record is left out.
+        ``offset`` skips that many of the best hits.
         """
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
-        _check_search_args(limit, min_score)
+        _check_search_args(limit, min_score, offset)
+        wanted = normalise_objects(objects)
         self._ready()
         exclude: set[str] = set()
         if isinstance(image, (str, os.PathLike)):
@@ -284,7 +416,22 @@ class Extractor:
         else:
             raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
-        return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
+        return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, offset=offset))
+
+    def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None,
+                       limit: int = 10, min_score: float | None = None, offset: int = 0) -> Results[SearchHit]:
+        """Images similar to a stored one ("more like this"), by its stored image vector (its
+        text vector without an image embedder); the record itself is left out. No file is read.
+        Raises RecordNotFoundError for an unknown id.
+        """
+        _check_search_args(limit, min_score, offset)
+        self._ready()
+        self.get(record_id)
+        space = "image" if self.components.image_embedder is not None else "text"
+        vec = self.store.vectors(space, [record_id]).get(record_id)
+        if vec is None:
+            raise RecordNotFoundError(record_id)
+        return Results(self._fused_search({space: vec}, objects, limit, min_score, {record_id}, offset=offset))
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -303,26 +450,35 @@ class Extractor:
         return self.store.get_by_path(str(absolute(path)))
 
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-             offset: int = 0) -> list[ImageRecord]:
+             offset: int = 0) -> Results[ImageRecord]:
         """Records in insertion order, optionally only those tagged with any of ``objects``."""
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
-        return self.store.list(normalise_objects(objects), limit, offset)
+        return Results(self.store.list(normalise_objects(objects), limit, offset))
+
+    def object_counts(self) -> dict[str, int]:
+        """Every object tag in the store with how many records carry it, most common first
+        (ties by label)."""
+        self._live()
+        own = getattr(self.store, "object_counts", None)  # optional for third-party stores
+        counts = own() if own is not None else count_objects(self.store)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def count(self, objects: Sequence[str] | str | None = None) -> int:
         """How many records there are, optionally only those tagged with any of ``objects``."""
         self._live()
         return self.store.count(normalise_objects(objects))
 
-    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
-        """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
+    def delete(self, record_id: str, delete_file: bool = False,
+               within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file, never through a folder swapped
+        for a symbolic link; with ``within``, only inside those folders); returns the removed
+        record. The record stays when its file cannot be deleted."""
         record = self.get(record_id)
         if delete_file:
             try:
-                Path(record.path).unlink()
-            except FileNotFoundError:
-                pass
+                remove_file(record.path, within)
             except OSError as exc:
                 raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
         self.store.delete([record_id])
@@ -373,7 +529,8 @@ class Extractor:
         return self._duplicates().compare(a, b, threshold)
 
     def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
-                          keep: str = "first", delete_files: bool = False) -> RemovalReport:
+                          keep: str = "first", delete_files: bool = False,
+                          within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
         """Remove all but one image of every duplicate group in the store.
 
         ``keep`` chooses the survivor: ``"first"`` (indexed first), ``"largest"`` (largest file)
@@ -384,9 +541,20 @@ class Extractor:
         similarity to the kept image reaches ``threshold`` go; members linked through another
         one stay (``left_ids``). A symbolic link or another path to the kept file loses its
         record but not the file, and a file changed since it was indexed stays with its record.
+        With ``within``, a file outside those folders stays with its record (``failed_files``
+        says why); files are never deleted through a folder swapped for a symbolic link.
         Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
+
+        Removed records stay removed: indexing leaves their files out while they are unchanged
+        (``removed_duplicates`` lists them, ``restore_duplicates`` or ``force`` brings them back).
         """
-        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+        report = self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files, within)
+        if not report.dry_run:
+            kept = {rid: g.representative_id for g in report.groups for rid in g.duplicate_ids}
+            deleted = set(report.files_deleted)
+            self._removed.remember((path, kept.get(rid, "")) for rid, path in
+                                   zip(report.removed_ids, report.removed_paths, strict=True) if path not in deleted)
+        return report
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -394,7 +562,19 @@ class Extractor:
         """Persist and release the store. Models are dropped with the Extractor."""
         if not self._closed:
             self._closed = True
+            self._removed.close()
             self.store.close()
+
+    def __repr__(self) -> str:
+        where = getattr(self.store, "where", None) or self.settings.db_path
+        name = getattr(self.store, "name", type(self.store).__name__)
+        if self._closed:
+            return f"<Extractor {name} store at {where}, preset {self.settings.preset!r}, closed>"
+        try:
+            count = f"{self.store.count()} images"
+        except ImgctxError:
+            count = "count unavailable"
+        return f"<Extractor {name} store at {where}, preset {self.settings.preset!r}, {count}>"
 
     def __enter__(self) -> Extractor:
         return self

@@ -24,6 +24,7 @@ from imgctx._errors import (
     InvalidImageError,
     MissingDependencyError,
 )
+from imgctx._paths import expand
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
@@ -200,8 +201,9 @@ def perceptual_hashes(image: Image.Image) -> tuple[str, str]:
 
 def absolute(path: str | os.PathLike[str]) -> Path:
     """Absolute and normalised (``a/../b`` -> ``b``) without resolving symlinks: one file given
-    two ways is one record, while a link keeps the name the user gave it."""
-    return Path(os.path.abspath(path))
+    two ways is one record, while a link keeps the name the user gave it. ``~`` and ``$VARS``
+    are expanded."""
+    return Path(os.path.abspath(expand(path)))
 
 
 def is_image_name(name: str) -> bool:
@@ -210,7 +212,7 @@ def is_image_name(name: str) -> bool:
 
 def scan_directory(directory: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Image files (by extension) in a directory, sorted; hidden files and folders skipped."""
-    root = Path(directory)
+    root = expand(directory)
     if not root.exists():
         raise ImageNotFoundError(root, "directory not found")
     if not root.is_dir():

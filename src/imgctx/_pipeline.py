@@ -27,6 +27,7 @@ from imgctx._errors import ImageError, ImgctxError, StoreError
 from imgctx._ids import record_id_for
 from imgctx._images import absolute
 from imgctx._probe import ProbedFile, probe_file, unchanged_since_indexed
+from imgctx._removed import RemovedDuplicates
 from imgctx._types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
 
 if TYPE_CHECKING:
@@ -128,12 +129,15 @@ class Ingest:
     """One multi-file run. Create per run; not thread-safe."""
 
     def __init__(self, components: Components, store: VectorStore, settings: Settings,
-                 ensure_ready: Callable[[], None]) -> None:
+                 ensure_ready: Callable[[], None], removed: RemovedDuplicates | None = None) -> None:
         self.components = components
         self.store = store
         self.settings = settings
         self.ensure_ready = ensure_ready
         self.decode_side = components.decode_side()
+        self.removed = removed
+        self.prune = True
+        self.moved_away: list[str] = []  # records of moved files, deleted after their batch
 
     def _decode(self, path: str) -> ProbedFile:
         return probe_file(path, self.settings, self.decode_side)
@@ -145,9 +149,22 @@ class Ingest:
         return existing if unchanged_since_indexed(path, existing) else None
 
     def run(self, paths: Iterable[str | os.PathLike[str]], force: bool = False,
-            progress: ProgressCallback | None = None, raise_errors: bool = False) -> BatchReport:
+            progress: ProgressCallback | None = None, raise_errors: bool = False,
+            prune: bool = True) -> BatchReport:
+        """Index ``paths``. A file whose bytes are those of a record whose file is gone was moved:
+        it takes that record's outputs, and with ``prune`` the old record is deleted. Files removed
+        as duplicates (``removed``) are left out unless ``force``."""
         start = time.perf_counter()
+        self.prune = prune
         all_paths = list(dict.fromkeys(absolute(p) for p in paths))  # each file once
+        excluded: list[str] = []
+        if self.removed is not None:
+            if force:
+                self.removed.forget(str(p) for p in all_paths)
+            else:
+                left_out = self.removed.excluded([str(p) for p in all_paths])
+                excluded = [str(p) for p in all_paths if str(p) in left_out]
+                all_paths = [p for p in all_paths if str(p) not in left_out]
         total = len(all_paths)
         results: list[ProcessResult] = []
         failed: list[FailedFile] = []
@@ -163,7 +180,7 @@ class Ingest:
             if raise_errors:
                 raise exc
             reason = exc.reason if isinstance(exc, ImageError) else str(exc)
-            log.warning("skipping %s: %s", path, reason)
+            log.info("skipping %s: %s", path, reason)  # reported in failed_files: once is enough
             failed.append(FailedFile(path, reason))
             report(path, "failed")
 
@@ -205,7 +222,7 @@ class Ingest:
             total_files=total, processed=len(processed_ids), skipped=len(skipped_ids),
             failed=len(failed), processed_ids=processed_ids, skipped_ids=skipped_ids,
             failed_files=tuple(failed), processing_time=time.perf_counter() - start,
-            results=tuple(results),
+            results=tuple(results), pruned_ids=tuple(self.moved_away), excluded_files=tuple(excluded),
         )
         log.info("%d files: %d processed, %d unchanged, %d failed in %.2fs", total,
                  report_.processed, report_.skipped, report_.failed, report_.processing_time)
@@ -255,7 +272,9 @@ class Ingest:
     def _commit(self, batch: list[ProbedFile], force: bool) -> list[ProcessResult]:
         """Models on the files that need them, then one store transaction for the batch."""
         t0 = time.perf_counter()
-        plans: list[tuple[ProbedFile, ImageRecord | None, ImageRecord | None, str | None]] = []
+        plans: list[tuple[ProbedFile, ImageRecord | None, ImageRecord | None, str | None,
+                          ImageRecord | None]] = []
+        claimed: set[str] = set()  # content hashes whose vanished record a file of this batch took
         need: dict[str, int] = {}
         first_in_batch: dict[str, str] = {}
         need_images: list[Any] = []
@@ -263,9 +282,16 @@ class Ingest:
             img = d.image
             existing = self.store.get_by_path(img.path)
             unchanged = not force and existing is not None and existing.content_hash == img.content_hash
-            copy = next((c for c in self.store.find_by_hash(img.content_hash) if c.path != img.path), None)
-            source = existing if unchanged else (None if force else copy)
-            plans.append((d, existing, source, copy.id if copy else None))
+            copies = [c for c in self.store.find_by_hash(img.content_hash) if c.path != img.path]
+            moved = None
+            if not unchanged and img.content_hash not in claimed:
+                moved = next((c for c in copies if not os.path.exists(c.path)), None)
+            copy = next((c for c in copies if c is not moved), None)
+            if moved is not None:
+                claimed.add(img.content_hash)
+                first_in_batch.setdefault(img.content_hash, record_id_for(img.path))
+            source = existing if unchanged else (None if force else (moved or copy))
+            plans.append((d, existing, source, copy.id if copy else None, moved))
             if source is None and img.content_hash not in need:
                 need[img.content_hash] = len(need_images)
                 need_images.append(img.image)
@@ -274,7 +300,7 @@ class Ingest:
         items: list[StoredVectors] = []
         results: list[ProcessResult] = []
         now = _now()
-        for d, existing, source, copy_of in plans:
+        for d, existing, source, copy_of, moved in plans:
             img = d.image
             rid = record_id_for(img.path)
             unchanged = source is not None and source is existing
@@ -283,21 +309,25 @@ class Ingest:
             else:
                 out = outputs[need[img.content_hash]]
             first = first_in_batch.get(img.content_hash)
-            dup_of = copy_of or (first if first not in (None, rid) else None)
+            dup_of = None if moved else copy_of or (first if first not in (None, rid) else None)
             same_bytes_here = existing is not None and existing.content_hash == img.content_hash
             was_dup = same_bytes_here or dup_of is not None
+            created = existing.created_at if existing else (moved.created_at if moved else now)
             record = ImageRecord(
                 id=rid, path=img.path, filename=Path(img.path).name, size=img.size,
                 file_size=img.file_size, format=img.format, caption=out.caption,
                 objects=tuple(t.label for t in out.tags), content_hash=img.content_hash,
-                phash=d.phash, dhash=d.dhash, orient_hashes=d.orient_hashes,
-                created_at=existing.created_at if existing else now,
+                phash=d.phash, dhash=d.dhash, orient_hashes=d.orient_hashes, created_at=created,
                 updated_at=existing.updated_at if (existing and unchanged) else now,
                 mtime_ns=img.mtime_ns, tags=tuple(out.tags),
             )
             items.append(StoredVectors(record, out.vectors))
-            results.append(ProcessResult(record, was_dup, unchanged, 0.0, dup_of))
+            results.append(ProcessResult(record, was_dup, unchanged, 0.0, dup_of, moved.id if moved else None))
         self.store.upsert(items)
+        gone = [m.id for *_, m in plans if m is not None]
+        if gone and self.prune:
+            self.store.delete(gone)
+            self.moved_away.extend(gone)
         per_file = (time.perf_counter() - t0) / max(1, len(batch))
         return [replace(r, processing_time=per_file) for r in results]
 

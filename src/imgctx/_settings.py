@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from imgctx._paths import expand
+
 
 def contract_name(name: str, *more: str) -> AliasChoices:
     """A field the service contract names: read from IMGCTX_<NAME> (and ``more``), then <NAME>."""
@@ -153,6 +155,12 @@ class Settings(_Config):
         (), description="Modules to load as plugins besides the built-ins and the installed entry points "
         "(comma-separated), e.g. imgctx.testing for the tiny test models.",
     )
+    server_url: str | None = Field(
+        None, description="URL of an imgctx server that `imgctx.connect()` and `imgctx --server` use when given none.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key `imgctx.connect()` and `imgctx --server` send (X-API-Key) when given none.",
+    )
 
     def plugin(self, cls: type[_P]) -> _P:
         """A plugin's settings: ``plugin_settings[group]`` over its environment variables (over
@@ -174,6 +182,11 @@ class Settings(_Config):
     @classmethod
     def _list(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("db_path", "cache_dir", "log_file", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else expand(value)
 
 
 def split_list(value: Any) -> Any:
@@ -207,11 +220,35 @@ class ServerSettings(_Config):
         "(default: none; in development mode, all).",
     )
     worker_threads: int = Field(4, ge=1, le=64, description="Threads that run model and store work.")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Host names the server answers to (the Host header; '*' for any). Default: "
+        "the host it listens on, plus localhost, 127.0.0.1 and [::1] when that is a loopback address.",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest accepted request body other than "
+                                "an upload, in bytes.")
+    decode_memory_bytes: int = Field(1024 * 1024 * 1024, ge=1, description="Memory that image decodes "
+                                     "running at the same time may use, estimated from each image's header.")
     tasks_db: Path | None = Field(
         None, description="SQLite file of background tasks (default: server_tasks.sqlite3 in db_path).",
     )
 
-    @field_validator("allowed_roots", "cors_origins", mode="before")
+    watch_dirs: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="Folders (inside the allowed roots) the server keeps indexed while they change, "
+        "reporting on /ws/processing (comma-separated; default: none).",
+    )
+    watch_recursive: bool = Field(False, description="Watch the subfolders of watch_dirs too.")
+    watch_debounce: float = Field(
+        1.0, gt=0, le=60, description="Seconds a watched file must stay unchanged before it is indexed.",
+    )
+
+    @field_validator("allowed_roots", "cors_origins", "allowed_hosts", "watch_dirs", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("allowed_roots", "tasks_db", "watch_dirs", mode="after")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return tuple(expand(p) for p in value) if isinstance(value, tuple) else expand(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -51,21 +52,78 @@ class ImageRecord:
     tags: tuple[Tag, ...] = ()
     orient_hashes: str = ""
 
+    def __repr__(self) -> str:
+        from imgctx._notebook import record_repr
+
+        return record_repr(self)
+
+    def _repr_html_(self) -> str:
+        from imgctx._notebook import record_card
+
+        return record_card(self)
+
 
 @dataclass(frozen=True)
 class SearchHit:
     """A search result: the record, its score in [0, 1] (higher is closer) and ``1 - score``.
 
-    ``scores`` holds the per-vector-space similarity that was fused into ``score``.
+    ``scores`` holds the per-vector-space similarity that was fused into ``score``; ``query``
+    the text query (None for an image search). ``matched_tags``, ``matched_words`` and
+    ``explain()`` say why it matched.
     """
 
     record: ImageRecord
     score: float
     scores: dict[str, float] = field(default_factory=dict)
+    query: str | None = None
 
     @property
     def distance(self) -> float:
         return 1.0 - self.score
+
+    @property
+    def matched_tags(self) -> tuple[str, ...]:
+        """The record's objects that share a word with the text query ("cats" matches "cat",
+        "tabby cat"); empty for an image search."""
+        from imgctx._explain import matched_labels
+
+        return matched_labels(self.query, self.record.objects) if self.query else ()
+
+    @property
+    def matched_words(self) -> tuple[str, ...]:
+        """The caption's words that are words of the text query (function words left out)."""
+        from imgctx._explain import matched_words
+
+        return matched_words(self.query, self.record.caption) if self.query else ()
+
+    def explain(self) -> str:
+        """One line: the score, each space's part of it, the tags and caption words matched."""
+        from imgctx._explain import explanation
+
+        return explanation(self.score, self.scores, self.query, self.matched_tags, self.matched_words)
+
+    def __repr__(self) -> str:
+        from imgctx._notebook import hit_repr
+
+        return hit_repr(self)
+
+    def _repr_html_(self) -> str:
+        from imgctx._notebook import hit_card
+
+        return hit_card(self)
+
+
+_Item = TypeVar("_Item", ImageRecord, SearchHit)
+
+
+class Results(list[_Item], Generic[_Item]):
+    """The list that ``search``, ``search_image`` and ``list`` return: a plain ``list`` that
+    also draws itself as a grid of thumbnails in Jupyter (``_repr_html_``, no network)."""
+
+    def _repr_html_(self) -> str:
+        from imgctx._notebook import grid
+
+        return grid(self)
 
 
 @dataclass(frozen=True)
@@ -78,6 +136,10 @@ class ProcessResult:
     another path, named by ``duplicate_of`` (a record for this path is stored too, reusing the
     copy's model outputs). With ``force=True`` the models run again, and ``was_duplicate`` and
     ``duplicate_of`` still say whether the bytes were already known.
+
+    ``moved_from`` names the record of a file that was moved or renamed here: a record with the
+    same bytes whose file is gone. Its outputs were carried over (no model run) and, unless
+    pruning was turned off, that old record was deleted.
     """
 
     record: ImageRecord
@@ -85,6 +147,7 @@ class ProcessResult:
     skipped: bool
     processing_time: float
     duplicate_of: str | None = None
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +164,9 @@ class BatchReport:
 
     ``processed`` counts records written by this run, ``skipped`` unchanged files that were
     already indexed, ``failed`` files that could not be used (each with its reason).
+    ``pruned_ids`` are records deleted because their file is gone (moved, renamed or deleted),
+    ``excluded_files`` files left out because they were removed as duplicates (see
+    ``Extractor.remove_duplicates``).
     """
 
     total_files: int
@@ -112,6 +178,13 @@ class BatchReport:
     failed_files: tuple[FailedFile, ...]
     processing_time: float
     results: tuple[ProcessResult, ...] = ()
+    pruned_ids: tuple[str, ...] = ()
+    excluded_files: tuple[str, ...] = ()
+
+    @property
+    def moved(self) -> int:
+        """Files that were moved or renamed (their outputs carried over, no model run)."""
+        return sum(1 for r in self.results if r.moved_from is not None)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import Field
@@ -51,13 +55,40 @@ class LazyModel:
                 return
             log.info("loading %s on %s", self.name, self.device_setting)
             start = time.perf_counter()
-            self._load()
+            with quiet_loading():
+                self._load()
             self.load_time = time.perf_counter() - start
             self._loaded = True
             log.info("%s loaded in %.2fs", self.name, self.load_time)
 
     def _load(self) -> None:  # pragma: no cover - every backend overrides it
         raise NotImplementedError
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No progress bars from huggingface_hub or transformers ("Loading weights", downloads)
+    while a model loads, unless imgctx logs at INFO or below: a library stays quiet unless
+    asked. The bars' previous state is restored afterwards."""
+    if log.isEnabledFor(logging.INFO) or importlib.util.find_spec("huggingface_hub") is None:
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    hub_bars = not are_progress_bars_disabled()
+    tf = sys.modules.get("transformers.utils.logging")
+    tf_bars = tf.is_progress_bar_enabled() if tf is not None else hub_bars  # it follows the hub's at import
+    disable_progress_bars()
+    if tf is not None:
+        tf.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hub_bars:
+            enable_progress_bars()
+        tf = sys.modules.get("transformers.utils.logging")
+        if tf is not None and tf_bars:
+            tf.enable_progress_bar()
 
 
 def import_torch() -> Any:

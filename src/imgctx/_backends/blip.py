@@ -2,20 +2,38 @@
 
 ``Salesforce/blip-image-captioning-base`` by default; ``-large`` or any BLIP captioning model id
 or folder via ``IMGCTX_BLIP_MODEL`` / ``IMGCTX_BLIP_LOCAL_MODEL_PATH``. Captions are generated in micro-batches
-(``IMGCTX_BLIP_BATCH_SIZE``; 4 images per call on CPU by default, the whole batch on CUDA) with beam
-search (``IMGCTX_BLIP_NUM_BEAMS``; at most ``IMGCTX_BLIP_MAX_LENGTH`` new tokens).
+(``IMGCTX_BLIP_BATCH_SIZE``; 4 images per call on CPU by default, the whole batch on CUDA).
+
+Decoding: greedy with at most 20 new tokens on CPU by default (BLIP's captions are about 10-15
+tokens; beam search multiplies the decoder's work by the beam count), 3 beams and 30 tokens on
+CUDA; ``IMGCTX_BLIP_NUM_BEAMS`` and ``IMGCTX_BLIP_MAX_LENGTH`` set both everywhere.
+
+Runtime (``IMGCTX_BLIP_RUNTIME``, see ``onnx_runtime``): with ``onnx`` the vision encoder (a
+ViT-B/16 at 384 px, most of a caption's cost) runs in ONNX Runtime; the text decoder stays in
+torch, where ``generate`` keeps its key/value caches (an exported decoder without them would
+recompute the cross-attention over 577 image tokens at every step). The decoding call is the
+one ``BlipForConditionalGeneration.generate`` makes, on the ONNX encoder's output.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
-from imgctx._backends.base import LazyModel
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.base import LazyModel, resolve_device
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
+from imgctx._backends.onnx_runtime import (
+    OnnxTower,
+    Towers,
+    TowerSpec,
+    choose_runtime,
+    method_module,
+    start_onnx,
+)
 from imgctx._backends.torch_common import TorchSettings, prepare_torch
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
@@ -28,6 +46,9 @@ DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
 #: BLIP base, 3 beams, 20 tokens, 1 thread: 3.1 s/image one at a time, 2.8 in fours, 4.1 in
 #: eights; 8.8 in batches of 32 with 30 tokens (see docs/models.md).
 CPU_MICRO_BATCH = 4
+#: Decoding defaults per device: (beams, max new tokens).
+CPU_DECODING = (1, 20)
+CUDA_DECODING = (3, 30)
 
 
 class BlipCaptioner(LazyModel):
@@ -38,8 +59,8 @@ class BlipCaptioner(LazyModel):
 
     def __init__(
         self, model: str = DEFAULT_BLIP_MODEL, device: str = "cpu", local_files_only: bool = False,
-        max_length: int = 30, num_beams: int = 3, torch_threads: int | None = None,
-        micro_batch: int | None = None,
+        max_length: int | None = None, num_beams: int | None = None, torch_threads: int | None = None,
+        micro_batch: int | None = None, runtime: str = "auto", cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(device)
         self.source = str(model)
@@ -49,6 +70,12 @@ class BlipCaptioner(LazyModel):
         self.num_beams = num_beams
         self.torch_threads = torch_threads
         self.micro_batch = micro_batch
+        self.runtime_setting = runtime
+        self.cache_dir = cache_dir
+        #: ``torch`` or ``onnx`` (the vision encoder) once loaded.
+        self.runtime = "torch"
+        self._onnx: dict[str, OnnxTower] | None = None
+        self._towers: Towers | None = None
         self._model: Any = None
         self._processor: Any = None
         self._torch: Any = None
@@ -61,8 +88,9 @@ class BlipCaptioner(LazyModel):
             raise MissingDependencyError("the blip captioner", "standard") from None
         torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
         try:
-            processor = BlipProcessor.from_pretrained(self.source, local_files_only=self.local_files_only)
-            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=self.local_files_only)
+            local = use_local_files(self.local_files_only)
+            processor = BlipProcessor.from_pretrained(self.source, local_files_only=local)
+            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=local)
         except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
             raise load_error("the BLIP captioning model", self.source, "IMGCTX_LOCAL_BLIP_MODEL_PATH",
                              exc, self.local_files_only) from None
@@ -71,6 +99,30 @@ class BlipCaptioner(LazyModel):
         self._torch, self._dtype = torch, dtype
         size = getattr(processor.image_processor, "size", None) or {}
         self.input_size = int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
+        if choose_runtime(self.runtime_setting, device, True, self.name) == "onnx":
+            towers = self._onnx_towers()
+            self._onnx = start_onnx(self.runtime_setting, device, towers)
+            self._towers, self.runtime = (towers, "torch") if self._onnx is None else (None, "onnx")
+
+    def _onnx_towers(self) -> Towers:
+        vision = self._model.vision_model
+        side = int(self._model.config.vision_config.image_size)
+        example = [self._torch.randn(2, 3, side, side)]
+        spec = TowerSpec(method_module(vision, "forward"), example, ["pixels"])
+        return Towers("blip", self.name, vision, {"vision": spec}, self.cache_dir, self.torch_threads)
+
+    def export_onnx(self) -> dict[str, Path]:
+        """Export the vision encoder into the model cache now (where not yet done); its path."""
+        self.load()
+        if self._onnx is not None:
+            return {name: tower.path for name, tower in self._onnx.items()}
+        self._towers = self._towers or self._onnx_towers()
+        return self._towers.export()
+
+    def decoding(self) -> tuple[int, int]:
+        """(beams, max new tokens): the settings, or the device's defaults."""
+        beams, length = CPU_DECODING if resolve_device(self.device_setting) == "cpu" else CUDA_DECODING
+        return self.num_beams or beams, self.max_length or length
 
     def caption(self, images: Sequence[Any], tags: Sequence[Sequence[Tag]] | None = None) -> list[str]:
         """Captions for a batch, generated ``micro_batch`` images at a time (when None: 4 on
@@ -89,12 +141,29 @@ class BlipCaptioner(LazyModel):
         device = next(self._model.parameters()).device
         inputs = self._processor(images=list(images), return_tensors="pt")
         pixels = inputs["pixel_values"].to(device=device, dtype=self._dtype)
+        beams, length = self.decoding()
         with torch.inference_mode():
-            out = self._model.generate(
-                pixel_values=pixels, max_new_tokens=self.max_length, num_beams=self.num_beams,
-            )
+            if self._onnx is None:
+                out = self._model.generate(pixel_values=pixels, max_new_tokens=length, num_beams=beams)
+            else:
+                embeds = torch.from_numpy(self._onnx["vision"](pixels.numpy()))
+                out = self._decode(embeds, max_new_tokens=length, num_beams=beams)
         texts = self._processor.batch_decode(out, skip_special_tokens=True)
         return [" ".join(t.split()) for t in texts]
+
+    def _decode(self, image_embeds: Any, **generate_kwargs: Any) -> Any:
+        """What ``BlipForConditionalGeneration.generate`` does after its vision model: the text
+        decoder, prompted with the BOS token, cross-attending to ``image_embeds``."""
+        torch, model = self._torch, self._model
+        text = model.config.text_config
+        n = image_embeds.shape[0]
+        input_ids = torch.full((n, 1), text.bos_token_id, dtype=torch.long)
+        mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long)
+        return model.text_decoder.generate(
+            input_ids=input_ids, eos_token_id=text.sep_token_id, pad_token_id=text.pad_token_id,
+            attention_mask=None, encoder_hidden_states=image_embeds, encoder_attention_mask=mask,
+            **generate_kwargs,
+        )
 
 
 class BlipSettings(PluginSettings):
@@ -111,10 +180,19 @@ class BlipSettings(PluginSettings):
                                              "LOCAL_BLIP_MODEL_PATH"),
         description="Folder of a BLIP captioning model (also LOCAL_BLIP_MODEL_PATH).",
     )
-    max_length: int = Field(30, ge=1, le=512, description="At most this many tokens per generated caption.")
-    num_beams: int = Field(3, ge=1, le=16, description="Beam-search width of caption generation (1: greedy).")
+    max_length: int | None = Field(
+        None, ge=1, le=512, description="At most this many tokens per generated caption (none: 20 on CPU, 30 on CUDA).",
+    )
+    num_beams: int | None = Field(
+        None, ge=1, le=16, description="Beam-search width of caption generation (1: greedy; none: 1 on CPU, 3 on CUDA).",
+    )
     batch_size: int | None = Field(
         None, ge=1, le=1024, description="Images per BLIP generate call (none: the whole model batch).",
+    )
+    runtime: Literal["torch", "onnx", "auto"] = Field(
+        "auto",
+        description="Vision encoder runtime: torch; onnx (exported into cache_dir on first use); auto: ONNX on CPU "
+                    "once exported (imgctx models export), torch otherwise.",
     )
 
     def source(self) -> str:
@@ -127,7 +205,7 @@ def blip_factory(settings: Settings) -> BlipCaptioner:
         model=own.source(), device=settings.device,
         local_files_only=settings.plugin(HubSettings).local_files_only, max_length=own.max_length,
         num_beams=own.num_beams, torch_threads=settings.plugin(TorchSettings).threads,
-        micro_batch=own.batch_size,
+        micro_batch=own.batch_size, runtime=own.runtime, cache_dir=settings.cache_dir,
     )
 
 

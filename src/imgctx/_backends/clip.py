@@ -25,17 +25,25 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from imgctx._backends.base import LazyModel, TagSettings
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.base import LazyModel, TagSettings, resolve_device
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
+from imgctx._backends.onnx_runtime import (
+    OnnxTower,
+    Towers,
+    TowerSpec,
+    choose_runtime,
+    method_module,
+    start_onnx,
+)
 from imgctx._backends.torch_common import TorchSettings, l2_normalise, prepare_torch
 from imgctx._backends.vocabulary import load_vocabulary
-from imgctx._errors import MissingDependencyError
+from imgctx._errors import ConfigurationError, MissingDependencyError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
 from imgctx._types import Tag
@@ -70,9 +78,15 @@ class ClipBackend(LazyModel):
     def __init__(self, device: str = "cpu", threshold: float = 0.1, max_tags: int = 5,
                  torch_threads: int | None = None,
                  text_score_range: tuple[float, float] = DEFAULT_TEXT_SCORE_RANGE,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+                 cache_dir: str | os.PathLike[str] | None = None, runtime: str = "auto", int8: bool = False) -> None:
         super().__init__(device)
         self.cache_dir = cache_dir
+        self.runtime_setting = runtime
+        self.int8 = int8
+        #: ``torch`` or ``onnx`` once loaded (see ``IMGCTX_CLIP_RUNTIME``).
+        self.runtime = "torch"
+        self._onnx: dict[str, OnnxTower] | None = None
+        self._towers: Towers | None = None
         self.threshold = threshold
         self.max_tags = max_tags
         self.torch_threads = torch_threads
@@ -102,6 +116,39 @@ class ClipBackend(LazyModel):
 
     def _text_features(self, texts: Sequence[str]) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    # -- ONNX Runtime ----------------------------------------------------------------------------
+
+    def _onnx_towers(self) -> Towers | None:  # pragma: no cover - overridden where supported
+        return None
+
+    def _start_runtime(self) -> None:
+        """After the torch model is loaded: switch to ONNX Runtime when the setting says so."""
+        device = resolve_device(self.device_setting)
+        if choose_runtime(self.runtime_setting, device, True, self.name) == "torch":
+            return  # torch asked for, or 'auto' off the CPU: no weights to hash
+        towers = self._onnx_towers()
+        if towers is None:
+            if self.runtime_setting == "onnx":
+                raise ConfigurationError(f"runtime 'onnx' is not available for {self.name}; use 'torch' or 'auto'")
+            return
+        self._onnx = start_onnx(self.runtime_setting, device, towers)
+        if self._onnx is None:
+            self._towers = towers
+        else:
+            self.runtime = "onnx"
+
+    def export_onnx(self) -> dict[str, Path]:
+        """Export the towers into the model cache now (where not yet done); their paths. The
+        running model keeps its runtime; the next load with runtime ``auto`` uses the exports."""
+        self.load()
+        if self._onnx is not None:
+            return {name: tower.path for name, tower in self._onnx.items()}
+        if self._towers is None:
+            self._towers = self._onnx_towers()
+        if self._towers is None:
+            raise ConfigurationError(f"{self.name} cannot be exported to ONNX")
+        return self._towers.export()
 
     # -- roles -----------------------------------------------------------------------------------
 
@@ -234,7 +281,8 @@ class OpenClipModel(ClipBackend):
         if is_folder(src):
             return f"local-dir:{Path(src).expanduser()}", None
         if src.startswith("hf-hub:"):
-            folder = snapshot_download(src.removeprefix("hf-hub:"), local_files_only=self.local_files_only,
+            folder = snapshot_download(src.removeprefix("hf-hub:"),
+                                       local_files_only=use_local_files(self.local_files_only),
                                        allow_patterns=["*.json", "*.txt", "*.bin", "*.safetensors"])
             return f"local-dir:{folder}", None
         if not self.pretrained:
@@ -252,7 +300,7 @@ class OpenClipModel(ClipBackend):
         names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-        offline = self.local_files_only
+        offline = use_local_files(self.local_files_only)
         last: Exception | None = None
         for name in names:
             try:
@@ -290,14 +338,29 @@ class OpenClipModel(ClipBackend):
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.dim = int(getattr(model.visual, "output_dim", 0) or self._text_features(["a"]).shape[-1])
         self.logit_scale = float(model.logit_scale.exp().item())
+        self._start_runtime()
+        if self._onnx is not None:  # the towers run in ONNX Runtime: free the torch weights
+            self._model = None
+
+    def _onnx_towers(self) -> Towers | None:
+        torch, model = self._torch, self._model
+        size = self.input_size
+        image = TowerSpec(method_module(model, "encode_image"), [torch.randn(2, 3, size, size)], ["pixels"], int8=self.int8)
+        text = TowerSpec(method_module(model, "encode_text"), [self._tokenizer(["a photo of a cat.", "a dog"])], ["tokens"])
+        return Towers("open-clip", self.name, model, {"image": image, "text": text}, self.cache_dir, self.torch_threads)
 
     def _image_features(self, images: Sequence[Any]) -> Any:
-        batch = self._torch.stack([self._preprocess(im) for im in images]).to(self._device, self._dtype)
-        return self._model.encode_image(batch)
+        batch = self._torch.stack([self._preprocess(im) for im in images])
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["image"](batch.numpy()))
+        return self._model.encode_image(batch.to(self._device, self._dtype))
 
     def _text_features(self, texts: Sequence[str]) -> Any:
+        tokens = self._tokenizer(list(texts))
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["text"](tokens.numpy()))
         with self._torch.inference_mode():
-            return self._model.encode_text(self._tokenizer(list(texts)).to(self._device))
+            return self._model.encode_text(tokens.to(self._device))
 
 
 class HfClipModel(ClipBackend):
@@ -318,8 +381,9 @@ class HfClipModel(ClipBackend):
             raise MissingDependencyError("the clip embedder", "standard") from None
         torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
         try:
-            processor = CLIPProcessor.from_pretrained(self.source, local_files_only=self.local_files_only)
-            model = CLIPModel.from_pretrained(self.source, local_files_only=self.local_files_only)
+            local = use_local_files(self.local_files_only)
+            processor = CLIPProcessor.from_pretrained(self.source, local_files_only=local)
+            model = CLIPModel.from_pretrained(self.source, local_files_only=local)
         except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
             raise load_error("the CLIP model", self.source, LOCAL_CLIP_SETTING, exc, self.local_files_only) from None
         self._model = model.eval().to(device=device, dtype=dtype)
@@ -329,6 +393,14 @@ class HfClipModel(ClipBackend):
         self.dim = int(config.projection_dim)
         self.input_size = int(config.vision_config.image_size)
         self.logit_scale = float(model.logit_scale.exp().item())
+        self._start_runtime()
+
+    def _onnx_towers(self) -> Towers | None:
+        """The image tower only: text queries are few and short, and stay in torch."""
+        side = self.input_size
+        spec = TowerSpec(method_module(self._model, "get_image_features", pick=self._pooled),
+                         [self._torch.randn(2, 3, side, side)], ["pixels"], int8=self.int8)
+        return Towers("hf-clip", self.name, self._model, {"image": spec}, self.cache_dir, self.torch_threads)
 
     @staticmethod
     def _pooled(out: Any) -> Any:
@@ -337,6 +409,8 @@ class HfClipModel(ClipBackend):
 
     def _image_features(self, images: Sequence[Any]) -> Any:
         pixels = self._processor(images=list(images), return_tensors="pt")["pixel_values"]
+        if self._onnx is not None:
+            return self._torch.from_numpy(self._onnx["image"](pixels.numpy()))
         return self._pooled(self._model.get_image_features(pixel_values=pixels.to(self._device, self._dtype)))
 
     def _text_features(self, texts: Sequence[str]) -> Any:
@@ -370,6 +444,14 @@ class ClipSettings(PluginSettings):
         (0.15, 0.35),
         description="CLIP text-to-image cosines mapped linearly onto [0, 1] for search scores (low, high).",
     )
+    runtime: Literal["torch", "onnx", "auto"] = Field(
+        "auto",
+        description="open_clip runtime: torch; onnx (exported into cache_dir on first use); auto: ONNX on CPU "
+                    "once exported (imgctx models export), torch otherwise.",
+    )
+    int8: bool = Field(
+        False, description="ONNX runtime: dynamic int8 quantisation of the image tower (faster, less faithful).",
+    )
 
     @field_validator("score_range", mode="before")
     @classmethod
@@ -395,6 +477,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         torch_threads=settings.plugin(TorchSettings).threads,
         text_score_range=tuple(settings.plugin(ClipSettings).score_range),
         local_files_only=settings.plugin(HubSettings).local_files_only, cache_dir=settings.cache_dir,
+        runtime=settings.plugin(ClipSettings).runtime, int8=settings.plugin(ClipSettings).int8,
     )
 
 

@@ -20,6 +20,7 @@ class MemoryStore:
     """Records and vectors in dictionaries; exact search with numpy."""
 
     name = "memory"
+    persistent = False  # nothing on disk: what goes with the store stays in memory too
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -98,6 +99,15 @@ class MemoryStore:
 
     def count(self, objects: Sequence[str] | None = None) -> int:
         return len(self._matching(objects))
+
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            records = list(self._records.values())
+        counts: dict[str, int] = {}
+        for r in records:
+            for label in set(r.objects):
+                counts[label] = counts.get(label, 0) + 1
+        return counts
 
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None

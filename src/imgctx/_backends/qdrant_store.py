@@ -34,6 +34,7 @@ from imgctx._backends.store_common import (
     check_spaces,
     checked_vectors,
     client_errors,
+    count_objects,
     last_per_id,
     normalise_objects,
     payload_record,
@@ -284,6 +285,10 @@ class QdrantStore:
             if not self._ready():
                 return 0
             return int(self._client.count(self.collection, count_filter=self._filter(objects), exact=True).count)
+
+    @_qdrant_errors
+    def object_counts(self) -> dict[str, int]:
+        return count_objects(self)
 
     @_qdrant_errors
     def query(

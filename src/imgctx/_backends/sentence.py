@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
 from imgctx._backends.offline import SentenceTransformerText
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
@@ -33,9 +33,15 @@ class HubSentenceTransformer(SentenceTransformerText):
                  batch_size: int = 64) -> None:
         super().__init__(model=str(model), device=device, name=f"st:{short(str(model))}",
                          local_files_only=local_files_only or is_folder(str(model)), batch_size=batch_size)
+        self.asked_local_files_only = self.local_files_only
+
+    def _load(self) -> None:
+        self.local_files_only = use_local_files(self.asked_local_files_only)
+        super()._load()
 
     def _load_error(self, path: str, exc: Exception) -> Exception:
-        return load_error("the sentence-transformers model", path, "IMGCTX_SENTENCE_MODEL", exc, self.local_files_only)
+        return load_error("the sentence-transformers model", path, "IMGCTX_SENTENCE_MODEL", exc,
+                          self.asked_local_files_only)
 
 
 def sentence_transformers_factory(settings: Settings) -> HubSentenceTransformer:

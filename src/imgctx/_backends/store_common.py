@@ -65,13 +65,24 @@ def client_errors(kind: str, explain: Callable[[Exception], str] = _describe) ->
 
 
 def normalise_objects(objects: Sequence[str] | str | None) -> list[str] | None:
-    """'Cat, dog' or ['Cat', ' dog'] -> ['cat', 'dog']; empty or None -> None (no filter)."""
+    """'Cat, dog' or ['Cat', ' dog'] -> ['cat', 'dog']; empty or None -> None (no filter).
+    Anything else (a number, a dict, a list holding non-strings) is a TypeError that says so."""
     if objects is None:
         return None
     if isinstance(objects, str):
         objects = objects.split(",")
+    elif not isinstance(objects, (list, tuple, set, frozenset)) or not all(isinstance(o, str) for o in objects):
+        raise TypeError(f"objects must be a string ('cat,dog') or a list of strings (['cat', 'dog']), "
+                        f"not {_describe_value(objects)}")
     cleaned = sorted({o.strip().lower() for o in objects if o and o.strip()})
     return cleaned or None
+
+
+def _describe_value(value: object) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        kinds = sorted({type(v).__name__ for v in value if not isinstance(v, str)})
+        return f"a {type(value).__name__} holding {', '.join(kinds)}"
+    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def check_spaces(
@@ -146,6 +157,21 @@ def add_missing_columns(conn: Any, table: str, columns: Mapping[str, str]) -> No
     for name, decl in columns.items():
         if name not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+
+def count_objects(store: Any, page: int = 1000) -> dict[str, int]:
+    """How many records carry each object label, by paging through ``store.list`` (for stores
+    that cannot aggregate their payloads themselves)."""
+    counts: dict[str, int] = {}
+    offset = 0
+    while True:  # ends at the first short page
+        records = store.list(None, page, offset)
+        for record in records:
+            for label in set(record.objects):
+                counts[label] = counts.get(label, 0) + 1
+        offset += len(records)
+        if len(records) < page:
+            return counts
 
 
 def last_per_id(items: Sequence[StoredVectors]) -> list[StoredVectors]:

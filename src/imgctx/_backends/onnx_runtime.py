@@ -1,0 +1,221 @@
+"""ONNX Runtime for the standard preset's towers: exported once into the model cache, reused.
+
+- ``runtime`` (``IMGCTX_CLIP_RUNTIME``, ``IMGCTX_BLIP_RUNTIME``): ``torch``; ``onnx`` (export on
+  first use when no export exists yet, with a log line saying so); ``auto`` (the default): ONNX
+  on CPU when the weights have been exported (``imgctx models export``), torch otherwise, so a
+  user who never exports sees no change and never waits for an export.
+- An export is ``<cache_dir>/onnx/<tower>-<key>.onnx``. The key is a SHA-256 of the tower's
+  weights (every tensor's name, shape, dtype and bytes) and of this module's export format, so
+  other weights under the same model name never reuse a stale graph. It is written under a
+  temporary name and renamed: a killed export leaves no half-written file behind.
+- Exports use ``torch.onnx.export(dynamo=True)``, the torch.export-based exporter (the default
+  since torch 2.9; the TorchScript one is deprecated), with a dynamic batch axis. It needs the
+  ``onnx`` and ``onnxscript`` packages (the ``standard`` extra); running needs ``onnxruntime``.
+- ``int8``: dynamic int8 quantisation (``onnxruntime.quantization.quantize_dynamic``, weights
+  of MatMul/Gemm) of an exported graph, kept beside it; off by default (see docs/models.md for
+  its measured fidelity).
+- Nothing here runs at import time: torch, onnx and onnxruntime are imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from imgctx._errors import ConfigurationError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["torch", "onnx", "auto"]
+#: Bumped when the exported graphs change shape or meaning, so old exports are not reused.
+EXPORT_FORMAT = "imgctx-onnx-1"
+
+
+def weights_key(module: Any, tower: str) -> str:
+    """24 hex digits of SHA-256 over the tower name, the export format and every tensor of the
+    module's state dict (name, shape, dtype, bytes)."""
+    import torch
+
+    h = hashlib.sha256(f"{EXPORT_FORMAT}\n{tower}\n".encode())
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def export_path(cache_dir: str | os.PathLike[str] | None, tower: str, key: str, int8: bool = False) -> Path | None:
+    """Where the export of ``tower`` with weights ``key`` lives (None without a cache folder)."""
+    if cache_dir is None:
+        return None
+    return Path(cache_dir).expanduser() / "onnx" / f"{tower}-{key}{'-int8' if int8 else ''}.onnx"
+
+
+def choose_runtime(setting: str, device: str, exported: bool, what: str) -> str:
+    """``torch`` or ``onnx`` for a model on ``device`` (a resolved torch device). ONNX runs on
+    CPU only here: on CUDA, torch runs the model in half precision."""
+    if setting not in ("torch", "onnx", "auto"):
+        raise ConfigurationError(f"unknown runtime {setting!r} for {what}; known: torch, onnx, auto")
+    if setting == "auto":
+        return "onnx" if device == "cpu" and exported else "torch"
+    if setting == "onnx" and device != "cpu":
+        raise ConfigurationError(f"runtime 'onnx' runs {what} on CPU only; on {device} use runtime 'torch' or 'auto'")
+    return setting
+
+
+def _require_exporter() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("exporting models to ONNX (onnx, onnxscript)", "standard") from None
+
+
+def export(module: Any, example: Sequence[Any], path: Path, input_names: Sequence[str],
+           output_name: str, what: str) -> Path:
+    """Export ``module(*example)`` to ``path`` with a dynamic batch axis on every input."""
+    import torch
+
+    _require_exporter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    log.warning("exporting %s to ONNX (once; reused from %s)...", what, path)
+    start = time.perf_counter()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = tuple({0: batch} for _ in example)
+    printed = io.StringIO()  # the exporter prints its steps: keep stdout clean (--json)
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(printed):
+            torch.onnx.export(module.eval(), tuple(example), str(tmp), input_names=list(input_names),
+                              output_names=[output_name], dynamic_shapes=shapes, dynamo=True,
+                              external_data=False, verbose=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        log.debug("torch.onnx.export: %s", printed.getvalue())
+    log.warning("exported %s in %.1fs", what, time.perf_counter() - start)
+    return path
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """Dynamic int8 quantisation of ``src`` (MatMul/Gemm weights) into ``dst``."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise MissingDependencyError("int8 quantisation (onnxruntime)", "standard") from None
+    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+class OnnxTower:
+    """One exported tower in an ``onnxruntime.InferenceSession``: arrays in, float32 array out."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("the ONNX runtime (onnxruntime)", "standard") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        feed = dict(zip(self.inputs, arrays, strict=True))
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+
+def ensure_export(module: Any, example: Sequence[Any], tower: str, key: str, cache_dir: str | os.PathLike[str] | None,
+                  input_names: Sequence[str], output_name: str, what: str, int8: bool = False) -> Path:
+    """The export of ``tower`` (int8 when asked), exporting it now if the cache has none."""
+    path = export_path(cache_dir, tower, key)
+    if path is None:
+        raise ConfigurationError(f"the ONNX runtime for {what} needs a model cache folder (IMGCTX_CACHE_DIR)")
+    if not path.is_file():
+        export(module, example, path, input_names, output_name, what)
+    if not int8:
+        return path
+    q = export_path(cache_dir, tower, key, int8=True)
+    assert q is not None
+    if not q.is_file():
+        quantize_int8(path, q)
+    return q
+
+
+def method_module(owner: Any, method: str, pick: Any = None) -> Any:
+    """A torch module whose ``forward(x)`` is ``owner.<method>(x)`` (``encode_image``), for
+    export; ``pick(output)`` when given, else of a model output (a transformers
+    ``BaseModelOutput``) its first tensor."""
+    import torch
+
+    class Method(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.owner = owner
+
+        def forward(self, x: Any) -> Any:
+            out = getattr(self.owner, method)(x)
+            if pick is not None:
+                return pick(out)
+            return out if isinstance(out, torch.Tensor) else out[0]
+
+    return Method()
+
+
+class TowerSpec:
+    """A tower to export: a module, example inputs (batch first) and the input names."""
+
+    def __init__(self, module: Any, example: Sequence[Any], input_names: Sequence[str], int8: bool = False) -> None:
+        self.module, self.example, self.input_names, self.int8 = module, example, input_names, int8
+
+
+class Towers:
+    """The ONNX side of one model: its towers' exports in the cache, keyed by ``weights``."""
+
+    def __init__(self, prefix: str, what: str, weights: Any, towers: dict[str, TowerSpec],
+                 cache_dir: str | os.PathLike[str] | None, threads: int | None = None) -> None:
+        self.prefix, self.what, self.towers, self.cache_dir, self.threads = prefix, what, towers, cache_dir, threads
+        self.key = weights_key(weights, prefix)
+
+    def exported(self) -> bool:
+        paths = [export_path(self.cache_dir, f"{self.prefix}-{name}", self.key) for name in self.towers]
+        return all(p is not None and p.is_file() for p in paths)
+
+    def export(self) -> dict[str, Path]:
+        """Every tower's export (int8 ones quantised), made now where missing."""
+        return {name: ensure_export(spec.module, spec.example, f"{self.prefix}-{name}", self.key, self.cache_dir,
+                                    spec.input_names, "output", f"{self.what} ({name} tower)", int8=spec.int8)
+                for name, spec in self.towers.items()}
+
+    def sessions(self) -> dict[str, OnnxTower]:
+        return {name: OnnxTower(path, self.threads) for name, path in self.export().items()}
+
+
+def start_onnx(setting: str, device: str, towers: Towers) -> dict[str, OnnxTower] | None:
+    """The ONNX sessions when ``setting`` resolves to ONNX (exporting now for ``onnx`` when
+    the cache has no export yet), None when torch runs the model."""
+    choose_runtime(setting, device, False, towers.what)  # validates the setting and device
+    if setting == "torch" or device != "cpu":
+        return None
+    if choose_runtime(setting, device, towers.exported(), towers.what) == "torch":
+        return None
+    return towers.sessions()
