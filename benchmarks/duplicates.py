@@ -31,14 +31,28 @@ Part 2: grouping 100,000 images
 100,000 synthetic images in a child process (so its peak memory is its own): 1,000 "scenes",
 60,000 originals scattered around them (scene-mates have cosine ~0.75, like photos of one
 place), and 40,000 near-duplicates of random originals (cosine ~0.97, up to 3 hash bits
-flipped); 1280-d float32 vectors (the offline preset's size) and random 64-bit pHash/dHash.
-``imgctx._duplicates.group_indexes`` groups them at threshold 0.95; the script prints the wall
+flipped); 1280-d float32 vectors (the offline preset's size), random 64-bit pHash/dHash and
+random orientation hashes (a copy's one bit away from its original's).
+``imgctx._duplicates.group_indexes`` groups them at threshold 0.95 (without the geometric
+check, which reads files: there are none; the script counts the pairs it would check); the script prints the wall
 time, the child's peak RSS (sampled every 20 ms with psutil), the RSS grouping adds, and the
 share of planted duplicates that were found.
 
+Part 3: the hard set
+--------------------
+The copies people actually make (``benchmarks/hardset.py``): for each original a 20% crop, that
+crop shrunk and compressed hard, a quarter turn, letterbox bars, JPEG quality 15, a one-fifth
+thumbnail, grayscale and a large watermark; plus the left and right parts of wide photos that
+overlap by a fifth (not duplicates). Precision, recall and F1 per edit kind (the pairs that
+involve a file of that kind) for imgctx ``find_duplicates`` (offline preset, default threshold)
+and imagededup PHash and DHash (``max_distance_threshold=10``); imagededup's CNN method only
+when its torchvision weights are already on disk (they cannot be downloaded offline). The
+``dev`` set chose imgctx's constants; ``heldout`` (other photos) checks them.
+
 Usage (from the repository root)::
 
-    PYTHONPATH=src .venv/bin/python benchmarks/duplicates.py [--part 1|2] [--seed N] [--n 100000]
+    PYTHONPATH=src .venv/bin/python benchmarks/duplicates.py [--part 1|2|3] [--seed N] [--n 100000]
+        [--set dev|heldout]
 """
 
 from __future__ import annotations
@@ -64,6 +78,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dupset  # noqa: E402
+import hardset  # noqa: E402
 
 Pair = tuple[str, str]
 ROUNDS = 5
@@ -109,14 +124,15 @@ def run_imgctx_hashes(files: list[Path]) -> tuple[set[Pair], float, float]:
     from imgctx import Settings
     from imgctx._duplicates.grouping import Items, group_indexes
     from imgctx._duplicates.similarity import hash_to_int
+    from imgctx._fingerprint import parse_orient_hashes
     from imgctx._probe import probe_file
 
     s = Settings.from_values(preset="offline")
     side = 224  # the offline preset's decode side (EfficientNet-Lite0 input size)
 
-    def one(p: Path) -> tuple[str, str, str]:
-        probed = probe_file(p, s, side)
-        return probed.image.content_hash, probed.phash, probed.dhash
+    def one(p: Path) -> tuple[str, str, str, str]:
+        probed = probe_file(p, s, side)  # decode, trim borders, pHash + dHash, orientation hashes
+        return probed.image.content_hash, probed.phash, probed.dhash, probed.orient_hashes
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(s.decode_workers) as pool:
@@ -128,6 +144,7 @@ def run_imgctx_hashes(files: list[Path]) -> tuple[set[Pair], float, float]:
         phash=np.fromiter((hash_to_int(r[1]) for r in rows), np.uint64, n),
         dhash=np.fromiter((hash_to_int(r[2]) for r in rows), np.uint64, n),
         vectors=None, file_size=np.zeros(n, np.int64), pixels=np.zeros(n, np.int64),
+        orient=parse_orient_hashes([r[3] for r in rows]),
     )
     groups = group_indexes(items, 0.95)
     t2 = time.perf_counter()
@@ -167,7 +184,7 @@ def part1(seed: int) -> None:
         for method in ("PHash", "DHash"):
             pred_m, enc, find = run_imagededup(method, work / "images")
             rows.append((f"imagededup {method} (max_distance 10)", pred_m, enc, find))
-        rows.append(("imgctx hash stage only (pHash+dHash, 0.95)", pred, hashing, grouping))
+        rows.append(("imgctx hash stage only (all hashes, 0.95)", pred, hashing, grouping))
         pred, load, total = run_imgctx(work / "images", work)
         rows.append(("imgctx find_duplicates (hashes+embeddings, 0.95)", pred, total, 0.0))
         print(f"{'method':52} {'prec':>6} {'recall':>6} {'F1':>6} {'encode s':>9} {'group s':>8} {'total s':>8}")
@@ -234,15 +251,33 @@ def part2(n: int) -> None:
     rss_start = proc.memory_info().rss
     sampler.start()
     vecs, phash, dhash, source = synthetic(n)
+    rng = np.random.default_rng(1)  # orientation hashes: random, a planted copy's close to its original's
+    orient = rng.integers(0, 2**63, (n, 16), dtype=np.uint64) * np.uint64(2)
+    orient[:, 0], orient[:, 8] = phash, dhash
+    n_orig = int((source == np.arange(n)).sum())
+    orient[n_orig:] = orient[source[n_orig:]] ^ (np.uint64(1) << rng.integers(0, 64, (n - n_orig, 16)).astype(np.uint64))
+    orient[n_orig:, 0], orient[n_orig:, 8] = phash[n_orig:], dhash[n_orig:]
     items = Items(
         ids=[str(i) for i in range(n)], paths=[str(i) for i in range(n)],
         content=[f"c{i}" for i in range(n)], phash=phash, dhash=dhash, vectors=vecs,
-        file_size=np.zeros(n, np.int64), pixels=np.zeros(n, np.int64),
+        file_size=np.zeros(n, np.int64), pixels=np.zeros(n, np.int64), orient=orient,
     )
     rss_before = proc.memory_info().rss
     t0 = time.perf_counter()
     groups = group_indexes(items, 0.95)
     t1 = time.perf_counter()
+    from imgctx._duplicates import evidence
+    from imgctx._duplicates.grouping import (
+        _unique_pairs,
+        hash_candidates,
+        turned_candidates,
+        vector_candidates,
+    )
+
+    parts = [hash_candidates(items), turned_candidates(items, False), vector_candidates(items, 0.95, verify=True)]
+    ci, cj = _unique_pairs(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), n)
+    sim, _, _, cos, bits = items.weigh(ci, cj, False)
+    rescue, confirm = evidence.needs_check(sim, cos, bits, 0.95, np.zeros(len(ci), bool))
     done.set()
     sampler.join()
     during = max([rss_before] + [rss for t, rss in samples if t0 <= t <= t1])
@@ -263,16 +298,77 @@ def part2(n: int) -> None:
           f"(+{(during - rss_before) / gib:.2f} GiB for grouping)")
     print(f"  {len(groups)} groups; planted duplicates found with their original: {found.mean():.4f}; "
           f"groups mixing two originals: {wrong}")
+    print(f"  pairs the geometric check would read files for: {int(rescue.sum())} to rescue (before the cap "
+          f"of {evidence.VERIFY_PER_IMAGE} per image), {int(confirm.sum())} to confirm")
+
+
+def per_kind(pred: set[Pair], truth: set[Pair], kind: dict[str, str]) -> list[tuple[str, int, int, float, float, float]]:
+    """(kind, true pairs, reported pairs, precision, recall, F1) over the pairs involving that kind."""
+    rows = []
+    for k in ("all", "original", *hardset.EDITS, "negative"):
+        def involves(pair: Pair, k: str = k) -> bool:
+            return k == "all" or kind[pair[0]] == k or kind[pair[1]] == k
+        p_k = {x for x in pred if involves(x)}
+        t_k = {x for x in truth if involves(x)}
+        rows.append((k, len(t_k), len(p_k), *scores(p_k, t_k)))
+    return rows
+
+
+def _cnn_weights_on_disk() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return any(folder.glob("mobilenet_v3_small-*.pth"))
+
+
+def part3(which: str, seed: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="imgctx-hard-bench-"))
+    try:
+        data = hardset.build(work / "images", which, seed)
+        truth = truth_pairs(data.cluster)
+        print(f"Part 3 ({which} set): {len(data.files)} files, "
+              f"{sum(k == 'original' for k in data.kind.values())} originals x {len(hardset.EDITS)} edits, "
+              f"{sum(k == 'negative' for k in data.kind.values())} overlapping parts; {len(truth)} duplicate pairs")
+        methods: list[tuple[str, set[Pair], float]] = []
+        pred, _, total = run_imgctx(work / "images", work)
+        methods.append(("imgctx find_duplicates (default threshold)", pred, total))
+        for method in ("PHash", "DHash"):
+            pred_m, enc, find = run_imagededup(method, work / "images")
+            methods.append((f"imagededup {method} (max_distance 10)", pred_m, enc + find))
+        if _cnn_weights_on_disk():
+            from imagededup import methods as idm
+
+            cnn = idm.CNN(verbose=False)
+            t0 = time.perf_counter()
+            found = cnn.find_duplicates(image_dir=str(work / "images"))
+            pred_c = {_pair(a, b) for a, dups in found.items() for b in dups}
+            methods.append(("imagededup CNN (default)", pred_c, time.perf_counter() - t0))
+        else:
+            print("(imagededup CNN not run: its MobileNetV3 weights are not on disk and cannot be downloaded offline)")
+        for name, pred, seconds in methods:
+            print(f"\n{name}: {seconds:.1f}s")
+            print(f"  {'kind':12} {'true':>5} {'found':>6} {'prec':>6} {'recall':>6} {'F1':>6}")
+            for k, nt, npred, p, r, f in per_kind(pred, truth, data.kind):
+                print(f"  {k:12} {nt:5d} {npred:6d} {p:6.3f} {r:6.3f} {f:6.3f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", type=int, choices=(1, 2))
+    ap.add_argument("--part", type=int, choices=(1, 2, 3))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--set", choices=("dev", "heldout"), default=None,
+                    help="part 3's set (default: both)")
     args = ap.parse_args()
     if args.part in (None, 1):
         part1(args.seed)
+    if args.part in (None, 3):
+        for which in (args.set,) if args.set else ("dev", "heldout"):
+            part3(which, 0)
     if args.part == 2:
         part2(args.n)
     elif args.part is None:  # a child process, so that its peak memory is its own

@@ -41,9 +41,9 @@ def test_compare_prints_every_metric(run, photos: Path) -> None:  # noqa: ANN001
     assert code == 0
     data = json.loads(out)
     assert data["is_duplicate"] and not data["exact"] and data["phash_distance"] <= 4
-    assert data["embedding_cosine"] is not None
+    assert data["embedding_cosine"] is not None and data["reason"] == "hashes and image vectors agree"
     code, out, _ = run("compare", str(photos / "coffee.jpg"), str(photos / "rocket.jpg"))
-    assert code == 0 and "is_duplicate: False" in out and "phash_distance" in out
+    assert code == 0 and "is_duplicate: False" in out and "phash_distance" in out and "reason" in out
 
 
 def test_dedupe_reports_unless_applied(run, photos: Path) -> None:  # noqa: ANN001

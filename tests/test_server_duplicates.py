@@ -100,8 +100,9 @@ def test_compare_returns_every_metric(client: TestClient) -> None:
                                                "image2_path": "photos/small.jpg"}).json()
     assert same["success"] is True and same["is_duplicate"] is True and same["exact"] is False
     for key in ("similarity", "phash_distance", "dhash_distance", "hash_similarity", "embedding_cosine",
-                "embedding_similarity", "threshold"):
+                "embedding_similarity", "threshold", "orientation", "geometric_inliers"):
         assert key in same
+    assert same["reason"]
     different = client.post(f"{DUP}/compare", json={"image1_path": "photos/chelsea.jpg",
                                                     "image2_path": "photos/rocket.jpg"}).json()
     assert different["is_duplicate"] is False

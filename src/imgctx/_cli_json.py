@@ -98,6 +98,12 @@ def comparison(c: Comparison) -> dict[str, Any]:
         "hash_similarity": round(c.hash_similarity, 6),
         "embedding_cosine": _round(c.embedding_cosine),
         "embedding_similarity": _round(c.embedding_similarity),
+        "reason": c.reason,
+        "orientation": c.orientation,
+        "turned_hash_distance": c.turned_hash_distance,
+        "geometric_inliers": c.geometric_inliers,
+        "geometric_contained": c.geometric_contained,
+        "geometric_overlap": c.geometric_overlap,
     }
 
 

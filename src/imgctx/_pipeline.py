@@ -317,7 +317,7 @@ class Ingest:
                 id=rid, path=img.path, filename=Path(img.path).name, size=img.size,
                 file_size=img.file_size, format=img.format, caption=out.caption,
                 objects=tuple(t.label for t in out.tags), content_hash=img.content_hash,
-                phash=d.phash, dhash=d.dhash, created_at=created,
+                phash=d.phash, dhash=d.dhash, orient_hashes=d.orient_hashes, created_at=created,
                 updated_at=existing.updated_at if (existing and unchanged) else now,
                 mtime_ns=img.mtime_ns, tags=tuple(out.tags),
             )

@@ -1,12 +1,13 @@
 """One look at one file, shared by ingest and duplicate detection: is it unchanged since it
-was indexed (size and modification time), and, when it must be read, its decoded image and
-perceptual hashes."""
+was indexed (size and modification time), and, when it must be read, its decoded image with
+uniform borders trimmed (what the models see) and the perceptual hashes of that picture."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from imgctx._fingerprint import orientation_hashes, trim_borders
 from imgctx._images import DecodedImage, load_image, perceptual_hashes
 from imgctx._settings import Settings
 from imgctx._types import ImageRecord
@@ -31,16 +32,21 @@ def unchanged_since_indexed(path: str | os.PathLike[str], record: ImageRecord | 
 
 @dataclass
 class ProbedFile:
-    """A file read and decoded for the models, with its 64-bit pHash and dHash (hex)."""
+    """A file read and decoded for the models (borders trimmed), with its 64-bit pHash and
+    dHash (hex) and its orientation hashes (see imgctx._fingerprint)."""
 
     image: DecodedImage
     phash: str
     dhash: str
+    orient_hashes: str = ""
 
 
 def probe_file(path: str | os.PathLike[str], settings: Settings, decode_side: int) -> ProbedFile:
-    """Read, decode (reduced to ``decode_side``) and hash one file; an ImageError names the
-    path for a missing, oversized or corrupt file."""
+    """Read, decode (reduced to ``decode_side``), trim the borders of and hash one file; an
+    ImageError names the path for a missing, oversized or corrupt file."""
     image = load_image(path, settings.max_image_pixels, settings.max_file_bytes, decode_side)
-    phash, dhash = perceptual_hashes(image.image)
-    return ProbedFile(image, phash, dhash)
+    picture = trim_borders(image.image)
+    if picture is not image.image:
+        image = replace(image, image=picture)
+    phash, dhash = perceptual_hashes(picture)
+    return ProbedFile(image, phash, dhash, orientation_hashes(picture))

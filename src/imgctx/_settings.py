@@ -142,6 +142,9 @@ class Settings(_Config):
     max_file_bytes: int = Field(
         200 * 1024 * 1024, ge=1, description="Files larger than this are refused without being read.",
     )
+    duplicate_mirrors: bool = Field(
+        False, description="Duplicate detection also matches mirror images (flipped left-right).",
+    )
 
     plugin_settings: dict[str, dict[str, Any]] = Field(
         default_factory=dict, repr=False,  # may hold secrets (a store's API key)

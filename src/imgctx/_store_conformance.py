@@ -33,6 +33,7 @@ def make_item(i: int, objects: tuple[str, ...] = (), seed: int | None = None) ->
         file_size=100 + i, format="JPEG", caption=f"caption {i}", objects=objects,
         content_hash=f"{i:064x}", phash=f"{i:016x}", dhash="f" * 16, created_at=now, updated_at=now,
         mtime_ns=1_700_000_000_000_000_000 + i, tags=tuple(Tag(o, 0.5 + i % 5 / 10) for o in objects),
+        orient_hashes=f"{i:016x}" * 16,
     )
     return StoredVectors(record, {s.name: unit_vector(rng, s.dim) for s in SPACES})
 

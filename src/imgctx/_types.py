@@ -31,7 +31,8 @@ class ImageRecord:
     ``id`` is derived from the absolute path, so one file is one record; ``content_hash`` is the
     SHA-256 of the file's bytes and ``phash``/``dhash`` are 64-bit perceptual hashes in hex.
     ``objects`` holds the tag labels (fine labels and their coarse nouns), ``tags`` the same
-    labels with scores.
+    labels with scores. ``orient_hashes`` holds the hashes duplicate detection compares across
+    rotations and mirrors (see docs/duplicates.md; empty for a record indexed before them).
     """
 
     id: str
@@ -49,6 +50,7 @@ class ImageRecord:
     updated_at: datetime
     mtime_ns: int = 0
     tags: tuple[Tag, ...] = ()
+    orient_hashes: str = ""
 
     def __repr__(self) -> str:
         from imgctx._notebook import record_repr
@@ -236,6 +238,13 @@ class Comparison:
     image embedder); ``exact`` is True for byte-identical files (same SHA-256). ``similarity``
     is the combined similarity in [0, 1] described in docs/duplicates.md (1.0 for exact copies);
     ``is_duplicate`` is ``similarity >= threshold``.
+
+    ``reason`` says which evidence decided (identical bytes, upright hashes and image vectors,
+    hashes of the image turned to ``orientation``, a geometric match, or a partial overlap that
+    vetoes the match); ``turned_hash_distance`` is the mean pHash/dHash distance in the best
+    turned orientation (None where a side has no orientation hashes); the ``geometric_*`` fields
+    are the geometric check's keypoints that agree, the share of the smaller picture inside the
+    other and the share of the larger one it covers (None when the check did not run).
     """
 
     similarity: float
@@ -247,6 +256,12 @@ class Comparison:
     hash_similarity: float
     embedding_cosine: float | None
     embedding_similarity: float | None
+    reason: str = ""
+    orientation: str = "upright"
+    turned_hash_distance: float | None = None
+    geometric_inliers: int | None = None
+    geometric_contained: float | None = None
+    geometric_overlap: float | None = None
 
 
 @dataclass(frozen=True)

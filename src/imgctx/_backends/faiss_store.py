@@ -33,6 +33,7 @@ from pydantic import Field
 
 from imgctx._backends.faiss_index import SpaceIndex, import_faiss
 from imgctx._backends.store_common import (
+    add_missing_columns,
     check_spaces,
     checked_vectors,
     normalise_objects,
@@ -89,7 +90,8 @@ CREATE TABLE IF NOT EXISTS records (
     dhash TEXT NOT NULL,
     mtime_ns INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    orient_hashes TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);
 CREATE TABLE IF NOT EXISTS tags (
@@ -111,7 +113,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 
 _COLUMNS = (
     "rowid, id, path, filename, width, height, file_size, format, caption, content_hash, "
-    "phash, dhash, mtime_ns, created_at, updated_at"
+    "phash, dhash, mtime_ns, created_at, updated_at, orient_hashes"
 )
 
 
@@ -146,6 +148,7 @@ class FaissStore:
             with self._write(bump=False):
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     self._conn.execute(stmt)
+                add_missing_columns(self._conn, "records", {"orient_hashes": "TEXT NOT NULL DEFAULT ''"})
                 self._conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
                     (str(SCHEMA_VERSION),),
@@ -315,7 +318,7 @@ class FaissStore:
                     values = (
                         r.path, r.filename, r.size[0], r.size[1], r.file_size, r.format, r.caption,
                         r.content_hash, r.phash, r.dhash, r.mtime_ns, r.created_at.isoformat(),
-                        r.updated_at.isoformat(),
+                        r.updated_at.isoformat(), r.orient_hashes,
                     )
                     if row is None:
                         # Another id at this path is replaced too (and leaves the FAISS indexes).
@@ -323,8 +326,8 @@ class FaissStore:
                         conn.execute("DELETE FROM records WHERE path = ?", (r.path,))
                         cur = conn.execute(
                             "INSERT INTO records(id, path, filename, width, height, file_size, format, "
-                            "caption, content_hash, phash, dhash, mtime_ns, created_at, updated_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (r.id, *values),
+                            "caption, content_hash, phash, dhash, mtime_ns, created_at, updated_at, orient_hashes) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (r.id, *values),
                         )
                         rid = int(cur.lastrowid)  # type: ignore[arg-type]
                     else:
@@ -333,7 +336,7 @@ class FaissStore:
                         conn.execute(
                             "UPDATE records SET path=?, filename=?, width=?, height=?, file_size=?, "
                             "format=?, caption=?, content_hash=?, phash=?, dhash=?, mtime_ns=?, "
-                            "created_at=?, updated_at=? WHERE rowid=?", (*values, rid),
+                            "created_at=?, updated_at=?, orient_hashes=? WHERE rowid=?", (*values, rid),
                         )
                         conn.execute("DELETE FROM tags WHERE rid = ?", (rid,))
                         conn.execute("DELETE FROM vectors WHERE rid = ?", (rid,))
@@ -373,7 +376,7 @@ class FaissStore:
             file_size=int(row[6]), format=row[7], caption=row[8], content_hash=row[9],
             phash=row[10], dhash=row[11], mtime_ns=int(row[12]),
             created_at=datetime.fromisoformat(row[13]), updated_at=datetime.fromisoformat(row[14]),
-            objects=tuple(t.label for t in tags), tags=tags,
+            objects=tuple(t.label for t in tags), tags=tags, orient_hashes=row[15],
         )
 
     @_store_errors

@@ -50,7 +50,7 @@ from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
 _NAMESPACE = uuid.UUID("6f0b1a52-4c1e-5e1f-9a57-696d67637478")  # fixed: point ids must never change
 _KEYWORD_FIELDS = ("id", "path", "content_hash", "objects")
 _PAYLOAD = ["id", "path", "filename", "width", "height", "file_size", "format", "caption", "content_hash",
-            "phash", "dhash", "mtime_ns", "created_at", "updated_at", "tags"]
+            "phash", "dhash", "mtime_ns", "created_at", "updated_at", "tags", "orient_hashes"]
 
 
 def _import_qdrant() -> Any:

@@ -130,7 +130,7 @@ def record_payload(record: ImageRecord) -> dict[str, Any]:
         "format": record.format, "caption": record.caption, "content_hash": record.content_hash,
         "phash": record.phash, "dhash": record.dhash, "mtime_ns": int(record.mtime_ns),
         "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
-        "tags": json.dumps(tags, ensure_ascii=False),
+        "tags": json.dumps(tags, ensure_ascii=False), "orient_hashes": record.orient_hashes,
     }
 
 
@@ -146,7 +146,17 @@ def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
         created_at=datetime.fromisoformat(payload["created_at"]),
         updated_at=datetime.fromisoformat(payload["updated_at"]),
         mtime_ns=int(payload["mtime_ns"]), tags=tags,
+        orient_hashes=str(payload.get("orient_hashes") or ""),  # absent in payloads written before it
     )
+
+
+def add_missing_columns(conn: Any, table: str, columns: Mapping[str, str]) -> None:
+    """Schema migration of an SQLite table written by an older imgctx: add each column it lacks
+    (with its declaration, which must give a default for the existing rows)."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, decl in columns.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
 
 def count_objects(store: Any, page: int = 1000) -> dict[str, int]:

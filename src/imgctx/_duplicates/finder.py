@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgctx._components import Components
+from imgctx._duplicates.evidence import VERIFY_COS, Pictures, judge
+from imgctx._duplicates.geometry import Features, file_features, opencv
 from imgctx._duplicates.grouping import NEIGHBOURS, Items, group_indexes, to_groups
 from imgctx._duplicates.removal import delete_files as unlink_files
 from imgctx._duplicates.removal import plan_removal
@@ -21,11 +23,11 @@ from imgctx._duplicates.similarity import (
     EMBEDDING_SCALE,
     check_keep,
     check_threshold,
-    compare_images,
     hash_to_int,
     units_for,
 )
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError
+from imgctx._fingerprint import parse_orient_hashes
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, scan_directory
 from imgctx._probe import ProbedFile, probe_file, unchanged_since_indexed
@@ -55,6 +57,7 @@ class _Probe:
     vector: np.ndarray | None
     size: tuple[int, int]
     file_size: int
+    orient_hashes: str = ""
 
 
 class Duplicates:
@@ -83,7 +86,8 @@ class Duplicates:
             vector = self.store.vectors("image", [record.id]).get(record.id)
             if vector is None:
                 return None
-        return _Probe(path, record.content_hash, record.phash, record.dhash, vector, record.size, record.file_size)
+        return _Probe(path, record.content_hash, record.phash, record.dhash, vector, record.size,
+                      record.file_size, record.orient_hashes)
 
     def _decode(self, path: str | os.PathLike[str]) -> ProbedFile:
         return probe_file(path, self.settings, self.components.decode_side())
@@ -91,7 +95,8 @@ class Duplicates:
     @staticmethod
     def _facts(probed: ProbedFile) -> _Probe:
         img = probed.image
-        return _Probe(img.path, img.content_hash, probed.phash, probed.dhash, None, img.size, img.file_size)
+        return _Probe(img.path, img.content_hash, probed.phash, probed.dhash, None, img.size, img.file_size,
+                      probed.orient_hashes)
 
     def _probe_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[_Probe], list[FailedFile]]:
         """Hashes and vectors of files, in input order: from the store when indexed and
@@ -146,11 +151,28 @@ class Duplicates:
 
     # -- comparison --------------------------------------------------------------------------
 
+    def _pictures(self) -> Pictures | None:
+        """ORB features of files for the geometric check, each file read once per call (None
+        without OpenCV: the check is skipped)."""
+        if opencv() is None:
+            return None
+        cache: dict[str, Features | None] = {}
+
+        def features(path: str) -> Features | None:
+            if path not in cache:
+                try:
+                    cache[path] = file_features(path, self.settings.max_image_pixels, self.settings.max_file_bytes)
+                except ImgctxError:
+                    cache[path] = None  # unreadable now: the pair keeps its hash and vector verdict
+            return cache[path]
+
+        return features
+
     def compare(self, a: str | os.PathLike[str], b: str | os.PathLike[str], threshold: float) -> Comparison:
         threshold = check_threshold(threshold)
         self.ensure_ready()
         pa, pb = self._probe(a), self._probe(b)
-        return compare_images(pa, pb, pa.vector, pb.vector, threshold)
+        return judge(pa, pb, pa.vector, pb.vector, threshold, self.settings.duplicate_mirrors, self._pictures())
 
     # -- against the store -----------------------------------------------------------------
 
@@ -167,7 +189,7 @@ class Duplicates:
         candidates: dict[str, ImageRecord] = {r.id: r for r in self.store.find_by_hash(probe.content_hash)}
         if probe.vector is not None:
             hits = self.store.query("image", probe.vector, max(limit, NEIGHBOURS) + 1)
-            min_cos = 1.0 - EMBEDDING_SCALE * units_for(threshold)
+            min_cos = min(1.0 - EMBEDDING_SCALE * units_for(threshold), VERIFY_COS)
             wanted = [rid for rid, sim in hits if sim >= min_cos - 1e-6 and rid not in candidates]
             candidates.update({r.id: r for r in self.store.get_many(wanted)})
         else:  # no vector index to ask: a linear scan of the stored hashes (the fallback)
@@ -175,9 +197,11 @@ class Duplicates:
                 candidates.setdefault(record.id, record)
         candidates.pop(self_id, None)
         vectors = self.store.vectors("image", list(candidates)) if probe.vector is not None else {}
+        pictures = self._pictures()
         matches = []
         for rid, record in candidates.items():
-            cmp = compare_images(probe, record, probe.vector, vectors.get(rid), threshold)
+            cmp = judge(probe, record, probe.vector, vectors.get(rid), threshold,
+                        self.settings.duplicate_mirrors, pictures)
             if cmp.is_duplicate:
                 matches.append(DuplicateMatch(record, cmp))
         matches.sort(key=lambda m: (-m.comparison.similarity, m.record.path))
@@ -223,7 +247,10 @@ class Duplicates:
             self.ensure_ready()
             probes, failed = self._probe_files(paths)
             items = self._items_from_probes(probes)
-        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep)))
+        pictures = self._pictures()
+        features = None if pictures is None else (lambda k: pictures(items.paths[k]))
+        groups = to_groups(items, group_indexes(items, threshold, check_keep(keep),
+                                                mirrors=self.settings.duplicate_mirrors, features=features))
         return DuplicateReport(
             groups=groups, total_images=len(items),
             total_duplicates=sum(len(g.duplicate_ids) for g in groups), threshold=threshold,
@@ -249,7 +276,9 @@ class Duplicates:
             others = [p for p in paths if str(p) != target.path]
             probes, failed = self._probe_files(others)
             total = len(others) + 1
-            found = [(p, compare_images(target, p, target.vector, p.vector, threshold)) for p in probes]
+            pictures = self._pictures()
+            found = [(p, judge(target, p, target.vector, p.vector, threshold, self.settings.duplicate_mirrors,
+                               pictures)) for p in probes]
             found = [(p, c) for p, c in found if c.is_duplicate]
             found.sort(key=lambda pc: (-pc[1].similarity, pc[0].path))
         groups: tuple[DuplicateGroup, ...] = ()
@@ -279,6 +308,7 @@ class Duplicates:
             vectors=vectors,
             file_size=np.fromiter((p.file_size for p in probes), np.int64, n),
             pixels=np.fromiter((p.size[0] * p.size[1] for p in probes), np.int64, n),
+            orient=parse_orient_hashes([p.orient_hashes for p in probes]),
         )
 
     def remove_duplicates(self, threshold: float, dry_run: bool, keep: str, delete_files: bool,

@@ -2,23 +2,30 @@
 with union-find.
 
 Candidate pairs come from (1) the content hash (exact copies), (2) the vector index: each
-image's ``k`` nearest neighbours, kept if their cosine can still reach the threshold, and (3) a
-multi-index hash table: the 128 hash bits cut into eight 16-bit chunks, two images being
-candidates when one chunk is equal (every pair within 7 bits in total is found, and most within
-about 12). Candidates are scored exactly, pairs at or above the threshold are joined with
-union-find, and each group's representative is chosen by a keep policy. Memory is linear in the
-number of images (``k`` pairs per image at most per source).
+image's ``k`` nearest neighbours, kept if their cosine can still reach the threshold or the
+geometric check, (3) a multi-index hash table: the 128 hash bits cut into eight 16-bit chunks,
+two images being candidates when one chunk is equal (every pair within 7 bits in total is found,
+and most within about 12), and (4) the same table between each image's turned pHash and the
+others' upright ones. Candidates are scored exactly and weighed by the rule of
+:mod:`.evidence` (the geometric check where a ``features`` source is given). Pairs at or above
+the threshold are joined with union-find, the strongest first; two groups of two or more images
+are joined only by a certain pair (``CERTAIN``) or by two pairs, never through one weak link.
+Each group's representative is chosen by a keep policy. Memory is linear in the number of images
+(``k`` pairs per image at most per source).
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from imgctx._duplicates import evidence
+from imgctx._duplicates.geometry import Features, match
 from imgctx._duplicates.similarity import (
     EMBEDDING_SCALE,
     combined_similarity,
@@ -26,6 +33,7 @@ from imgctx._duplicates.similarity import (
     popcount,
     units_for,
 )
+from imgctx._fingerprint import parse_orient_hashes
 from imgctx._types import DuplicateGroup, ImageRecord
 
 #: Dimensions the vectors are projected to for the approximate neighbour search of large sets.
@@ -55,6 +63,7 @@ class Items:
     vectors: np.ndarray | None  # (n, dim) float32, L2-normalised; None: hashes only
     file_size: np.ndarray  # int64
     pixels: np.ndarray  # int64 (width * height)
+    orient: np.ndarray | None = None  # (n, 16) uint64 orientation hashes, zero rows where unknown
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -69,7 +78,33 @@ class Items:
             vectors=vectors,
             file_size=np.fromiter((r.file_size for r in records), np.int64, len(records)),
             pixels=np.fromiter((r.size[0] * r.size[1] for r in records), np.int64, len(records)),
+            orient=parse_orient_hashes([r.orient_hashes for r in records]),
         )
+
+    def weigh(self, i: np.ndarray, j: np.ndarray, mirrors: bool) -> tuple[np.ndarray, ...]:
+        """Evidence for the pairs (i[k], j[k]) without the geometric check: (similarity, reason,
+        orientation, cosine or None, closest hash distance in bits over orientations)."""
+        codes = self.content_codes
+        exact = codes[i] == codes[j]
+        cos = None if self.vectors is None else self.cosines(i, j)
+        dp, dd = popcount(self.phash[i] ^ self.phash[j]), popcount(self.dhash[i] ^ self.dhash[j])
+        up = combined_similarity(dp, dd, cos)  # what score() gives, with the cosines computed once
+        up[exact] = 1.0
+        up_bits = (dp + dd) / 2.0
+        turn = np.zeros(len(i))
+        turn_t = np.zeros(len(i), np.int64)
+        bits = up_bits
+        if self.orient is not None and len(i):
+            turn_bits = np.empty(len(i))
+            for s in range(0, len(i), _PAIR_BLOCK):  # (block, 16) hash rows at a time
+                a, b = i[s:s + _PAIR_BLOCK], j[s:s + _PAIR_BLOCK]
+                turn[s:s + _PAIR_BLOCK], turn_t[s:s + _PAIR_BLOCK], turn_bits[s:s + _PAIR_BLOCK] = (
+                    evidence.turned_scores(self.orient[a], self.orient[b], mirrors))
+            bits = np.minimum(up_bits, turn_bits)
+        sim = np.maximum(up, turn)
+        reason = np.where(exact, evidence.EXACT, np.where(turn > up, evidence.TURNED, evidence.UPRIGHT))
+        reason = np.where(sim > 0, reason, evidence.NO_MATCH)
+        return sim, reason, np.where(reason == evidence.TURNED, turn_t, 0), cos, bits
 
     def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Combined similarity of the pairs (i[k], j[k]), exact copies scoring 1.0."""
@@ -82,6 +117,15 @@ class Items:
             out[s:s + _PAIR_BLOCK] = combined_similarity(dp, dd, cos)
         codes = self.content_codes
         out[codes[i] == codes[j]] = 1.0
+        return out
+
+    def cosines(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Cosines of the pairs' image vectors, a block of pairs at a time."""
+        assert self.vectors is not None
+        out = np.empty(len(i), dtype=np.float32)
+        for s in range(0, len(i), _PAIR_BLOCK):
+            a, b = i[s:s + _PAIR_BLOCK], j[s:s + _PAIR_BLOCK]
+            out[s:s + _PAIR_BLOCK] = np.einsum("ij,ij->i", self.vectors[a], self.vectors[b])
         return out
 
     @functools.cached_property
@@ -136,11 +180,15 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return keys // n, keys % n
 
 
-def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs among each image's ``k`` nearest neighbours whose cosine can still reach the threshold."""
+def vector_candidates(items: Items, threshold: float, k: int = NEIGHBOURS,
+                      verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs among each image's ``k`` nearest neighbours whose cosine can still reach the
+    threshold (or, with ``verify``, the geometric check)."""
     if items.vectors is None or len(items) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     min_cos = 1.0 - EMBEDDING_SCALE * units_for(threshold)
+    if verify:
+        min_cos = min(min_cos, evidence.VERIFY_COS)
     sims, idx = knn(items.vectors, k + 1)
     rows = np.repeat(np.arange(len(items)), idx.shape[1])
     cols, s = idx.ravel(), sims.ravel()
@@ -174,6 +222,37 @@ def hash_candidates(items: Items) -> tuple[np.ndarray, np.ndarray]:
                 a, b = np.triu_indices(size, _WINDOW + 1)
                 out_i.append(members[a])
                 out_j.append(members[b])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return _unique_pairs(np.concatenate(out_i), np.concatenate(out_j), n)
+
+
+def turned_candidates(items: Items, mirrors: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs where a 16-bit chunk of one image's turned pHash equals the same chunk of another's
+    upright one (multi-index hashing across orientations: every pair within 3 bits is found)."""
+    n = len(items)
+    if n < 2 or items.orient is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    known = np.flatnonzero(items.orient.any(axis=1))
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    for base in (0,):  # the pHash: the dHash's chunks would double the chance pairs for little
+        upright = items.orient[known, base]
+        for c in range(4):
+            key = ((upright >> np.uint64(16 * c)) & np.uint64(0xFFFF)).astype(np.int64)
+            order = np.argsort(key, kind="stable")
+            sk = key[order]
+            for t in evidence.turned_orientations(mirrors):
+                probe = ((items.orient[known, base + t] >> np.uint64(16 * c)) & np.uint64(0xFFFF)).astype(np.int64)
+                lo = np.searchsorted(sk, probe, "left")
+                hi = np.searchsorted(sk, probe, "right")
+                count = np.where(hi - lo <= BUCKET_LIMIT, hi - lo, 0)  # degenerate buckets: skipped
+                rows = np.repeat(np.arange(len(known)), count)
+                offs = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+                a, b = known[rows], known[order[np.repeat(lo, count) + offs]]
+                close = popcount(items.orient[a, t] ^ items.orient[b, 0]) <= evidence.VERIFY_BITS + 4
+                out_i.append(a[close])  # chance pairs (one equal chunk, the rest far) dropped here
+                out_j.append(b[close])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return _unique_pairs(np.concatenate(out_i), np.concatenate(out_j), n)
@@ -245,22 +324,82 @@ def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
     return lambda x: (x,)
 
 
-def group_indexes(items: Items, threshold: float, keep: str = "first",
-                  k: int = NEIGHBOURS) -> list[tuple[int, list[int], list[float]]]:
+def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirrors: bool,
+             features: Callable[[int], Features | None] | None) -> tuple[np.ndarray, dict[tuple[int, int], float]]:
+    """Similarities of the candidate pairs after the geometric check where the rule asks for it
+    (and ``features`` can give both pictures), and the checked pairs' outcomes."""
+    sim, reason, _, cos, bits = items.weigh(i, j, mirrors)
+    checked: dict[tuple[int, int], float] = {}
+    if features is None or not len(i):
+        return sim, checked
+    codes = items.content_codes
+    rescue, confirm = evidence.needs_check(sim, cos, bits, threshold, codes[i] == codes[j])
+    rescue_at = np.flatnonzero(rescue)
+    closeness = -bits[rescue_at] if cos is None else cos[rescue_at]
+    rescue_at = rescue_at[np.argsort(-closeness, kind="stable")]
+    per_image: Counter[int] = Counter()
+    todo = []
+    for x in rescue_at.tolist():  # the most plausible first, a few per image
+        a, b = int(i[x]), int(j[x])
+        if per_image[a] < evidence.VERIFY_PER_IMAGE and per_image[b] < evidence.VERIFY_PER_IMAGE:
+            per_image[a] += 1
+            per_image[b] += 1
+            todo.append(x)
+    todo += np.flatnonzero(confirm).tolist()
+    for x in todo:
+        fa, fb = features(int(i[x])), features(int(j[x]))
+        if fa is None or fb is None:
+            continue
+        sim[x], _ = evidence.apply_check(float(sim[x]), int(reason[x]), match(fa, fb))
+        checked[(int(i[x]), int(j[x]))] = float(sim[x])
+    return sim, checked
+
+
+def link(n: int, i: np.ndarray, j: np.ndarray, scores: np.ndarray, threshold: float) -> UnionFind:
+    """Union-find over the pairs at or above the threshold, the strongest first; two groups of
+    two or more join only through a certain pair or through two pairs."""
+    uf = UnionFind(n)
+    hit = np.flatnonzero(scores >= threshold)
+    hit = hit[np.argsort(-scores[hit], kind="stable")]
+    deferred: list[tuple[int, int]] = []
+    for x in hit.tolist():
+        a, b = int(i[x]), int(j[x])
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb:
+            continue
+        if scores[x] >= evidence.CERTAIN or uf.size[ra] == 1 or uf.size[rb] == 1:
+            uf.union(a, b)
+        else:
+            deferred.append((a, b))
+    changed = True
+    while changed and deferred:
+        changed = False
+        links: Counter[tuple[int, int]] = Counter()
+        for a, b in deferred:
+            ra, rb = uf.find(a), uf.find(b)
+            if ra != rb:
+                links[(min(ra, rb), max(ra, rb))] += 1
+        for (ra, rb), count in links.items():
+            if count >= 2 and uf.find(ra) != uf.find(rb):
+                uf.union(ra, rb)
+                changed = True
+    return uf
+
+
+def group_indexes(items: Items, threshold: float, keep: str = "first", k: int = NEIGHBOURS,
+                  mirrors: bool = False, features: Callable[[int], Features | None] | None = None,
+                  ) -> list[tuple[int, list[int], list[float]]]:
     """Groups as (representative, other members, their similarity to the representative),
-    indexes into ``items``; groups ordered by their representative."""
+    indexes into ``items``; groups ordered by their representative. ``features`` gives an
+    image's ORB features for the geometric check (None: no check)."""
     n = len(items)
-    parts = [exact_candidates(items), hash_candidates(items),
-             vector_candidates(items, threshold, k)]
+    parts = [exact_candidates(items), hash_candidates(items), turned_candidates(items, mirrors),
+             vector_candidates(items, threshold, k, verify=features is not None)]
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     i, j = _unique_pairs(i, j, max(n, 1)) if len(i) else (i, j)
-    uf = UnionFind(n)
-    if len(i):
-        scores = items.score(i, j)
-        hit = scores >= threshold
-        for a, b in zip(i[hit].tolist(), j[hit].tolist(), strict=True):
-            uf.union(a, b)
+    scores, checked = _checked(items, i, j, threshold, mirrors, features)
+    uf = link(n, i, j, scores, threshold)
     key = _keep_key(items, keep)
     chosen = []
     for members in uf.components():
@@ -268,7 +407,9 @@ def group_indexes(items: Items, threshold: float, keep: str = "first",
         chosen.append((rep, [m for m in members if m != rep]))
     reps = np.asarray([rep for rep, rest in chosen for _ in rest], np.int64)
     others = np.asarray([m for _, rest in chosen for m in rest], np.int64)
-    flat = items.score(reps, others).tolist() if len(reps) else []
+    flat = items.weigh(reps, others, mirrors)[0].tolist() if len(reps) else []
+    for x, (a, b) in enumerate(zip(reps.tolist(), others.tolist(), strict=True)):
+        flat[x] = checked.get((min(a, b), max(a, b)), flat[x])
     groups = []
     pos = 0
     for rep, rest in chosen:

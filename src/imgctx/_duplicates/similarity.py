@@ -6,14 +6,14 @@ Two images are compared by three metrics: the Hamming distances ``dp`` and ``dd`
 64-bit pHash and dHash, and the cosine ``cos`` of their image vectors. Each becomes a distance
 measured in units of "how far a near-duplicate may go", and the units add up::
 
-    x_hash = ((dp + dd) / 2) / HASH_SCALE          (HASH_SCALE = 24 bits)
+    x_hash = ((dp + dd) / 2) / HASH_SCALE          (HASH_SCALE = 8 bits)
     x_emb  = (1 - cos) / EMBEDDING_SCALE           (EMBEDDING_SCALE = 0.5)
     similarity = max(0, 1 - 0.05 * (x_hash + x_emb) ** 2)
 
 so ``similarity`` is 1.0 for identical pixels, 0.95 (the default threshold) where the summed
 distance reaches one unit, 0.98 (the default for removal) at 0.63 units, and falls towards 0 for
 unrelated images. Byte-identical files (same SHA-256) score exactly 1.0. Without an image
-embedder the hashes must carry the verdict alone and are scaled more strictly:
+embedder the hashes carry the verdict alone, on their own scale:
 ``x_hash = ((dp + dd) / 2) / HASH_ONLY_SCALE`` (17 bits), ``similarity = max(0, 1 - 0.05 *
 x_hash ** 2)``. The constants were chosen on a calibration run of ``benchmarks/duplicates.py``
 (see docs/duplicates.md).
@@ -33,7 +33,7 @@ DEFAULT_THRESHOLD = 0.95
 #: The default ``threshold`` of remove_duplicates (the contract's default): stricter, as it deletes.
 REMOVE_THRESHOLD = 0.98
 #: Hash distance (mean of the pHash and dHash Hamming distances) worth one unit.
-HASH_SCALE = 24.0
+HASH_SCALE = 8.0
 #: Hash distance worth one unit when there are no image vectors (the hashes decide alone).
 HASH_ONLY_SCALE = 17.0
 #: Cosine distance (1 - cos) worth one unit.
@@ -48,9 +48,10 @@ KEEP_POLICIES = ("first", "largest", "highest-resolution")
 
 
 def similarity_from_units(units: np.ndarray | float) -> np.ndarray:
-    """``max(0, 1 - CURVE * units**2)``, elementwise."""
+    """``max(0, 1 - CURVE * units**2)``, elementwise, rounded to 12 decimals (so that float32
+    noise in a cosine of identical vectors cannot keep identical pixels below 1.0)."""
     u = np.asarray(units, dtype=np.float64)
-    return np.clip(1.0 - CURVE * u * u, 0.0, 1.0)
+    return np.round(np.clip(1.0 - CURVE * u * u, 0.0, 1.0), 12)
 
 
 def units_for(threshold: float) -> float:
@@ -116,6 +117,8 @@ class HashedImage(Protocol):
     content_hash: str
     phash: str
     dhash: str
+    path: str
+    orient_hashes: str
 
 
 def compare_images(a: HashedImage, b: HashedImage, va: np.ndarray | None, vb: np.ndarray | None,

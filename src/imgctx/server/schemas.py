@@ -375,6 +375,12 @@ class ComparisonInfo(BaseModel):
     hash_similarity: float
     embedding_cosine: float | None
     embedding_similarity: float | None
+    reason: str = Field("", description="Which evidence decided (see docs/duplicates.md)")
+    orientation: str = "upright"
+    turned_hash_distance: float | None = None
+    geometric_inliers: int | None = None
+    geometric_contained: float | None = None
+    geometric_overlap: float | None = None
 
     @staticmethod
     def data(c: Comparison) -> dict[str, Any]:
@@ -383,7 +389,10 @@ class ComparisonInfo(BaseModel):
             "similarity": round(c.similarity, 6), "is_duplicate": c.is_duplicate, "threshold": c.threshold,
             "exact": c.exact, "phash_distance": c.phash_distance, "dhash_distance": c.dhash_distance,
             "hash_similarity": round(c.hash_similarity, 6), "embedding_cosine": _round(c.embedding_cosine),
-            "embedding_similarity": _round(c.embedding_similarity),
+            "embedding_similarity": _round(c.embedding_similarity), "reason": c.reason,
+            "orientation": c.orientation, "turned_hash_distance": c.turned_hash_distance,
+            "geometric_inliers": c.geometric_inliers, "geometric_contained": c.geometric_contained,
+            "geometric_overlap": c.geometric_overlap,
         }
 
 

@@ -1,0 +1,172 @@
+"""The geometric check: is one picture (most of) the other, under a rotation, a scale and a
+shift? Crop-robust evidence that also tells a crop from another view of the same scene.
+
+ORB keypoints (OpenCV) of both pictures, borders trimmed and scaled to ``MATCH_SIDE`` on the long
+side, are matched (Hamming distance, Lowe's ratio test 0.8) and a similarity transform (rotation,
+uniform scale, shift) is fitted with RANSAC. The fitted transform maps one picture's frame into
+the other's, which gives two shares of the overlap:
+
+- ``contained``: the share of the smaller picture that lies inside the other (1.0 for a crop, a
+  thumbnail, a rotated or recompressed copy; about 0.2 for the left and right parts of a wide
+  photo that overlap by a fifth);
+- ``overlap``: the share of the larger picture that the smaller one covers (0.64 for a crop to
+  80% of each side).
+
+A match needs ``MIN_INLIERS`` keypoints that agree with the transform, spread over at least
+``MIN_SPREAD`` of the shared region (their convex hull's share of it: a logo or watermark that
+two different photos share covers a small part), a scale within ``MAX_SCALE`` either way, and
+``contained`` of at least ``MIN_CONTAINED``; its similarity is ``1 - 0.05 * ((1 - overlap) / OVERLAP_SCALE) ** 2``
+(at most ``GEOMETRIC_CAP``), so it reaches the default threshold 0.95 when the smaller picture
+covers half of the larger one.
+OpenCV is optional (``pip install "imgctx[duplicates]"``); without it no pair is checked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from imgctx._duplicates.similarity import similarity_from_units
+from imgctx._fingerprint import trim_borders
+from imgctx._images import load_image
+
+#: Pictures are matched with this long side (scaled up or down).
+MATCH_SIDE = 512
+#: Keypoints fitted per picture.
+FEATURES = 1000
+#: Matches that must agree with the fitted transform.
+MIN_INLIERS = 20
+#: Share of the smaller picture that must lie inside the larger one.
+MIN_CONTAINED = 0.85
+#: Share of the shared region that the agreeing keypoints must span (their convex hull).
+MIN_SPREAD = 0.2
+#: Largest scale change (either way) between the two pictures, each at MATCH_SIDE.
+MAX_SCALE = 4.0
+#: Uncovered share of the larger picture worth one unit of distance.
+OVERLAP_SCALE = 0.5
+#: A geometric match says "the same picture", never "the same pixels": its similarity stays below 1.
+GEOMETRIC_CAP = 0.99
+_RATIO = 0.8
+_REPROJECTION = 0.012  # RANSAC reprojection threshold, as a share of MATCH_SIDE
+
+
+def opencv() -> Any | None:
+    """The cv2 module, or None when OpenCV is not installed."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
+@dataclass(frozen=True)
+class Features:
+    """ORB keypoints (n, 2) and descriptors (n, 32) of a picture of ``size`` (w, h) pixels."""
+
+    points: np.ndarray
+    descriptors: np.ndarray | None
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GeometricMatch:
+    """What the check found: matches agreeing with the transform (``inliers``) out of those
+    passing the ratio test, the two overlap shares, the transform's rotation and scale, and the
+    share of the shared region the agreeing keypoints span."""
+
+    inliers: int
+    matches: int
+    contained: float
+    overlap: float
+    rotation: float
+    scale: float
+    spread: float = 0.0
+
+    @property
+    def is_confident(self) -> bool:
+        """Enough keypoints, spread out, under a sane transform: the overlap shares can be trusted."""
+        return (self.inliers >= MIN_INLIERS and self.spread >= MIN_SPREAD
+                and 1.0 / MAX_SCALE <= self.scale <= MAX_SCALE)
+
+    @property
+    def is_match(self) -> bool:
+        return self.is_confident and self.contained >= MIN_CONTAINED
+
+    @property
+    def similarity(self) -> float:
+        if not self.is_match:
+            return 0.0
+        return min(GEOMETRIC_CAP, float(similarity_from_units((1.0 - self.overlap) / OVERLAP_SCALE)))
+
+
+NO_MATCH = GeometricMatch(0, 0, 0.0, 0.0, 0.0, 1.0)
+
+
+def features_of(image: Image.Image) -> Features:
+    """ORB features of a picture whose borders are already trimmed."""
+    cv2 = opencv()
+    assert cv2 is not None, "features_of needs OpenCV"
+    gray = np.asarray(image.convert("L"))
+    h, w = gray.shape
+    f = MATCH_SIDE / max(w, h)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    orb = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=31)
+    keypoints, descriptors = orb.detectAndCompute(gray, None)
+    points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+    return Features(points, descriptors, size)
+
+
+def file_features(path: str | os.PathLike[str], max_pixels: int, max_bytes: int) -> Features:
+    """ORB features of an image file (decoded upright, borders trimmed); an ImageError when the
+    file cannot be read."""
+    decoded = load_image(path, max_pixels, max_bytes, MATCH_SIDE)
+    return features_of(trim_borders(decoded.image))
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
+def match(a: Features, b: Features) -> GeometricMatch:
+    """The geometric check of two pictures' features (see the module docstring)."""
+    cv2 = opencv()
+    assert cv2 is not None, "match needs OpenCV"
+    if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
+        return NO_MATCH
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return GeometricMatch(0, len(good), 0.0, 0.0, 0.0, 1.0)
+    src = a.points[[m.queryIdx for m in good]]
+    dst = b.points[[m.trainIdx for m in good]]
+    transform, mask = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=_REPROJECTION * MATCH_SIDE,
+        maxIters=2000, confidence=0.995)
+    if transform is None or mask is None:
+        return GeometricMatch(0, len(good), 0.0, 0.0, 0.0, 1.0)
+    inliers = int(mask.sum())
+    scale = math.hypot(transform[0, 0], transform[1, 0])
+    rotation = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
+    wa, ha = a.size
+    wb, hb = b.size
+    corners = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], np.float32)
+    quad = (corners @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
+    rect = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], np.float32)
+    common, _ = cv2.intersectConvexConvex(quad, rect)
+    area_a, area_b = _area(quad), float(wb * hb)
+    if area_a <= 0 or common <= 0:
+        return GeometricMatch(inliers, len(good), 0.0, 0.0, rotation, scale)
+    a_in_b, b_in_a = min(1.0, common / area_a), min(1.0, common / area_b)
+    keep = mask.reshape(-1).astype(bool)
+    hull_b = float(cv2.contourArea(cv2.convexHull(dst[keep]))) if inliers >= 3 else 0.0
+    spread = min(1.0, hull_b / common)
+    small_in_large = a_in_b if area_a <= area_b else b_in_a
+    large_covered = b_in_a if area_a <= area_b else a_in_b
+    return GeometricMatch(inliers, len(good), small_in_large, large_covered, rotation, scale, spread)

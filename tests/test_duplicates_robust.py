@@ -1,0 +1,180 @@
+"""Duplicates that survive what people do to photos (issue 17): border trimming, orientation
+hashes, the geometric check, the evidence rule, the weak-link rule, the new record field."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgctx import Extractor, Settings
+from imgctx._backends.faiss_store import FaissStore
+from imgctx._duplicates import evidence
+from imgctx._duplicates.geometry import features_of, match, opencv
+from imgctx._duplicates.grouping import link
+from imgctx._fingerprint import border_box, orientation_hashes, parse_orient_hashes, trim_borders
+from imgctx._store_conformance import SPACES, make_item
+from imgctx.testing import settings_for_tests
+
+needs_opencv = pytest.mark.skipif(opencv() is None, reason="OpenCV is not installed (extra: duplicates)")
+
+
+def _photo(photo_dir: Path, name: str = "chelsea.jpg") -> Image.Image:
+    with Image.open(photo_dir / name) as im:
+        return im.convert("RGB")
+
+
+def _bits(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+# -- borders and orientation hashes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (30, 30, 30)])
+def test_letterbox_bars_are_trimmed_and_a_photo_is_left_alone(photo_dir: Path, colour: tuple[int, int, int]) -> None:
+    photo = _photo(photo_dir)
+    w, h = photo.size
+    framed = Image.new("RGB", (w, h + 120), colour)
+    framed.paste(photo, (0, 60))
+    left, top, right, bottom = border_box(framed)
+    assert (left, right) == (0, w) and abs(top - 60) <= 2 and abs(bottom - (60 + h)) <= 2
+    assert trim_borders(photo) is photo  # no border: the same image
+
+
+def test_orientation_hashes_match_quarter_turns_and_mirrors(photo_dir: Path) -> None:
+    photo = _photo(photo_dir, "coffee.jpg")
+    table = parse_orient_hashes([orientation_hashes(photo)])[0]
+    for transpose, t in ((Image.Transpose.ROTATE_90, 1), (Image.Transpose.ROTATE_180, 2),
+                         (Image.Transpose.ROTATE_270, 3), (Image.Transpose.FLIP_LEFT_RIGHT, 4)):
+        turned = parse_orient_hashes([orientation_hashes(photo.transpose(transpose))])[0]
+        assert _bits(int(table[t]), int(turned[0])) <= 2  # pHash of the turned image
+        assert _bits(int(table[8 + t]), int(turned[8])) <= 2  # dHash
+        assert _bits(int(table[0]), int(turned[0])) > 12  # upright hashes do not match
+    gray = parse_orient_hashes([orientation_hashes(photo.convert("L").convert("RGB"))])[0]
+    assert _bits(int(table[0]), int(gray[0])) <= 2  # luminance hashes: grayscale-tolerant
+
+
+def test_malformed_or_missing_orientation_hashes_are_zero_rows() -> None:
+    table = parse_orient_hashes(["", "xyz", "0" * 255 + "g"])
+    assert table.shape == (3, 16) and not table.any()
+
+
+# -- the geometric check ---------------------------------------------------------------------------
+
+
+@needs_opencv
+def test_geometric_check_accepts_a_crop_and_rejects_overlapping_parts(photo_dir: Path) -> None:
+    photo = _photo(photo_dir, "coffee.jpg")
+    w, h = photo.size
+    crop = photo.crop((int(0.12 * w), int(0.05 * h), int(0.92 * w), int(0.85 * h)))
+    m = match(features_of(crop), features_of(photo))
+    assert m.is_match and m.contained > 0.95 and 0.55 < m.overlap < 0.75
+    turned = match(features_of(photo.transpose(Image.Transpose.ROTATE_90)), features_of(photo))
+    assert turned.is_match and abs(abs(turned.rotation) - 90) < 3
+    part = round(w * 0.56)
+    left, right = photo.crop((0, 0, part, h)), photo.crop((w - part, 0, w, h))
+    views = match(features_of(left), features_of(right))
+    assert not views.is_match and views.contained < 0.4  # another view of the scene
+    sim, reason = evidence.apply_check(0.96, evidence.UPRIGHT, views)
+    if views.is_confident:
+        assert sim < 0.95 and reason == evidence.PARTIAL  # the veto
+
+
+# -- grouping: never through one weak link --------------------------------------------------------
+
+
+def test_two_groups_are_not_merged_through_one_weak_link() -> None:
+    # {0,1} and {2,3} are certain pairs; one pair 1-2 at the threshold must not join them
+    i, j = np.array([0, 2, 1]), np.array([1, 3, 2])
+    uf = link(4, i, j, np.array([0.999, 0.999, 0.96]), 0.95)
+    assert sorted(uf.components()) == [[0, 1], [2, 3]]
+    # two such pairs do join them, and so does one certain pair
+    uf = link(4, np.array([0, 2, 1, 0]), np.array([1, 3, 2, 3]), np.array([0.999, 0.999, 0.96, 0.96]), 0.95)
+    assert uf.components() == [[0, 1, 2, 3]]
+    uf = link(4, i, j, np.array([0.999, 0.999, 0.99]), 0.95)
+    assert uf.components() == [[0, 1, 2, 3]]
+    # a single image still joins a group through one pair
+    uf = link(3, np.array([0, 1]), np.array([1, 2]), np.array([0.999, 0.96]), 0.95)
+    assert uf.components() == [[0, 1, 2]]
+
+
+# -- the Extractor ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def edited(tmp_path: Path, photo_dir: Path) -> Path:
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"):
+        shutil.copy(photo_dir / name, folder / name)
+    photo = _photo(photo_dir, "chelsea.jpg")
+    photo.transpose(Image.Transpose.ROTATE_90).save(folder / "chelsea_turned.jpg", quality=90)
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "chelsea_mirrored.jpg", quality=90)
+    w, h = photo.size
+    framed = Image.new("RGB", (w, h + 200), (0, 0, 0))
+    framed.paste(photo, (0, 100))
+    framed.save(folder / "chelsea_letterbox.jpg", quality=90)
+    return folder
+
+
+def test_a_turned_copy_matches_with_its_reason_and_a_mirror_only_when_asked(tmp_path: Path, edited: Path) -> None:
+    with Extractor(settings=settings_for_tests(tmp_path / "db", preset="tiny")) as ex:
+        turned = ex.compare(edited / "chelsea.jpg", edited / "chelsea_turned.jpg")
+        assert turned.is_duplicate and turned.orientation in ("rotated 90", "rotated 270")
+        assert turned.reason.startswith("hashes agree when the image is rotated") and turned.similarity < 1.0
+        assert turned.turned_hash_distance is not None and turned.turned_hash_distance <= 2
+        mirrored = ex.compare(edited / "chelsea.jpg", edited / "chelsea_mirrored.jpg")
+        assert not mirrored.is_duplicate and mirrored.orientation == "upright"
+        framed = ex.compare(edited / "chelsea.jpg", edited / "chelsea_letterbox.jpg")
+        assert framed.is_duplicate and framed.phash_distance <= 4  # bars trimmed before hashing
+        other = ex.compare(edited / "chelsea.jpg", edited / "rocket.jpg")
+        assert not other.is_duplicate and other.reason
+    settings = settings_for_tests(tmp_path / "db2", preset="tiny")
+    with Extractor(settings=settings.model_copy(update={"duplicate_mirrors": True})) as ex:
+        mirrored = ex.compare(edited / "chelsea.jpg", edited / "chelsea_mirrored.jpg")
+        assert mirrored.is_duplicate and mirrored.orientation == "mirrored"
+
+
+def test_find_duplicates_groups_turned_and_framed_copies(tmp_path: Path, edited: Path) -> None:
+    with Extractor(settings=settings_for_tests(tmp_path / "db", preset="tiny")) as ex:
+        report = ex.find_duplicates(directory=edited)
+        groups = [{Path(p).name for p in g.paths} for g in report.groups]
+        assert groups == [{"chelsea.jpg", "chelsea_turned.jpg", "chelsea_letterbox.jpg"}]
+        ex.process_directory(edited)  # the same over the index, from the stored hashes
+        stored = ex.find_duplicates()
+        assert [{Path(p).name for p in g.paths} for g in stored.groups] == groups
+        record = ex.get_by_path(edited / "chelsea_turned.jpg")
+        assert record is not None and len(record.orient_hashes) == 256
+
+
+# -- the record field in the stores ----------------------------------------------------------------
+
+
+def test_faiss_files_without_orientation_hashes_are_migrated(tmp_path: Path) -> None:
+    store = FaissStore(tmp_path / "db")
+    store.configure(SPACES)
+    item = make_item(1)
+    store.upsert([item])
+    store.close()
+    conn = sqlite3.connect(tmp_path / "db" / "image_contexts.sqlite3")
+    conn.execute("ALTER TABLE records DROP COLUMN orient_hashes")  # a file written before the field
+    conn.commit()
+    conn.close()
+    store = FaissStore(tmp_path / "db")
+    try:
+        old = store.get(item.record.id)
+        assert old == replace(item.record, orient_hashes="")
+        store.upsert([item])
+        assert store.get(item.record.id) == item.record
+    finally:
+        store.close()
+
+
+def test_settings_document_the_mirror_setting() -> None:
+    assert Settings.model_fields["duplicate_mirrors"].default is False
