@@ -101,9 +101,11 @@ class Extractor:
         )
         self._registry = registry
         self._instances: dict[int, Any] = {}
-        # how each role was chosen (names or objects), so that other processes can build the same
-        self._model_choices = {"captioner": captioner, "image_embedder": image_embedder,
-                               "text_embedder": text_embedder, "tagger": tagger}
+        # how each role was chosen (names or objects), so that other processes can build the same;
+        # a captioner left to the preset is left out (the sentinel is not the same in another process)
+        self._model_choices = {"image_embedder": image_embedder, "text_embedder": text_embedder, "tagger": tagger}
+        if captioner is not PRESET_CAPTIONER:
+            self._model_choices["captioner"] = captioner
         p = self.registry.preset(self.settings.preset)
         taggers: Sequence[str | Any]
         if tagger is None:

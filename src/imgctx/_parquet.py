@@ -69,7 +69,7 @@ def _schema(pa: Any, spaces: list[SpaceSpec]) -> Any:
         ("height", pa.int32()), ("file_size", pa.int64()), ("format", pa.string()),
         ("caption", pa.string()), ("objects", pa.list_(pa.string())), ("content_hash", pa.string()),
         ("phash", pa.string()), ("dhash", pa.string()), ("created_at", ts), ("updated_at", ts),
-        ("mtime_ns", pa.int64()), ("tags", pa.list_(tag)),
+        ("mtime_ns", pa.int64()), ("orient_hashes", pa.string()), ("tags", pa.list_(tag)),
     ]
     fields += [(_column(s.name), pa.list_(pa.float32(), s.dim)) for s in spaces]
     meta = {"version": _FORMAT_VERSION, "spaces": [{"name": s.name, "model": s.model, "dim": s.dim} for s in spaces]}
@@ -98,7 +98,7 @@ def _rows(records: list[ImageRecord], vectors: dict[str, dict[str, np.ndarray]],
         for name in ("file_size", "format", "caption"):
             put(name, getattr(r, name))
         put("objects", list(r.objects))
-        for name in ("content_hash", "phash", "dhash", "created_at", "updated_at", "mtime_ns"):
+        for name in ("content_hash", "phash", "dhash", "created_at", "updated_at", "mtime_ns", "orient_hashes"):
             put(name, getattr(r, name))
         put("tags", [{"label": t.label, "score": t.score, "coarse": t.coarse, "confident": t.confident}
                      for t in r.tags])
@@ -174,7 +174,7 @@ def _records(table: Any, spaces: list[SpaceSpec]) -> Iterator[StoredVectors]:
             format=cols["format"][i], caption=cols["caption"][i], objects=tuple(cols["objects"][i]),
             content_hash=cols["content_hash"][i], phash=cols["phash"][i], dhash=cols["dhash"][i],
             created_at=created.astimezone(UTC), updated_at=updated.astimezone(UTC),
-            mtime_ns=cols["mtime_ns"][i],
+            mtime_ns=cols["mtime_ns"][i], orient_hashes=(cols.get("orient_hashes") or [""] * table.num_rows)[i] or "",
             tags=tuple(Tag(t["label"], t["score"], t["coarse"], t["confident"])
                        for t in cols["tags"][i]),
         )

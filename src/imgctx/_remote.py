@@ -165,7 +165,7 @@ def record_from(d: dict[str, Any]) -> ImageRecord:
         file_size=d["file_size"], format=d["format"], caption=d["caption"], objects=tuple(d["objects"]),
         content_hash=d["content_hash"], phash=d["phash"], dhash=d["dhash"],
         created_at=datetime.fromisoformat(d["created_at"]), updated_at=datetime.fromisoformat(d["updated_at"]),
-        mtime_ns=d["mtime_ns"],
+        mtime_ns=d["mtime_ns"], orient_hashes=d.get("orient_hashes", ""),
         tags=tuple(Tag(t["label"], t["score"], t.get("coarse", False), t.get("confident", True)) for t in d["tags"]),
     )
 
@@ -207,7 +207,10 @@ def comparison_from(d: dict[str, Any]) -> Comparison:
         similarity=d["similarity"], is_duplicate=d["is_duplicate"], threshold=d["threshold"], exact=d["exact"],
         phash_distance=d["phash_distance"], dhash_distance=d["dhash_distance"],
         hash_similarity=d["hash_similarity"], embedding_cosine=d["embedding_cosine"],
-        embedding_similarity=d["embedding_similarity"],
+        embedding_similarity=d["embedding_similarity"], reason=d.get("reason", ""),
+        orientation=d.get("orientation", "upright"), turned_hash_distance=d.get("turned_hash_distance"),
+        geometric_inliers=d.get("geometric_inliers"), geometric_contained=d.get("geometric_contained"),
+        geometric_overlap=d.get("geometric_overlap"),
     )
 
 

@@ -34,6 +34,7 @@ class RecordOut(BaseModel):
     created_at: str = Field(description="ISO 8601")
     updated_at: str = Field(description="ISO 8601")
     mtime_ns: int = Field(description="The file's modification time when it was indexed")
+    orient_hashes: str = Field("", description="The hashes duplicate detection compares across rotations")
     tags: list[TagOut]
 
     @classmethod
@@ -42,7 +43,7 @@ class RecordOut(BaseModel):
             **image_info_data(record), content_hash=record.content_hash, phash=record.phash,
             dhash=record.dhash, created_at=record.created_at.isoformat(),
             updated_at=record.updated_at.isoformat(), mtime_ns=record.mtime_ns,
-            tags=[TagOut(label=t.label, score=t.score, coarse=t.coarse, confident=t.confident)
+            orient_hashes=record.orient_hashes, tags=[TagOut(label=t.label, score=t.score, coarse=t.coarse, confident=t.confident)
                   for t in record.tags],
         )
 
