@@ -16,6 +16,7 @@ from imgctx._backends.store_common import check_spaces, normalise_objects
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._filters import FILTER_NAMES, RecordFilter, make_filter
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
 from imgctx._pipeline import Ingest, ProgressCallback
@@ -31,6 +32,23 @@ from imgctx._types import (
     RemovalReport,
     SearchHit,
 )
+
+Filters = dict[str, Any]
+
+
+def _filter_of(filters: Filters) -> RecordFilter | None:
+    """The keyword filters of search/list/count as one RecordFilter (None: none asked)."""
+    unknown = sorted(set(filters) - set(FILTER_NAMES))
+    if unknown:
+        raise ConfigurationError(f"unknown filter {', '.join(unknown)}; the filters are {', '.join(FILTER_NAMES)}")
+    return make_filter(**filters)
+
+
+def _where(where: RecordFilter | None) -> dict[str, Any]:
+    """The ``where`` keyword for a store call, left out when no filter is asked, so that stores
+    that know nothing of it keep working without one."""
+    return {} if where is None else {"where": where}
+
 
 #: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
@@ -72,6 +90,7 @@ class Extractor:
         image_embedder: str | Any | None = None,
         text_embedder: str | Any | None = None,
         tagger: str | Any | Sequence[str | Any] | None = None,
+        annotators: Sequence[str | Any] | None = None,
         store: str | Any | None = None,
         settings: Settings | None = None,
         registry: Registry | None = None,
@@ -96,6 +115,8 @@ class Extractor:
             image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
             text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
             taggers=[self._resolve("tagger", t) for t in taggers],
+            annotators=[self._resolve("annotator", a)
+                        for a in (p.annotators if annotators is None else annotators)],
         )
         if self.components.image_embedder is None and self.components.text_embedder is None:
             raise ConfigurationError("an Extractor needs an image embedder or a text embedder")
@@ -208,7 +229,8 @@ class Extractor:
 
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None,
-                      ranges: dict[str, tuple[float, float]] | None = None) -> list[SearchHit]:
+                      ranges: dict[str, tuple[float, float]] | None = None,
+                      where: RecordFilter | None = None) -> list[SearchHit]:
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
@@ -217,7 +239,7 @@ class Extractor:
         k = max(limit * 4, 50) + len(exclude or ())
         sims: dict[str, dict[str, float]] = {s: {} for s in weights}
         for space in weights:
-            for rid, sim in self.store.query(space, vectors[space], k, wanted):
+            for rid, sim in self.store.query(space, vectors[space], k, wanted, **_where(where)):
                 sims[space][rid] = sim
         candidates = {rid for table in sims.values() for rid in table} - (exclude or set())
         for space in weights:
@@ -239,7 +261,7 @@ class Extractor:
         return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
 
     def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None) -> list[SearchHit]:
+               min_score: float | None = None, **filters: Any) -> list[SearchHit]:
         """Images that match a text query, best first.
 
         Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
@@ -249,21 +271,31 @@ class Extractor:
         CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
         mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
         only images tagged with any of them (case-insensitive).
+
+        ``filters`` are the photo filters, by keyword: ``taken_after``, ``taken_before`` (dates,
+        datetimes or ISO strings, on the camera's clock), ``camera``, ``place``,
+        ``text_contains`` (case-insensitive substrings), ``has_text``, ``has_people`` (flags)
+        and ``colors`` (any of them); see :class:`imgctx.RecordFilter`. An image lacking a
+        field is only left out by a filter on that field. ConfigurationError for an unknown
+        filter or a bad value.
         """
         if not text or not text.strip():
             raise ConfigurationError("the search text is empty")
         _check_search_args(limit, min_score)
+        where = _filter_of(filters)
         self._ready()
         return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
-                                  ranges=self._text_query_ranges())
+                                  ranges=self._text_query_ranges(), where=where)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
-                     exclude_self: bool = True) -> list[SearchHit]:
+                     exclude_self: bool = True, **filters: Any) -> list[SearchHit]:
         """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
 
         With a path that is itself indexed and ``exclude_self``, that record is left out.
+        ``filters`` are the photo filters of :meth:`search`.
         """
+        where = _filter_of(filters)
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
@@ -284,7 +316,7 @@ class Extractor:
         else:
             raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
-        return self._fused_search({"image": vec}, objects, limit, min_score, exclude)
+        return self._fused_search({"image": vec}, objects, limit, min_score, exclude, where=where)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -303,17 +335,19 @@ class Extractor:
         return self.store.get_by_path(str(absolute(path)))
 
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-             offset: int = 0) -> list[ImageRecord]:
-        """Records in insertion order, optionally only those tagged with any of ``objects``."""
+             offset: int = 0, **filters: Any) -> list[ImageRecord]:
+        """Records in insertion order, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters`` of :meth:`search`."""
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
-        return self.store.list(normalise_objects(objects), limit, offset)
+        return self.store.list(normalise_objects(objects), limit, offset, **_where(_filter_of(filters)))
 
-    def count(self, objects: Sequence[str] | str | None = None) -> int:
-        """How many records there are, optionally only those tagged with any of ``objects``."""
+    def count(self, objects: Sequence[str] | str | None = None, **filters: Any) -> int:
+        """How many records there are, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters`` of :meth:`search`."""
         self._live()
-        return self.store.count(normalise_objects(objects))
+        return self.store.count(normalise_objects(objects), **_where(_filter_of(filters)))
 
     def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
         """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
