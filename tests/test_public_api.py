@@ -27,6 +27,8 @@ EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
 EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
              "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
 EXPECTED |= {"configure_logging"}
+# photo metadata, text, colours and people (issue 14): the record's types, the annotator role, filters
+EXPECTED |= {"PhotoInfo", "Annotation", "Annotator", "RecordFilter", "make_filter", "FILTER_NAMES"}
 
 
 def test_exported_names() -> None:
@@ -46,7 +48,8 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'cv2', 'rapidocr_onnxruntime',"
+        " 'reverse_geocoder', 'onnxruntime') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -23,13 +23,23 @@ from imgctx._errors import (
     StoreError,
 )
 from imgctx._extractor import Extractor
+from imgctx._filters import FILTER_NAMES, RecordFilter, make_filter
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
 from imgctx._presets import PRESETS, Preset
-from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._protocols import (
+    Annotator,
+    Captioner,
+    CrossModalEmbedder,
+    ImageEmbedder,
+    Tagger,
+    TextEmbedder,
+    VectorStore,
+)
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
+    Annotation,
     BatchReport,
     Comparison,
     DuplicateGroup,
@@ -38,6 +48,7 @@ from imgctx._types import (
     FailedFile,
     ImageRecord,
     ModelStatus,
+    PhotoInfo,
     ProcessResult,
     Progress,
     RemovalReport,
@@ -88,6 +99,12 @@ __all__ = [
     "RecordNotFoundError",
     "RemovalReport",
     "SearchHit",
+    "Annotation",
+    "Annotator",
+    "FILTER_NAMES",
+    "PhotoInfo",
+    "RecordFilter",
+    "make_filter",
     "ServerSettings",
     "Settings",
     "SpaceSpec",

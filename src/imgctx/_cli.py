@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from imgctx import _cli_json
 from imgctx._backends.store_common import normalise_objects
+from imgctx._cli_filters import filter_options
 from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import ImgctxError
 from imgctx._logging import configure_logging
@@ -197,22 +198,27 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command()
 @click.argument("text")
 @_search_options
+@filter_options
 @click.pass_obj
-def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None) -> None:
+def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None,
+           filters: dict[str, Any]) -> None:
     """Find images matching TEXT."""
     with ctx.extractor() as ex:
-        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        hits = ex.search(text, objects=normalise_objects(objects), limit=limit, min_score=min_score, **filters)
     _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @_search_options
+@filter_options
 @click.pass_obj
-def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None) -> None:
+def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_score: float | None,
+            filters: dict[str, Any]) -> None:
     """Find images that look like IMAGE."""
     with ctx.extractor() as ex:
-        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score)
+        hits = ex.search_image(image, objects=normalise_objects(objects), limit=limit, min_score=min_score,
+                               **filters)
     _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits))
 
 
@@ -221,12 +227,13 @@ def similar(ctx: Context, image: Path, objects: str | None, limit: int, min_scor
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(0))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @_json_option
+@filter_options
 @click.pass_obj
-def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
+def list_(ctx: Context, objects: str | None, limit: int, offset: int, filters: dict[str, Any]) -> None:
     """List indexed images."""
     with ctx.extractor() as ex:
-        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
-        total = ex.count(objects=normalise_objects(objects))
+        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset, **filters)
+        total = ex.count(objects=normalise_objects(objects), **filters)
 
     def text() -> None:
         for r in records:
@@ -250,6 +257,10 @@ def show(ctx: Context, record_id: str) -> None:
         for key, value in data.items():
             if key == "tags":
                 value = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in value)
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value))
             click.echo(f"{key:>13}: {value}")
 
     _emit(ctx, data, text)

@@ -74,6 +74,18 @@ def details_words(photo: PhotoInfo | None, text: str, colors: Sequence[str],
     return "; ".join(parts)
 
 
+def caption_details(found: Annotation) -> str:
+    """What a caption composed from tags adds from the annotators: colours, text, place."""
+    parts = []
+    if found.colors:
+        parts.append("in " + " and ".join(found.colors[:2]))
+    if found.text and found.text.strip():
+        parts.append(f'with the text "{" ".join(found.text.split()[:8])}"')
+    if found.photo is not None and found.photo.place:
+        parts.append(f"taken in {found.photo.place}")
+    return ", ".join(parts)
+
+
 def with_tags(tags: Sequence[Tag], extra: Sequence[Tag]) -> list[Tag]:
     """``tags`` with the annotators' tags added after them (a label already there is kept)."""
     seen = {t.label.lower() for t in tags}

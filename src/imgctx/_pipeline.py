@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgctx._components import Components
-from imgctx._details import annotate_batch, details_words, with_tags
+from imgctx._details import annotate_batch, caption_details, details_words, with_tags
 from imgctx._errors import ImageError, ImgctxError, StoreError
 from imgctx._ids import record_id_for
 from imgctx._images import absolute
@@ -116,6 +116,8 @@ def run_models(components: Components, images: Sequence[Any], paths: Sequence[st
     found = annotate_batch(components.annotators, images, list(paths) or [""] * n)
     merged = [with_tags(merge_tags([tl[i] for tl in tag_lists]), found[i].tags) for i in range(n)]
     captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
+    if getattr(components.captioner, "from_tags", False):  # a composed caption: add the details
+        captions = [", ".join(p for p in (c, caption_details(f)) if p) for c, f in zip(captions, found, strict=True)]
     if components.text_embedder is not None:
         docs = documents(components.captioner, captions, merged)
         extra = [details_words(f.photo, f.text or "", f.colors or (), f.people) for f in found]

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 
 from imgctx import ImageNotFoundError, InvalidImageError, load_image, normalise_objects, sniff_format
 from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
+from imgctx.server.filters import photo_filters
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
@@ -167,15 +168,16 @@ async def list_images(
     offset: int = Query(0, ge=0, le=2**31, description="List mode only"),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Search mode only"),
     include_metadata: bool = Query(True, description="Search mode only: include score and distance"),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
-    """List images (optionally by object) or, with ``query``, search them by text."""
+    """List images (optionally by object and the photo filters) or, with ``query``, search them by text."""
     wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
-        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score)
+        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, **filters)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
-    records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
+    records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset, **filters)
     return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
