@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from pydantic import Field
 
+from imgctx._backends.base import load_upright
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
@@ -53,16 +54,6 @@ def read_order(lines: Sequence[tuple[Any, str, float]]) -> list[str]:
         return (round(float(box[:, 1].min()) / height), float(box[:, 0].min()))
 
     return [text for _, text, _ in sorted(lines, key=key)]
-
-
-def load_for_reading(path: str, side: int) -> Image.Image:
-    """The file at ``path`` upright, its long side at most ``side`` (JPEG decoded at reduced scale)."""
-    with Image.open(path) as img:
-        img.draft("RGB", (side, side))
-        upright = ImageOps.exif_transpose(img)
-        upright = upright.convert("RGB")
-    upright.thumbnail((side, side))
-    return upright
 
 
 class RapidOcr:
@@ -120,10 +111,7 @@ class RapidOcr:
     def read(self, path: str, fallback: Image.Image) -> str:
         """The text of the image file at ``path`` (``fallback``, the decoded image, if the file
         cannot be decoded again)."""
-        try:
-            image = load_for_reading(path, self.read_side) if path else fallback
-        except (OSError, ValueError):
-            image = fallback
+        image = load_upright(path, self.read_side, fallback)
         result, _ = self._engine(_bgr(image), use_cls=False)
         lines = [(box, str(text), float(score)) for box, text, score in (result or []) if float(score) >= self.min_score]
         return "\n".join(t.strip() for t in read_order(lines) if t.strip())

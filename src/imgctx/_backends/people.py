@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from imgctx._backends.base import load_upright
 from imgctx._errors import MissingDependencyError, ModelLoadError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
@@ -35,7 +36,7 @@ class PeopleSettings(PluginSettings):
 
     model_config = plugin_config("people")
 
-    side: int = Field(512, ge=128, le=2048, description="Long side (pixels) the image is scaled to for detection.")
+    side: int = Field(320, ge=128, le=2048, description="Long side (pixels) the file is decoded to for detection.")
     min_neighbors: int = Field(6, ge=1, description="Face detections that must overlap to count as a face (higher: fewer false faces).")
     bodies: bool = Field(True, description="Also look for whole bodies (HOG pedestrian detector), not only faces.")
     profiles: bool = Field(False, description="Also look for faces in profile (a second cascade: about twice the cost).")
@@ -58,7 +59,7 @@ class OpenCvPeople:
     name = "opencv-people"
     device = "cpu"
 
-    def __init__(self, side: int = 512, min_neighbors: int = 6, bodies: bool = True,
+    def __init__(self, side: int = 320, min_neighbors: int = 6, bodies: bool = True,
                  profiles: bool = False) -> None:
         self.side = side
         self.min_neighbors = min_neighbors
@@ -119,8 +120,8 @@ class OpenCvPeople:
     def annotate(self, images: Sequence[Image.Image], paths: Sequence[str]) -> list[Annotation]:
         self.load()
         out = []
-        for image in images:
-            faces, people = self.count(image)
+        for image, path in zip(images, paths, strict=True):
+            faces, people = self.count(load_upright(path, self.side, image))
             out.append(Annotation(people=people, tags=tags_for(faces, people)))
         return out
 
