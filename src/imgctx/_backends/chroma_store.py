@@ -285,12 +285,12 @@ class ChromaStore:
             return 0
         if where is not None:
             return len(self._scan(objects, where))
-        where = _object_filter(objects)
-        if where is None:
+        by_objects = _object_filter(objects)
+        if by_objects is None:
             return int(primary.count())
         total, offset = 0, 0
         while True:  # Chroma counts only whole collections: page through the matching ids
-            page = primary.get(where=where, limit=_PAGE * 10, offset=offset, include=[])["ids"]
+            page = primary.get(where=by_objects, limit=_PAGE * 10, offset=offset, include=[])["ids"]
             total += len(page)
             offset += len(page)
             if len(page) < _PAGE * 10:

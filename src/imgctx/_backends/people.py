@@ -92,7 +92,7 @@ class OpenCvPeople:
                 self._cascades.append(cascade)
             if self.bodies:
                 self._hog = cv2.HOGDescriptor()
-                self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+                self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
             self._cv2 = cv2
             self.load_time = time.perf_counter() - start
 

@@ -118,7 +118,8 @@ def read_photo_info(path: str) -> PhotoInfo | None:
              or parse_exif_datetime(sub.get(DATETIME_DIGITIZED), sub.get(OFFSET_TIME))
              or parse_exif_datetime(exif.get(DATETIME), sub.get(OFFSET_TIME)))
     lat, lon, alt = _gps(gps) if gps else (None, None, None)
-    iso = _number(sub.get(ISO)[0] if isinstance(sub.get(ISO), tuple) else sub.get(ISO))
+    iso_value = sub.get(ISO)
+    iso = _number(iso_value[0] if isinstance(iso_value, tuple) and iso_value else iso_value)
     lens = " ".join(dict.fromkeys(t for t in (_text(sub.get(LENS_MAKE)), _text(sub.get(LENS_MODEL))) if t)) or None
     info = PhotoInfo(
         taken_at=taken, camera_make=_text(exif.get(MAKE)), camera_model=_text(exif.get(MODEL)), lens=lens,
@@ -165,9 +166,13 @@ class PhotoMetadata:
 
     def annotate(self, images: Sequence[Any], paths: Sequence[str]) -> list[Annotation]:
         infos = [read_photo_info(p) for p in paths]
-        located = [i for i, info in enumerate(infos) if info is not None and info.latitude is not None]
+        points: list[tuple[float, float]] = []
+        located: list[int] = []
+        for i, info in enumerate(infos):
+            if info is not None and info.latitude is not None and info.longitude is not None:
+                points.append((info.latitude, info.longitude))
+                located.append(i)
         if self.geocoder is not None and located:
-            points = [(infos[i].latitude, infos[i].longitude) for i in located]  # type: ignore[union-attr]
             for i, (city, region, country) in zip(located, self.geocoder.places(points), strict=True):
                 info = infos[i]
                 assert info is not None
