@@ -66,19 +66,20 @@ class ColorSettings(PluginSettings):
 
 
 class DominantColors:
-    """Colour names per image; needs no weights, so it is always loaded."""
+    """Colour names per image; needs no weights (``loaded`` says whether it was asked to load,
+    so that an Extractor that has not started reports nothing loaded)."""
 
     name = "colors"
     device = "cpu"
-    loaded = True
     load_time = 0.0
 
     def __init__(self, max_colors: int = 3, min_share: float = 0.12) -> None:
         self.max_colors = max_colors
         self.min_share = min_share
+        self.loaded = False
 
     def load(self) -> None:
-        return None
+        self.loaded = True
 
     def annotate(self, images: Sequence[Any], paths: Sequence[str]) -> list[Annotation]:
         return [Annotation(colors=dominant_colours(img, self.max_colors, self.min_share)) for img in images]
