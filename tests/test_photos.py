@@ -276,3 +276,20 @@ def test_photo_info_properties() -> None:
     assert PhotoInfo(camera_make="SONY", camera_model="ILCE-7M3").camera == "SONY ILCE-7M3"
     assert PhotoInfo().camera is None and PhotoInfo().place is None
     assert PhotoInfo(city="Tokyo", region="Tokyo", country="Japan").place == "Tokyo, Japan"
+
+
+def test_annotations_merge_and_feed_the_document() -> None:
+    from imgctx import Annotation, Tag
+    from imgctx._details import details_words, merge_annotations
+
+    photo = PhotoInfo(taken_at=datetime(2021, 7, 14), camera_make="Canon", camera_model="Canon EOS R5",
+                      city="Paris", region="Ile-de-France", country="France")
+    merged = merge_annotations([Annotation(photo=photo), Annotation(colors=("red",), people=2,
+                                                                    tags=(Tag("person", 1.0, coarse=True),)),
+                                Annotation(text="OPEN"), Annotation(colors=None, text=None)])
+    assert (merged.photo, merged.colors, merged.people, merged.text) == (photo, ("red",), 2, "OPEN")
+    assert [t.label for t in merged.tags] == ["person"]
+    words = details_words(merged.photo, merged.text or "", merged.colors or (), merged.people)
+    assert words == ('2 people; red colours; taken in Paris, Ile-de-France, France; taken in July 2021; '
+                     'shot with a Canon EOS R5; text: "OPEN"')
+    assert details_words(None, "", (), None) == ""
