@@ -313,3 +313,32 @@ def test_cross_modal_search_fuses_both_spaces_by_weight(tmp_path: Path) -> None:
         assert weighted.score == pytest.approx((weighted.scores["text"] + 3 * weighted.scores["image"]) / 4)
         ex.space_weights = {"image": 0.0, "text": 1.0}
         assert set(ex.search("something red", limit=1)[0].scores) == {"text"}
+
+
+def test_search_pages_with_offset_and_finds_more_like_a_record(tiny: Extractor, photos: Path) -> None:
+    tiny.process_directory(photos)
+    everything = tiny.search("a photo", limit=6)
+    pages = tiny.search("a photo", limit=2) + tiny.search("a photo", limit=2, offset=2) \
+        + tiny.search("a photo", limit=2, offset=4)
+    assert [h.record.id for h in pages] == [h.record.id for h in everything]
+    assert tiny.search("a photo", limit=2, offset=6) == []
+    with pytest.raises(ConfigurationError, match="offset"):
+        tiny.search("a photo", offset=-1)
+    cat = next(r for r in tiny.list() if r.filename == "chelsea.jpg")
+    similar = tiny.search_similar(cat.id, limit=5)
+    assert len(similar) == 5 and cat.id not in {h.record.id for h in similar}
+    by_path = tiny.search_image(cat.path, limit=5)
+    assert [h.record.id for h in similar] == [h.record.id for h in by_path]
+    assert [h.scores["image"] for h in similar] == pytest.approx([h.scores["image"] for h in by_path], abs=1e-5)
+    assert [h.record.id for h in tiny.search_similar(cat.id, limit=2, offset=1)] == [h.record.id for h in similar[1:3]]
+    with pytest.raises(RecordNotFoundError):
+        tiny.search_similar("no-such-id")
+
+
+def test_object_counts_are_most_common_first(tiny: Extractor, photos: Path) -> None:
+    assert tiny.object_counts() == {}
+    tiny.process_directory(photos)
+    counts = tiny.object_counts()
+    assert counts and list(counts.values()) == sorted(counts.values(), reverse=True)
+    for label, n in counts.items():
+        assert tiny.count(objects=[label]) == n

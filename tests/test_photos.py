@@ -271,6 +271,51 @@ def test_http_query_parameters(photos: Path, tmp_path: Path) -> None:
     ex.close()
 
 
+def test_the_remote_client_takes_the_filters(photos: Path, tmp_path: Path) -> None:
+    """``imgctx.connect()`` against a live server on the same Extractor: the photo filters of
+    list/count/search/search_image/search_similar give the same records (photo details and all)
+    as locally, sync and async, and a bad filter is the same error before any request."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    import asyncio
+
+    from server_support import make_app, serving
+
+    from imgctx import connect, connect_async
+
+    ex = _extractor(tmp_path / "db")
+    ex.process_directory(photos)
+    tokyo = ex.get_by_path(photos / "tokyo.jpg").id
+    with serving(make_app(tmp_path, photos, extractor=ex)) as url, connect(url) as client:
+        for api in (ex, client):
+            assert _names(api.list(taken_after="2020-01-01", camera="canon")) == ["paris.jpg"]
+            assert api.count(taken_after=date(2020, 1, 1)) == 3 and api.count(place="japan", has_people=False) == 1
+        assert client.list(taken_after="2020-01-01") == ex.list(taken_after="2020-01-01")
+        assert client.get_by_path(photos / "paris.jpg") == ex.get_by_path(photos / "paris.jpg")
+        colour = ex.get(tokyo).colors[0]
+        assert client.list(colors=[colour.upper()]) == ex.list(colors=colour)
+        assert [h.record for h in client.search("a photo", taken_after="2020-06-01", limit=10, offset=1)] == \
+            [h.record for h in ex.search("a photo", taken_after="2020-06-01", limit=10, offset=1)]
+        assert _names(client.search_image(sample("coffee"), place="australia", limit=10)) == ["sydney.jpg"]
+        for call in (lambda api: api.search_similar(tokyo, taken_before="2021-01-01", limit=10),
+                     lambda api: api.search_image(photos / "paris.jpg", place="france", limit=10, exclude_self=False)):
+            assert [h.record for h in call(client)] == [h.record for h in call(ex)]
+        assert _names(client.search_image(record_id=tokyo, has_people=False, taken_before="2021-01-01")) == \
+            ["newyork.jpg"]
+        assert client.object_counts() == ex.object_counts()
+        with pytest.raises(ConfigurationError, match="unknown filter camrea"):
+            client.search("x", camrea="canon")
+        with pytest.raises(ConfigurationError, match="taken_after must be a date"):
+            client.list(taken_after="last tuesday")
+
+        async def remote() -> tuple[int, list[str]]:
+            async with connect_async(url) as aclient:
+                return await aclient.count(place="japan"), _names(await aclient.list(camera="nikon"))
+
+        assert asyncio.run(remote()) == (1, ["tokyo.jpg"])
+    ex.close()
+
+
 def test_photo_info_properties() -> None:
     assert PhotoInfo(camera_make="Canon", camera_model="Canon EOS 5D").camera == "Canon EOS 5D"
     assert PhotoInfo(camera_make="SONY", camera_model="ILCE-7M3").camera == "SONY ILCE-7M3"

@@ -26,7 +26,9 @@ EXPECTED |= {"DEFAULT_THRESHOLD", "REMOVE_THRESHOLD", "KEEP_POLICIES"}
 # for plugin authors: the hook marker, the role protocols and the helpers the built-ins use
 EXPECTED |= {"hookimpl", "Captioner", "ImageEmbedder", "CrossModalEmbedder", "TextEmbedder", "Tagger",
              "VectorStore", "LazyModel", "check_spaces", "normalise_objects", "PluginSettings", "plugin_config"}
-EXPECTED |= {"configure_logging"}
+EXPECTED |= {"configure_logging", "delete_file", "FileOutsideRootsError"}
+# the same API against a server
+EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", "RemoteError"}
 # photo metadata, text, colours and people (issue 14): the record's types, the annotator role, filters
 EXPECTED |= {"PhotoInfo", "Annotation", "Annotator", "RecordFilter", "make_filter", "FILTER_NAMES"}
 
@@ -49,7 +51,7 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
         " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'cv2', 'rapidocr_onnxruntime',"
-        " 'reverse_geocoder', 'onnxruntime') if m in sys.modules]\n"
+        " 'reverse_geocoder', 'onnxruntime', 'httpx') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

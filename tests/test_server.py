@@ -139,7 +139,7 @@ def test_models_status_then_preload_with_the_offline_preset(tmp_path: Path, root
 
     app = create_app(settings_for_tests(tmp_path / "db", preset="offline"),
                      server_settings=ServerSettings.from_values(allowed_roots=[root]))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         before = c.get(f"{API}/models/status").json()
         assert before["models"]["image_embedder"] is False
         pre = c.post(f"{API}/models/preload").json()

@@ -188,8 +188,8 @@ def test_ws_refuses_pages_from_other_origins(tmp_path: Path, root: Path) -> None
     with TestClient(make_app(tmp_path, root)) as c:
         for path in ("/ws", "/ws/processing", "/ws/search"):
             with pytest.raises(WebSocketDisconnect) as refused:
-                with c.websocket_connect(path, headers={"Origin": "http://evil.example"}):
-                    pass
+                with c.websocket_connect(path, headers={"Origin": "http://evil.example"}) as ws:
+                    ws.receive_json()
             assert refused.value.code == 1008
         with c.websocket_connect("/ws") as ws:
             assert ws.receive_json()["type"] == "connected"
@@ -197,8 +197,8 @@ def test_ws_refuses_pages_from_other_origins(tmp_path: Path, root: Path) -> None
         with c.websocket_connect("/ws", headers={"Origin": "http://app.example"}) as ws:
             assert ws.receive_json()["type"] == "connected"
         with pytest.raises(WebSocketDisconnect) as refused:
-            with c.websocket_connect("/ws", headers={"Origin": "http://evil.example"}):
-                pass
+            with c.websocket_connect("/ws", headers={"Origin": "http://evil.example"}) as ws:
+                ws.receive_json()
         assert refused.value.code == 1008
     with TestClient(make_app(tmp_path, root, dev=True)) as c:  # development: all origins
         with c.websocket_connect("/ws", headers={"Origin": "http://localhost:5173"}) as ws:

@@ -1,14 +1,17 @@
 """imgctx: make image collections searchable.
 
 ``from imgctx import Extractor``; heavy libraries (torch, faiss, transformers) load only when a
-model or store first needs them.
+model or store first needs them. ``imgctx.connect(url)`` gives the same API against a server
+(httpx is imported then).
 """
 
 from imgctx._backends.base import LazyModel
 from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._client import AsyncClient, Client, connect, connect_async
 from imgctx._duplicates import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx._errors import (
     ConfigurationError,
+    FileOutsideRootsError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -20,10 +23,12 @@ from imgctx._errors import (
     PluginCollisionError,
     PluginNotFoundError,
     RecordNotFoundError,
+    RemoteError,
     StoreError,
 )
 from imgctx._extractor import Extractor
 from imgctx._filters import FILTER_NAMES, RecordFilter, make_filter
+from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
 from imgctx._logging import configure_logging
@@ -37,6 +42,7 @@ from imgctx._protocols import (
     TextEmbedder,
     VectorStore,
 )
+from imgctx._remote import RemoteTask
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
     Annotation,
@@ -61,15 +67,14 @@ from imgctx._types import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "PluginSettings",
-    "configure_logging",
-    "plugin_config",
     "DEFAULT_THRESHOLD",
     "KEEP_POLICIES",
     "PRESETS",
     "REMOVE_THRESHOLD",
+    "AsyncClient",
     "BatchReport",
     "Captioner",
+    "Client",
     "Comparison",
     "ConfigurationError",
     "CrossModalEmbedder",
@@ -79,6 +84,7 @@ __all__ = [
     "DuplicateReport",
     "Extractor",
     "FailedFile",
+    "FileOutsideRootsError",
     "ImageEmbedder",
     "ImageError",
     "ImageNotFoundError",
@@ -93,10 +99,13 @@ __all__ = [
     "ModelStatus",
     "PluginCollisionError",
     "PluginNotFoundError",
+    "PluginSettings",
     "Preset",
     "ProcessResult",
     "Progress",
     "RecordNotFoundError",
+    "RemoteError",
+    "RemoteTask",
     "RemovalReport",
     "SearchHit",
     "Annotation",
@@ -115,9 +124,14 @@ __all__ = [
     "TextEmbedder",
     "VectorStore",
     "check_spaces",
+    "configure_logging",
+    "connect",
+    "connect_async",
+    "delete_file",
     "hookimpl",
     "load_image",
     "normalise_objects",
+    "plugin_config",
     "scan_directory",
     "sniff_format",
     "__version__",

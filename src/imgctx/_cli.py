@@ -30,17 +30,35 @@ log = logging.getLogger("imgctx")
 
 class Context:
     def __init__(self, db: Path | None = None, preset: str | None = None, store: str | None = None,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, server: str | None = None, api_key: str | None = None) -> None:
         self.db = db
         self.preset = preset
         self.store = store
         self.as_json = as_json
+        self.server = server
+        self.api_key = api_key
+
+    @property
+    def remote(self) -> str | None:
+        """The server's URL (``--server`` or the ``server_url`` setting), or None: work locally."""
+        return self.server or self.settings().server_url
+
+    def local_only(self, command: str) -> None:
+        if self.remote:
+            raise click.UsageError(f"imgctx {command} works on local files and stores, not with --server")
 
     def settings(self) -> Settings:
         return Settings().with_overrides(db_path=self.db, preset=self.preset, store=self.store)
 
     @contextmanager
     def extractor(self) -> Iterator[Any]:
+        """A local Extractor, or with a server a client of it (``imgctx.connect``)."""
+        if self.remote:
+            from imgctx._client import connect
+
+            with connect(self.remote, api_key=self.api_key) as client:
+                yield client
+            return
         from imgctx._extractor import Extractor
 
         with Extractor(settings=self.settings()) as ex:
@@ -132,12 +150,17 @@ class _Group(click.Group):
 @click.option("--preset", help="Model preset (default: IMGCTX_PRESET or 'offline').")
 @click.option("--store", help="Store plugin (default: IMGCTX_STORE or 'faiss').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--server", metavar="URL", help="Use the imgctx server at URL instead of a local store "
+              "(default: IMGCTX_SERVER_URL).")
+@click.option("--api-key", metavar="KEY", help="API key for --server (default: IMGCTX_API_KEY).")
 @click.version_option(package_name="imgctx")
 @click.pass_context
-def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool) -> None:
+def cli(click_ctx: click.Context, db: Path | None, preset: str | None, store: str | None, as_json: bool,
+        server: str | None, api_key: str | None) -> None:
     """Make a folder of images searchable: index it, then search by text or by example."""
     obj = click_ctx.ensure_object(Context)
     obj.db, obj.preset, obj.store, obj.as_json = db, preset, store, as_json or obj.as_json
+    obj.server, obj.api_key = server, api_key
     configure_logging(obj.settings())
 
 
@@ -154,6 +177,7 @@ def index(ctx: Context, paths: tuple[Path, ...], recursive: bool, force: bool) -
     from imgctx._errors import ImageNotFoundError
     from imgctx._images import scan_directory
 
+    ctx.local_only("index")
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -295,6 +319,7 @@ def migrate(ctx: Context, source: str, destination: str, batch_size: int) -> Non
     from imgctx._migrate import migrate as run_migration
     from imgctx._migrate import open_store
 
+    ctx.local_only("migrate")
     settings = ctx.settings()
     src = open_store(source, settings)
     try:
@@ -410,8 +435,11 @@ def status(ctx: Context) -> None:
     """Which models are loaded (loads nothing)."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    st = ex.models.status()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            st = client.models.status()
+    else:
+        st = Extractor(settings=ctx.settings(), store="memory").models.status()
     data = {role: {"name": s.name, "loaded": s.loaded, "load_time": s.load_time, "device": s.device}
             for role, s in st.items()}
 
@@ -429,8 +457,11 @@ def preload(ctx: Context) -> None:
     """Load every model now and print the time each took."""
     from imgctx._extractor import Extractor
 
-    ex = Extractor(settings=ctx.settings(), store="memory")
-    timings = ex.models.preload()
+    if ctx.remote:
+        with ctx.extractor() as client:
+            timings = client.models.preload()
+    else:
+        timings = Extractor(settings=ctx.settings(), store="memory").models.preload()
 
     def text() -> None:
         for role, seconds in timings.items():

@@ -9,15 +9,19 @@
     ├── ImageError                  one image could not be used (carries the path)
     │   ├── ImageNotFoundError      missing path, or a directory where a file was expected
     │   ├── InvalidImageError       empty, truncated, corrupt or not an image at all
-    │   └── ImageTooLargeError      over the pixel or file-size limit (decompression-bomb guard)
+    │   ├── ImageTooLargeError      over the pixel or file-size limit (decompression-bomb guard)
+    │   └── FileOutsideRootsError   a deletion outside the allowed folders or through a link
     ├── RecordNotFoundError         no record with that id
-    └── StoreError                  the store cannot do what was asked
-        └── IncompatibleIndexError  the store was built by models with other vector spaces
+    ├── StoreError                  the store cannot do what was asked
+    │   └── IncompatibleIndexError  the store was built by models with other vector spaces
+    └── RemoteError                 a server (``imgctx.connect``) refused a request with an error
+                                    that has no library class, or could not be reached
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 class ImgctxError(Exception):
@@ -89,6 +93,11 @@ class ImageTooLargeError(ImageError):
     """The image has more pixels, or the file more bytes, than the configured limits."""
 
 
+class FileOutsideRootsError(ImageError):
+    """A file is outside the folders it may be deleted from, or a folder on its path is a
+    symbolic link (a deletion never follows one)."""
+
+
 class RecordNotFoundError(ImgctxError):
     """No record has the requested id."""
 
@@ -103,3 +112,21 @@ class StoreError(ImgctxError):
 
 class IncompatibleIndexError(StoreError):
     """The store holds vectors from other models than the ones configured."""
+
+
+class RemoteError(ImgctxError):
+    """A server answered with an error that is not one of the library's own (``error`` holds the
+    server's name for it: ``PathNotAllowedError``, ``AuthenticationError``, ``UploadExistsError``,
+    ...), or it could not be reached (then ``status_code`` is None).
+
+    Errors the library itself defines come back from a server as those classes
+    (``RecordNotFoundError``, ``ImageNotFoundError``, ``ConfigurationError``, ...).
+    """
+
+    def __init__(self, message: str, status_code: int | None = None, error: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.error = error
+        self.details = dict(details or {})
+        super().__init__(message)

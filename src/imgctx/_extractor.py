@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image as PILImage
 
-from imgctx._backends.store_common import check_spaces, normalise_objects
+from imgctx._backends.store_common import check_spaces, count_objects, normalise_objects
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
-from imgctx._filters import FILTER_NAMES, RecordFilter, make_filter
+from imgctx._filters import RecordFilter, check_filters
+from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
 from imgctx._pipeline import Ingest, ProgressCallback
@@ -38,10 +39,7 @@ Filters = dict[str, Any]
 
 def _filter_of(filters: Filters) -> RecordFilter | None:
     """The keyword filters of search/list/count as one RecordFilter (None: none asked)."""
-    unknown = sorted(set(filters) - set(FILTER_NAMES))
-    if unknown:
-        raise ConfigurationError(f"unknown filter {', '.join(unknown)}; the filters are {', '.join(FILTER_NAMES)}")
-    return make_filter(**filters)
+    return check_filters(filters)
 
 
 def _where(where: RecordFilter | None) -> dict[str, Any]:
@@ -54,9 +52,11 @@ def _where(where: RecordFilter | None) -> dict[str, Any]:
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
 
 
-def _check_search_args(limit: int, min_score: float | None) -> None:
+def _check_search_args(limit: int, min_score: float | None, offset: int = 0) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise ConfigurationError(f"limit must be an integer, got {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ConfigurationError(f"offset must be a non-negative integer, got {offset!r}")
     if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
         raise ConfigurationError(f"min_score must be a number, got {min_score!r}")
     if limit < 0:
@@ -230,13 +230,13 @@ class Extractor:
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None,
                       ranges: dict[str, tuple[float, float]] | None = None,
-                      where: RecordFilter | None = None) -> list[SearchHit]:
+                      where: RecordFilter | None = None, offset: int = 0) -> list[SearchHit]:
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
         weights = {s: self.space_weights.get(s, 1.0) for s in vectors}
         weights = {s: w for s, w in weights.items() if w > 0} or {s: 1.0 for s in vectors}
-        k = max(limit * 4, 50) + len(exclude or ())
+        k = max((limit + offset) * 4, 50) + len(exclude or ())
         sims: dict[str, dict[str, float]] = {s: {} for s in weights}
         for space in weights:
             for rid, sim in self.store.query(space, vectors[space], k, wanted, **_where(where)):
@@ -256,12 +256,12 @@ class Extractor:
             if min_score is None or score >= min_score:
                 scored.append((score, rid, parts))
         scored.sort(key=lambda t: (-t[0], t[1]))
-        top = scored[:limit]
+        top = scored[offset: offset + limit]
         records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
         return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
 
     def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None, **filters: Any) -> list[SearchHit]:
+               min_score: float | None = None, offset: int = 0, **filters: Any) -> list[SearchHit]:
         """Images that match a text query, best first.
 
         Each vector space the query reaches contributes a similarity in [0, 1]: ``text`` (the
@@ -270,7 +270,8 @@ class Extractor:
         the embedder's ``text_score_range`` (low, high) linearly onto [0, 1], clipped, because
         CLIP's text-to-image cosines only span about 0.1 to 0.35). The score is their weighted
         mean (``space_weights``), in [0, 1]; ``min_score`` drops hits below it. ``objects`` keeps
-        only images tagged with any of them (case-insensitive).
+        only images tagged with any of them (case-insensitive). ``offset`` skips that many of
+        the best hits (the next page).
 
         ``filters`` are the photo filters, by keyword: ``taken_after``, ``taken_before`` (dates,
         datetimes or ISO strings, on the camera's clock), ``camera``, ``place``,
@@ -281,25 +282,26 @@ class Extractor:
         """
         if not text or not text.strip():
             raise ConfigurationError("the search text is empty")
-        _check_search_args(limit, min_score)
+        _check_search_args(limit, min_score, offset)
         where = _filter_of(filters)
         self._ready()
         return self._fused_search(self._text_vectors(text.strip()), objects, limit, min_score,
-                                  ranges=self._text_query_ranges(), where=where)
+                                  ranges=self._text_query_ranges(), where=where, offset=offset)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
-                     exclude_self: bool = True, **filters: Any) -> list[SearchHit]:
+                     exclude_self: bool = True, offset: int = 0, **filters: Any) -> list[SearchHit]:
         """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
 
         With a path that is itself indexed and ``exclude_self``, that record is left out.
-        ``filters`` are the photo filters of :meth:`search`.
+        ``offset`` skips that many of the best hits. ``filters`` are the photo filters of
+        :meth:`search`.
         """
         where = _filter_of(filters)
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
-        _check_search_args(limit, min_score)
+        _check_search_args(limit, min_score, offset)
         self._ready()
         exclude: set[str] = set()
         if isinstance(image, (str, os.PathLike)):
@@ -316,7 +318,26 @@ class Extractor:
         else:
             raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
-        return self._fused_search({"image": vec}, objects, limit, min_score, exclude, where=where)
+        return self._fused_search({"image": vec}, objects, limit, min_score, exclude, where=where, offset=offset)
+
+    def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None,
+                       limit: int = 10, min_score: float | None = None, offset: int = 0,
+                       **filters: Any) -> list[SearchHit]:
+        """Images similar to a stored one ("more like this"), by its stored image vector (its
+        text vector without an image embedder); the record itself is left out. No file is read.
+        ``filters`` are the photo filters of :meth:`search`. Raises RecordNotFoundError for an
+        unknown id.
+        """
+        _check_search_args(limit, min_score, offset)
+        where = _filter_of(filters)
+        self._ready()
+        self.get(record_id)
+        space = "image" if self.components.image_embedder is not None else "text"
+        vec = self.store.vectors(space, [record_id]).get(record_id)
+        if vec is None:
+            raise RecordNotFoundError(record_id)
+        return self._fused_search({space: vec}, objects, limit, min_score, {record_id}, where=where,
+                                  offset=offset)
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -343,20 +364,29 @@ class Extractor:
             raise ConfigurationError("limit and offset must not be negative")
         return self.store.list(normalise_objects(objects), limit, offset, **_where(_filter_of(filters)))
 
+    def object_counts(self) -> dict[str, int]:
+        """Every object tag in the store with how many records carry it, most common first
+        (ties by label)."""
+        self._live()
+        own = getattr(self.store, "object_counts", None)  # optional for third-party stores
+        counts = own() if own is not None else count_objects(self.store)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def count(self, objects: Sequence[str] | str | None = None, **filters: Any) -> int:
         """How many records there are, optionally only those tagged with any of ``objects`` and
         passing the photo ``filters`` of :meth:`search`."""
         self._live()
         return self.store.count(normalise_objects(objects), **_where(_filter_of(filters)))
 
-    def delete(self, record_id: str, delete_file: bool = False) -> ImageRecord:
-        """Remove a record (and, with ``delete_file``, its file); returns the removed record."""
+    def delete(self, record_id: str, delete_file: bool = False,
+               within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
+        """Remove a record (and, with ``delete_file``, its file, never through a folder swapped
+        for a symbolic link; with ``within``, only inside those folders); returns the removed
+        record. The record stays when its file cannot be deleted."""
         record = self.get(record_id)
         if delete_file:
             try:
-                Path(record.path).unlink()
-            except FileNotFoundError:
-                pass
+                remove_file(record.path, within)
             except OSError as exc:
                 raise ImageError(record.path, f"cannot delete file: {exc.strerror or exc}") from None
         self.store.delete([record_id])
@@ -407,7 +437,8 @@ class Extractor:
         return self._duplicates().compare(a, b, threshold)
 
     def remove_duplicates(self, threshold: float = REMOVE_THRESHOLD, dry_run: bool = True,
-                          keep: str = "first", delete_files: bool = False) -> RemovalReport:
+                          keep: str = "first", delete_files: bool = False,
+                          within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
         """Remove all but one image of every duplicate group in the store.
 
         ``keep`` chooses the survivor: ``"first"`` (indexed first), ``"largest"`` (largest file)
@@ -418,9 +449,11 @@ class Extractor:
         similarity to the kept image reaches ``threshold`` go; members linked through another
         one stay (``left_ids``). A symbolic link or another path to the kept file loses its
         record but not the file, and a file changed since it was indexed stays with its record.
+        With ``within``, a file outside those folders stays with its record (``failed_files``
+        says why); files are never deleted through a folder swapped for a symbolic link.
         Raises ConfigurationError for an unknown policy or a threshold outside [0, 1].
         """
-        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files)
+        return self._duplicates().remove_duplicates(threshold, dry_run, keep, delete_files, within)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

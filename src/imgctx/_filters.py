@@ -143,3 +143,32 @@ def make_filter(
         text_contains=_text(text_contains, "text_contains"), colors=_words(colors),
     )
     return None if flt.empty else flt
+
+
+def check_filters(filters: dict[str, object]) -> RecordFilter | None:
+    """The keyword filters of search/list/count as one checked RecordFilter (None: none asked);
+    ConfigurationError for an unknown name or a bad value."""
+    unknown = sorted(set(filters) - set(FILTER_NAMES))
+    if unknown:
+        raise ConfigurationError(f"unknown filter {', '.join(unknown)}; the filters are {', '.join(FILTER_NAMES)}")
+    return make_filter(**filters)  # type: ignore[arg-type]
+
+
+def filter_params(filters: dict[str, object]) -> dict[str, str | bool]:
+    """The keyword filters, checked, as the server's query parameters (``imgctx.connect()``):
+    datetimes in ISO form on the camera's clock, colours comma-separated; unset ones left out."""
+    flt = check_filters(filters)
+    if flt is None:
+        return {}
+    out: dict[str, str | bool] = {}
+    for f in fields(flt):
+        value = getattr(flt, f.name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            out[f.name] = value.isoformat()
+        elif isinstance(value, tuple):
+            out[f.name] = ",".join(value)
+        else:
+            out[f.name] = value
+    return out

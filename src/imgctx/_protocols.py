@@ -128,4 +128,9 @@ class VectorStore(Protocol):
 
     def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int: ...
 
+    def object_counts(self) -> dict[str, int]:
+        """Every object label with the number of records tagged with it. Optional: without it,
+        ``Extractor.object_counts`` pages through ``list``."""
+        ...
+
     def close(self) -> None: ...

@@ -150,6 +150,12 @@ class Settings(_Config):
         (), description="Modules to load as plugins besides the built-ins and the installed entry points "
         "(comma-separated), e.g. imgctx.testing for the tiny test models.",
     )
+    server_url: str | None = Field(
+        None, description="URL of an imgctx server that `imgctx.connect()` and `imgctx --server` use when given none.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key `imgctx.connect()` and `imgctx --server` send (X-API-Key) when given none.",
+    )
 
     def plugin(self, cls: type[_P]) -> _P:
         """A plugin's settings: ``plugin_settings[group]`` over its environment variables (over
@@ -204,11 +210,19 @@ class ServerSettings(_Config):
         "(default: none; in development mode, all).",
     )
     worker_threads: int = Field(4, ge=1, le=64, description="Threads that run model and store work.")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Host names the server answers to (the Host header; '*' for any). Default: "
+        "the host it listens on, plus localhost, 127.0.0.1 and [::1] when that is a loopback address.",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest accepted request body other than "
+                                "an upload, in bytes.")
+    decode_memory_bytes: int = Field(1024 * 1024 * 1024, ge=1, description="Memory that image decodes "
+                                     "running at the same time may use, estimated from each image's header.")
     tasks_db: Path | None = Field(
         None, description="SQLite file of background tasks (default: server_tasks.sqlite3 in db_path).",
     )
 
-    @field_validator("allowed_roots", "cors_origins", mode="before")
+    @field_validator("allowed_roots", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)

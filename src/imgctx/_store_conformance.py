@@ -223,6 +223,15 @@ class StoreConformance:
         for i in range(0, 200, 40):
             assert sims[f"id{i:04d}"] == pytest.approx(float(items[i].vectors["image"] @ q), abs=1e-5)
 
+    def test_object_counts(self, store: Any) -> None:
+        assert store.object_counts() == {}
+        store.upsert([make_item(0, ("cat",)), make_item(1, ("Cat", "animal")), make_item(2, ("dog", "animal")),
+                      make_item(3)])
+        assert store.object_counts() == {"cat": 2, "animal": 2, "dog": 1}
+        store.upsert([make_item(1, ("bird",), seed=9)])  # a replaced record's old tags no longer count
+        store.delete(["id0002"])
+        assert store.object_counts() == {"cat": 1, "bird": 1}
+
     # -- photo details and their filters ---------------------------------------------------------------
 
     def test_details_round_trip(self, store: Any) -> None:

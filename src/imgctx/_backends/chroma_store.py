@@ -36,6 +36,7 @@ from imgctx._backends.store_common import (
     check_spaces,
     checked_vectors,
     client_errors,
+    count_objects,
     last_per_id,
     normalise_objects,
     payload_record,
@@ -295,6 +296,10 @@ class ChromaStore:
             offset += len(page)
             if len(page) < _PAGE * 10:
                 return total
+
+    @_chroma_errors
+    def object_counts(self) -> dict[str, int]:
+        return count_objects(self)
 
     @_chroma_errors
     def query(

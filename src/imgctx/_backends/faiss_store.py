@@ -3,9 +3,10 @@
 Files, in the ``db_path`` folder, per collection ``C``: ``C.sqlite3`` (records, tags, vectors as
 float32 blobs, metadata) and ``C.<space>.faiss`` (an accelerator). Every write transaction bumps
 a ``generation`` counter in SQLite; an index file is trusted only if it was saved at the current
-generation, otherwise it is rebuilt from SQLite. A process killed at any moment therefore leaves
-a store that opens and is consistent: SQLite rolls back the unfinished transaction and the stale
-index is rebuilt. Another process's writes are noticed the same way before each query.
+generation and its SHA-256 matches the one saved beside it, otherwise it is rebuilt from SQLite.
+A process killed at any moment therefore leaves a store that opens and is consistent: SQLite
+rolls back the unfinished transaction and the stale index is rebuilt; a damaged index file is
+rebuilt too. Another process's writes are noticed the same way before each query.
 
 Search is exact (flat inner product) up to ``IMGCTX_FAISS_EXACT_SEARCH_LIMIT`` vectors per space and
 approximate (IVF, inner product) beyond it.
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import builtins
 import functools
+import hashlib
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -30,10 +31,17 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import Field
 
+from imgctx._backends.faiss_index import SpaceIndex, import_faiss
 from imgctx._backends.faiss_schema import COLUMNS as _COLUMNS
 from imgctx._backends.faiss_schema import create_or_migrate, read_details, where_sql, write_details
-from imgctx._backends.store_common import check_spaces, normalise_objects
-from imgctx._errors import MissingDependencyError, StoreError
+from imgctx._backends.store_common import (
+    check_spaces,
+    checked_vectors,
+    normalise_objects,
+    spaces_from_json,
+    spaces_to_json,
+)
+from imgctx._errors import StoreError
 from imgctx._filters import RecordFilter
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
@@ -57,99 +65,23 @@ def _store_errors(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreError(f"disk full: the store at {self.db_file} cannot grow ({exc})") from None
             raise StoreError(f"the store at {self.db_file} failed: {exc}") from None
         except UnicodeEncodeError:
             raise StoreError("a path or label is not valid UTF-8 and cannot be stored") from None
 
     return wrapper  # type: ignore[return-value]
 
-IVF_MIN_POINTS_PER_LIST = 39
 
 
-def _import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependencyError("the faiss store", "faiss-cpu", "pip install faiss-cpu") from None
-    return faiss
-
-
-class _SpaceIndex:
-    """One FAISS index over int64 record rowids."""
-
-    def __init__(self, faiss: Any, spec: SpaceSpec, exact_limit: int) -> None:
-        self.faiss = faiss
-        self.spec = spec
-        self.exact_limit = exact_limit
-        self.index: Any = None
-        self.approximate = False
-        self.trained_on = 0
-
-    @property
-    def needs_rebuild(self) -> bool:
-        """True when the index kind no longer suits its size: flat past the exact-search limit,
-        IVF at or below it (shrunk, or the limit was raised), or IVF with four times the vectors
-        it was trained on (its lists get too long)."""
-        want_approximate = self.ntotal > self.exact_limit and self.ntotal >= IVF_MIN_POINTS_PER_LIST
-        if want_approximate != self.approximate:
-            return True
-        return self.approximate and self.ntotal > 4 * self.trained_on
-
-    def build(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        faiss, dim = self.faiss, self.spec.dim
-        n = len(ids)
-        if n > self.exact_limit and n >= IVF_MIN_POINTS_PER_LIST:
-            # sqrt(n) lists of ~sqrt(n) vectors; FAISS wants at least 39 training points per list.
-            nlist = max(1, min(int(math.sqrt(n)), n // IVF_MIN_POINTS_PER_LIST))
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = vecs if n <= 50 * nlist else vecs[np.random.default_rng(0).choice(n, 50 * nlist, replace=False)]
-            index.train(sample)
-            index.nprobe = min(nlist, max(8, nlist // 48))  # ~2% of the vectors at 1M, 2.5% at 100k
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
-            self.approximate = True
-            self.trained_on = n
-        else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            self.approximate = False
-        if n:
-            index.add_with_ids(vecs, ids)
-        self.index = index
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.index.ntotal)
-
-    def remove(self, ids: Sequence[int]) -> None:
-        if ids and self.index.ntotal:
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
-
-    def add(self, ids: Sequence[int], vecs: np.ndarray) -> None:
-        if len(ids):
-            self.index.add_with_ids(vecs, np.asarray(ids, dtype=np.int64))
-
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None,
-               selector: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        faiss = self.faiss
-        q = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        k = min(k, self.ntotal)
-        if k <= 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if allowed is None:
-            sims, ids = self.index.search(q, k)
-        else:
-            selector = selector if selector is not None else faiss.IDSelectorBatch(allowed)
-            if self.approximate:
-                # Probe more lists the fewer records pass the filter (nprobe / sqrt(share)): the
-                # filtered neighbours lie farther out. Records that fail it cost an id lookup.
-                share = max(len(allowed), 1) / max(self.ntotal, 1)
-                nprobe = min(self.index.nlist, math.ceil(self.index.nprobe / math.sqrt(share)))
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
-            else:
-                params = faiss.SearchParameters(sel=selector)
-            sims, ids = self.index.search(q, k, params=params)
-        keep = ids[0] >= 0
-        return sims[0][keep], ids[0][keep]
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class FaissStore:
@@ -159,7 +91,7 @@ class FaissStore:
 
     def __init__(self, db_path: str | os.PathLike[str], collection: str = "image_contexts",
                  exact_search_limit: int = 50_000) -> None:
-        self.faiss = _import_faiss()
+        self.faiss = import_faiss()
         self.root = Path(db_path)
         self.collection = collection
         self.exact_limit = exact_search_limit
@@ -177,7 +109,7 @@ class FaissStore:
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from None
         self._lock = threading.RLock()
         self._spaces: dict[str, SpaceSpec] = self._read_spaces()
-        self._indexes: dict[str, _SpaceIndex] = {}
+        self._indexes: dict[str, SpaceIndex] = {}
         self._synced_generation = -1
         self._allowed: dict[tuple[Any, ...], tuple[np.ndarray, Any]] = {}  # filter -> rowids, FAISS selector
 
@@ -194,7 +126,8 @@ class FaissStore:
                 conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk does)
+                conn.execute("ROLLBACK")
             raise
 
     def _generation(self) -> int:
@@ -205,7 +138,7 @@ class FaissStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'spaces'").fetchone()
         if row is None:
             return {}
-        return {name: SpaceSpec(name, d["model"], int(d["dim"])) for name, d in json.loads(row[0]).items()}
+        return spaces_from_json(row[0])
 
     @_store_errors
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
@@ -213,9 +146,9 @@ class FaissStore:
             self._spaces = self._read_spaces()
             check_spaces(self._spaces, spaces, f"the store {self.db_file}")
             if not self._spaces:
-                payload = json.dumps({s.name: {"model": s.model, "dim": s.dim} for s in spaces})
                 with self._write() as conn:
-                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('spaces', ?)", (payload,))
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('spaces', ?)",
+                                 (spaces_to_json(spaces),))
                 self._spaces = {s.name: s for s in spaces}
 
     @property
@@ -236,10 +169,10 @@ class FaissStore:
         if generation == self._synced_generation and set(self._indexes) == set(self._spaces):
             return
         self._spaces = self._read_spaces()
-        indexes: dict[str, _SpaceIndex] = {}
+        indexes: dict[str, SpaceIndex] = {}
         saved = self._load_saved(generation) if self._synced_generation < 0 else {}
         for name, spec in self._spaces.items():
-            idx = saved.get(name) or _SpaceIndex(self.faiss, spec, self.exact_limit)
+            idx = saved.get(name) or SpaceIndex(self.faiss, spec, self.exact_limit)
             if idx.index is None or idx.ntotal != self._count_vectors(name) or idx.needs_rebuild:
                 ids, vecs = self._load_vectors(name)
                 idx.build(ids, vecs)
@@ -261,9 +194,9 @@ class FaissStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _load_saved(self, generation: int) -> dict[str, _SpaceIndex]:
+    def _load_saved(self, generation: int) -> dict[str, SpaceIndex]:
         """The saved indexes, if they were saved at this generation; unreadable ones are skipped."""
-        out: dict[str, _SpaceIndex] = {}
+        out: dict[str, SpaceIndex] = {}
         with self._files_lock():
             try:
                 stamp = json.loads(self._stamp_file().read_text())
@@ -273,10 +206,14 @@ class FaissStore:
                 info = stamp.get(name)
                 if not info or info.get("generation") != generation:
                     continue
-                idx = _SpaceIndex(self.faiss, spec, self.exact_limit)
+                idx = SpaceIndex(self.faiss, spec, self.exact_limit)
+                path = self._index_file(name)
                 try:
-                    idx.index = self.faiss.read_index(str(self._index_file(name)))
-                except RuntimeError:
+                    if _sha256(path) != info.get("sha256"):
+                        log.warning("%s does not match its checksum; rebuilding it from %s", path, self.db_file)
+                        continue
+                    idx.index = self.faiss.read_index(str(path))
+                except (OSError, RuntimeError):
                     continue
                 idx.approximate = bool(info.get("approximate"))
                 idx.trained_on = int(info.get("trained_on", 0))
@@ -306,10 +243,11 @@ class FaissStore:
                 for name, idx in self._indexes.items():
                     tmp = self._index_file(name).with_name(self._index_file(name).name + suffix)
                     self.faiss.write_index(idx.index, str(tmp))
+                    checksum = _sha256(tmp)
                     os.replace(tmp, self._index_file(name))
                     stamp[name] = {
                         "generation": self._synced_generation, "approximate": idx.approximate,
-                        "trained_on": idx.trained_on,
+                        "trained_on": idx.trained_on, "sha256": checksum,
                     }
                 tmp_stamp = self._stamp_file().with_name(self._stamp_file().name + suffix)
                 tmp_stamp.write_text(json.dumps(stamp))
@@ -360,12 +298,7 @@ class FaissStore:
                          for i, t in enumerate(r.tags or tuple(Tag(o, 1.0) for o in r.objects))],
                     )
                     write_details(conn, rid, r)
-                    for space, vec in item.vectors.items():
-                        if space not in self._spaces:
-                            raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
-                        v = np.ascontiguousarray(vec, dtype=np.float32).reshape(-1)
-                        if v.shape[0] != self._spaces[space].dim:
-                            raise StoreError(f"vector for space {space!r} has {v.shape[0]} dims, expected {self._spaces[space].dim}")
+                    for space, v in checked_vectors(item, self._spaces, str(self.db_file), require_all=False).items():
                         conn.execute("INSERT INTO vectors(rid, space, vec) VALUES (?, ?, ?)", (rid, space, v.tobytes()))
                         added[space][rid] = v
             for space, idx in self._indexes.items():
@@ -475,6 +408,12 @@ class FaissStore:
         sql, args = self._filter_sql(objects, where)
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM records {sql}", args).fetchone()[0])
+
+    @_store_errors
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT label, COUNT(DISTINCT rid) FROM tags GROUP BY label").fetchall()
+        return {str(label): int(n) for label, n in rows}
 
     @_store_errors
     def query(

@@ -104,6 +104,15 @@ class MemoryStore:
     def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int:
         return len(self._matching(objects, where))
 
+    def object_counts(self) -> dict[str, int]:
+        with self._lock:
+            records = list(self._records.values())
+        counts: dict[str, int] = {}
+        for r in records:
+            for label in set(r.objects):
+                counts[label] = counts.get(label, 0) + 1
+        return counts
+
     def query(
         self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
         where: RecordFilter | None = None,

@@ -36,6 +36,7 @@ from imgctx._backends.store_common import (
     checked_vectors,
     client_errors,
     clock_timestamp,
+    count_objects,
     last_per_id,
     normalise_objects,
     payload_record,
@@ -313,6 +314,10 @@ class QdrantStore:
                 return 0
             flt = self._filter(objects, where)
             return int(self._client.count(self.collection, count_filter=flt, exact=True).count)
+
+    @_qdrant_errors
+    def object_counts(self) -> dict[str, int]:
+        return count_objects(self)
 
     @_qdrant_errors
     def query(

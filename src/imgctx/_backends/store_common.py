@@ -174,6 +174,21 @@ def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
     )
 
 
+def count_objects(store: Any, page: int = 1000) -> dict[str, int]:
+    """How many records carry each object label, by paging through ``store.list`` (for stores
+    that cannot aggregate their payloads themselves)."""
+    counts: dict[str, int] = {}
+    offset = 0
+    while True:  # ends at the first short page
+        records = store.list(None, page, offset)
+        for record in records:
+            for label in set(record.objects):
+                counts[label] = counts.get(label, 0) + 1
+        offset += len(records)
+        if len(records) < page:
+            return counts
+
+
 def last_per_id(items: Sequence[StoredVectors]) -> list[StoredVectors]:
     """One item per record id, the last one winning, in first-seen order."""
     latest: dict[str, StoredVectors] = {}

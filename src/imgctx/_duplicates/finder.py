@@ -281,7 +281,8 @@ class Duplicates:
             pixels=np.fromiter((p.size[0] * p.size[1] for p in probes), np.int64, n),
         )
 
-    def remove_duplicates(self, threshold: float, dry_run: bool, keep: str, delete_files: bool) -> RemovalReport:
+    def remove_duplicates(self, threshold: float, dry_run: bool, keep: str, delete_files: bool,
+                          within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalReport:
         threshold = check_threshold(threshold)
         check_keep(keep)
         report = self.find_duplicates(threshold, None, False, keep=keep)
@@ -290,11 +291,11 @@ class Duplicates:
             ids = [rid for g in report.groups for rid in (g.representative_id, *g.duplicate_ids)]
             for s in range(0, len(ids), 500):
                 records.update((r.id, r) for r in self.store.get_many(ids[s:s + 500]))
-        plan = plan_removal(report.groups, threshold, delete_files, records)
+        plan = plan_removal(report.groups, threshold, delete_files, records, within)
         deleted: list[str] = []
         if not dry_run:
             self.store.delete(plan.removed)
-            deleted = unlink_files(plan.to_unlink, plan.failed)
+            deleted = unlink_files(plan.to_unlink, plan.failed, within)
         return RemovalReport(
             groups=report.groups, kept_ids=tuple(plan.kept), removed_ids=tuple(plan.removed),
             removed_paths=tuple(plan.removed_paths), dry_run=bool(dry_run), keep=keep, threshold=threshold,

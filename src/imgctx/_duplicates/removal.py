@@ -6,7 +6,9 @@ a member's file is deleted only when that cannot lose what its record describes:
 
 - the kept file must be present and unchanged since it was indexed, else the whole group stays;
 - a member's file changed since it was indexed stays, with its record;
-- a symbolic link, or another path to the kept file itself, loses its record but not the file.
+- a symbolic link, or another path to the kept file itself, loses its record but not the file;
+- with ``within``, a file outside those folders stays, with its record;
+- a file is deleted by :func:`imgctx._fsops.delete_file`: never through a folder swapped for a link.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from imgctx._errors import FileOutsideRootsError
+from imgctx._fsops import delete_file, root_of
 from imgctx._probe import same_as_indexed, unchanged_since_indexed
 from imgctx._types import DuplicateGroup, FailedFile, ImageRecord
 
@@ -66,7 +69,8 @@ class RemovalPlan:
 
 
 def plan_removal(groups: Sequence[DuplicateGroup], threshold: float, delete_files: bool,
-                 records: Mapping[str, ImageRecord]) -> RemovalPlan:
+                 records: Mapping[str, ImageRecord],
+                 within: Sequence[str | os.PathLike[str]] | None = None) -> RemovalPlan:
     """Apply the rules above to every group (``records``: the groups' records, needed with
     ``delete_files``)."""
     plan = RemovalPlan()
@@ -85,6 +89,11 @@ def plan_removal(groups: Sequence[DuplicateGroup], threshold: float, delete_file
             if score < threshold:
                 plan.left.append(rid)  # grouped only through another member
                 continue
+            if delete_files and within is not None and root_of(path, within) is None:
+                plan.left.append(rid)
+                plan.failed.append(FailedFile(path, "left in place with its record: outside the folders "
+                                                    "files may be deleted from"))
+                continue
             if delete_files:
                 refusal = _deletion_refusal(path, keep_path, records.get(rid))
                 if refusal is _CHANGED:
@@ -100,17 +109,17 @@ def plan_removal(groups: Sequence[DuplicateGroup], threshold: float, delete_file
     return plan
 
 
-def delete_files(paths: Sequence[str], failed: list[FailedFile]) -> list[str]:
+def delete_files(paths: Sequence[str], failed: list[FailedFile],
+                 within: Sequence[str | os.PathLike[str]] | None = None) -> list[str]:
     """Delete files; those deleted are returned (a missing one is not), a failure is appended
     to ``failed``."""
     deleted: list[str] = []
     for p in paths:
         try:
-            Path(p).unlink()
-        except FileNotFoundError:
-            continue
+            if delete_file(p, within):
+                deleted.append(p)
+        except FileOutsideRootsError as exc:
+            failed.append(FailedFile(p, f"not deleted: {exc.reason}"))
         except OSError as exc:
             failed.append(FailedFile(p, f"cannot delete file: {exc.strerror or exc}"))
-            continue
-        deleted.append(p)
     return deleted

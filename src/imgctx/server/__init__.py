@@ -18,6 +18,7 @@ _EXPORTS = {
     "create_app_from_env": "imgctx.server.app",
     "AuthenticationError": "imgctx.server.errors",
     "BadRequestError": "imgctx.server.errors",
+    "DecodeBusyError": "imgctx.server.errors",
     "PathNotAllowedError": "imgctx.server.errors",
     "ServiceError": "imgctx.server.errors",
     "TaskNotFoundError": "imgctx.server.errors",

@@ -14,22 +14,53 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgctx import Extractor, ImgctxError, ServerSettings, Settings, __version__
-from imgctx.server.errors import envelope, error_body
-from imgctx.server.routes import directories, duplicates, health, images, models, websockets
+from imgctx.server.docs import install_docs
+from imgctx.server.errors import DISK_FULL, disk_full, envelope, error_body
+from imgctx.server.guards import PUBLIC_PATHS, CheckHost, CheckOrigin, LimitBodies, RequireKey
+from imgctx.server.logs import install_redaction
+from imgctx.server.routes import (
+    directories,
+    duplicates,
+    health,
+    images,
+    models,
+    records,
+    search,
+    thumbnails,
+    ui,
+    websockets,
+)
 from imgctx.server.schemas import ERROR_RESPONSES
-from imgctx.server.security import allowed_origins, origin_allowed, require_api_key, same_origin
+from imgctx.server.security import allowed_origins, require_api_key
 from imgctx.server.state import AppState, Metrics
 from imgctx.server.tasks import TaskManager, TaskStore
 
 log = logging.getLogger("imgctx.server")
+UPLOAD_PATH = "/api/v1/images/upload"
+#: The routes that take an upload, limited by max_upload_bytes instead of max_body_bytes.
+UPLOAD_PATHS = (UPLOAD_PATH, records.UPLOAD_PATH)
 
 DESCRIPTION = """Captions, object tags, embeddings and text search for image collections, over HTTP
 and WebSockets. Built on the `imgctx` library. Every error answers with the envelope
 `{success: false, error, message, details: {status_code}, timestamp}`."""
+
+#: The OpenAPI tags, one per area, in the order the documentation shows them.
+OPENAPI_TAGS = [
+    {"name": "search", "description": "Search by text, by an uploaded image, or by a stored image's id"},
+    {"name": "images", "description": "Process, upload, download, list and delete single images"},
+    {"name": "records", "description": "Stored records with every field of the library's ImageRecord"},
+    {"name": "directories", "description": "Process or scan folders; background tasks"},
+    {"name": "duplicates", "description": "Exact and near-duplicate detection, comparison and removal"},
+    {"name": "models", "description": "Model load state and preloading"},
+    {"name": "health", "description": "Health, status, configuration, metrics and service info"},
+    {"name": "websockets", "description": "WebSocket connection statistics"},
+    {"name": "ui", "description": "What the web app at / adapts to"},
+]
 
 
 class _CountRequests:
@@ -58,93 +89,10 @@ class _CountRequests:
             self.metrics.record(status, time.perf_counter() - start)
 
 
-class _UploadTooLarge(Exception):
-    """Raised from ``receive`` once an upload's body is over the limit: it stops the reading."""
-
-
-class _LimitUploads:
-    """Pure ASGI middleware: refuses an upload over the limit with 413 in the envelope. A
-    ``Content-Length`` over it is refused before the body is read; a body without one (chunked
-    transfer encoding) is counted as it arrives and refused as soon as it passes the limit,
-    without reading the rest (the upload route also counts the bytes of the file)."""
-
-    def __init__(self, app: ASGIApp, path: str, limit: int) -> None:
-        self.app = app
-        self.path = path
-        self.limit = limit
-
-    def _refusal(self) -> JSONResponse:
-        body = envelope(413, "UploadTooLargeError", f"upload is over the {self.limit}-byte limit", limit=self.limit)
-        return JSONResponse(body, status_code=413, headers={"Connection": "close"})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            await self._refusal()(scope, receive, send)
-            return
-        received = 0
-        too_large = False
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large
-            if too_large:
-                raise _UploadTooLarge
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    too_large = True
-                    raise _UploadTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if too_large:  # the app's own answer to the interrupted body (a 400) is replaced
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:  # whatever the body parser made of the interruption
-            if not too_large:
-                raise
-        if too_large and not started:
-            await self._refusal()(scope, receive, send)
-
-
-class _CheckOrigin:
-    """Pure ASGI middleware: refuses with 403 a request that could change something (any method
-    but GET, HEAD and OPTIONS) sent by a browser page of an origin that is not allowed. Without
-    CORS a page cannot read the answer, but a form post (an upload) would still be carried out.
-    Requests without ``Origin`` (clients that are not browsers) and pages of this server pass."""
-
-    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-
-    def __init__(self, app: ASGIApp, server: ServerSettings) -> None:
-        self.app = app
-        self.server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in self.SAFE:
-            headers = dict(scope["headers"])
-            origin = headers.get(b"origin")
-            if origin is not None:
-                text = origin.decode("latin-1")
-                host = headers.get(b"host")
-                if not origin_allowed(self.server, text) and not same_origin(
-                        text, host.decode("latin-1") if host is not None else None):
-                    body = envelope(403, "OriginNotAllowedError",
-                                    f"requests from the origin {text} are not allowed (see cors_origins)",
-                                    origin=text)
-                    await JSONResponse(body, status_code=403)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: its endpoint's name (``search_images``, ``get_image``), so
+    that generated clients get short, stable function names."""
+    return route.name
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -162,7 +110,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ImgctxError)
     async def imgctx_error(request: Request, exc: ImgctxError) -> JSONResponse:
         code, body = error_body(exc)
-        if code >= 500:
+        if code >= 500:  # a full disk too: the operator needs to see it
             log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return JSONResponse(body, status_code=code)
 
@@ -185,7 +133,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def os_error(request: Request, exc: OSError) -> JSONResponse:
         """A file-system refusal (permissions, a vanished file): its reason, never a traceback."""
-        if isinstance(exc, PermissionError):
+        name = type(exc).__name__
+        if disk_full(exc):
+            code, name = DISK_FULL, "DiskFullError"
+        elif isinstance(exc, PermissionError):
             code = 403
         elif isinstance(exc, FileNotFoundError):
             code = 404
@@ -195,7 +146,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             code = 500
         where = f": {exc.filename}" if exc.filename else ""
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(envelope(code, type(exc).__name__, f"{exc.strerror or 'file system error'}{where}"),
+        full = "disk full: " if code == DISK_FULL else ""
+        return JSONResponse(envelope(code, name, f"{full}{exc.strerror or 'file system error'}{where}"),
                             status_code=code)
 
     @app.exception_handler(Exception)
@@ -224,6 +176,7 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_redaction()  # now: the server has configured its logging by the time it starts
         if state.owns_extractor:
             state.extractor = await state.run(Extractor, settings=state.settings)
         tasks_db = server.tasks_db or state.settings.db_path / "server_tasks.sqlite3"
@@ -238,25 +191,31 @@ def create_app(settings: Settings | None = None, extractor: Extractor | None = N
                 state.extractor = None
 
     app = FastAPI(title="imgctx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None,
+                  generate_unique_id_function=operation_id, openapi_tags=OPENAPI_TAGS)
+    install_docs(app, "imgctx")  # Swagger UI and ReDoc from the package, not a CDN
     app.state.imgctx = state
     _install_error_handlers(app)
     app.include_router(health.public)
     # the key check (and its security scheme in the OpenAPI schema) only when a key is set
     protected = [Depends(require_api_key)] if server.api_key is not None else []
-    for router in (health.router, models.router, images.router, directories.router, duplicates.router,
+    for router in (health.router, models.router, thumbnails.router, images.router, directories.router,
+                   duplicates.router, search.router, records.search_router, records.router, ui.router,
                    websockets.stats_router):
         app.include_router(router, dependencies=protected)
     app.include_router(websockets.router)  # each WebSocket checks the key itself
-    # the last added is the outermost: counting, then CORS (so a 403 or 413 carries its headers),
-    # then the origin check of writes, then the upload limit (multipart framing adds a little to
-    # the file; the route checks exactly)
-    app.add_middleware(_LimitUploads, path="/api/v1/images/upload", limit=server.max_upload_bytes + 64 * 1024)
-    app.add_middleware(_CheckOrigin, server=server)
+    app.include_router(ui.public)  # the web app's page and files hold no data: no key
+    ui.mount_static(app)
+    # the last added is the outermost: counting, the Host allow-list, CORS (so a 403 or 413
+    # carries its headers), the origin check of writes, the API key, then the body limits
+    app.add_middleware(LimitBodies, server=server, upload_paths=(*UPLOAD_PATHS, search.IMAGE_SEARCH_PATH))
+    app.add_middleware(RequireKey, server=server, public=PUBLIC_PATHS | ui.public_paths())
+    app.add_middleware(CheckOrigin, server=server)
     origins = allowed_origins(server)
     if origins:  # none by default: no page on another origin may read or call the API
         app.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["*"],
                            allow_headers=["*"], allow_credentials="*" not in origins)
+    app.add_middleware(CheckHost, server=server)
     app.add_middleware(_CountRequests, metrics=state.metrics)
     return app
 

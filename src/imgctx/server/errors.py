@@ -11,16 +11,21 @@ Every failure answers ``{"success": false, "error", "message", "details": {"stat
         ├── PathNotAllowedError      403: a path outside the allowed roots
         ├── TaskNotFoundError        404: no background task with that id
         ├── UploadExistsError        409: the upload's file exists and overwrite is false
-        └── UploadTooLargeError      413: the upload is over max_upload_bytes
+        ├── UploadTooLargeError      413: the upload is over max_upload_bytes
+        └── DecodeBusyError          503: the decode memory budget stayed taken too long
+
+A full disk (``disk_full``) answers 507 ``DiskFullError``, whichever error reported it.
 """
 
 from __future__ import annotations
 
+import errno
 from datetime import UTC, datetime
 from typing import Any
 
 from imgctx import (
     ConfigurationError,
+    FileOutsideRootsError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -29,6 +34,7 @@ from imgctx import (
     MissingDependencyError,
     ModelLoadError,
     RecordNotFoundError,
+    StoreError,
 )
 
 
@@ -77,6 +83,12 @@ class UploadTooLargeError(ServiceError):
     status_code = 413
 
 
+class DecodeBusyError(ServiceError):
+    """503: other decodes held the ``decode_memory_bytes`` budget for too long."""
+
+    status_code = 503
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -92,10 +104,27 @@ def envelope(status_code: int, error: str, message: str, **details: Any) -> dict
     }
 
 
+def disk_full(exc: BaseException) -> bool:
+    """True for a write refused because the disk (or quota) is full: an OSError with ENOSPC or
+    EDQUOT, or a store error that says so (the stores word it "disk full" or, as SQLite does,
+    "database or disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return isinstance(exc, StoreError) and ("disk full" in text or "database or disk is full" in text)
+
+
+DISK_FULL = 507
+
+
 def status_for(exc: ImgctxError) -> int:
     """The HTTP status code for a library or service error."""
+    if disk_full(exc):
+        return DISK_FULL
     if isinstance(exc, ServiceError):
         return exc.status_code
+    if isinstance(exc, FileOutsideRootsError):
+        return 403
     if isinstance(exc, (ImageNotFoundError, RecordNotFoundError)):
         return 404
     if isinstance(exc, ImageTooLargeError):
@@ -117,4 +146,5 @@ def error_body(exc: ImgctxError) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, RecordNotFoundError):
         details.setdefault("image_id", exc.record_id)
     message = exc.message if isinstance(exc, ServiceError) else str(exc)
-    return code, envelope(code, type(exc).__name__, message, **details)
+    name = "DiskFullError" if code == DISK_FULL else type(exc).__name__
+    return code, envelope(code, name, message, **details)

@@ -17,6 +17,9 @@ from imgctx.server.errors import BadRequestError, PathNotAllowedError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 200
+#: Longer or deeper client paths are refused with 400 before the file system sees them.
+MAX_PATH_CHARS = 4096
+MAX_PATH_DEPTH = 128
 
 
 class PathGuard:
@@ -48,6 +51,9 @@ class PathGuard:
             raise BadRequestError(f"{what} is empty", field=what)
         if "\x00" in text:
             raise BadRequestError(f"{what} contains a NUL character", field=what)
+        if len(text) > MAX_PATH_CHARS or text.count("/") + text.count("\\") > MAX_PATH_DEPTH:
+            raise BadRequestError(f"{what} is longer than {MAX_PATH_CHARS} characters or deeper than "
+                                  f"{MAX_PATH_DEPTH} folders", field=what)
         p = Path(text)
         if not p.is_absolute():
             p = self.base / p

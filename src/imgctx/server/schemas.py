@@ -164,21 +164,26 @@ class ImageDetails(ImageInfo):
 
 
 class SearchResult(ImageInfo):
-    """A search hit: ``image_info`` plus ``score`` in [0, 1] and ``distance`` = 1 - score."""
+    """A search hit: ``image_info`` plus ``score`` in [0, 1], ``distance`` = 1 - score and
+    ``scores``, the similarity in each vector space that was fused into ``score``."""
 
     score: float | None = None
     distance: float | None = None
+    scores: dict[str, float] | None = Field(None, description="Per vector space ('text', 'image'), in [0, 1]")
 
     @staticmethod
     def data(hit: SearchHit, include_metadata: bool = True) -> dict[str, Any]:
-        """The hit as this model's fields (without score and distance unless ``include_metadata``)."""
+        """The hit as this model's fields (without the scores unless ``include_metadata``)."""
         data = image_info_data(hit.record)
         if include_metadata:
-            data.update(score=round(hit.score, 6), distance=round(hit.distance, 6))
+            data.update(score=round(hit.score, 6), distance=round(hit.distance, 6),
+                        scores={space: round(value, 6) for space, value in hit.scores.items()})
         return data
 
 
 class ProcessImageRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"image_path": "photos/cat.jpg"}]})
+
     image_path: str = Field(**PATH_LIMITS, description="Path of an image file inside an allowed root")
     force_reprocess: bool = False
 
@@ -231,6 +236,8 @@ class DeleteImageResponse(BaseModel):
 
 
 class DirectoryRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"directory_path": "photos", "recursive": True}]})
+
     directory_path: str = Field(**PATH_LIMITS, description="A folder inside an allowed root")
     force_reprocess: bool = False
     recursive: bool = False
@@ -252,6 +259,7 @@ class DirectoryProcessResponse(BaseModel):
     skipped: int
     failed: int
     processed_ids: list[str]
+    skipped_ids: list[str] = Field(default_factory=list, description="Unchanged files already indexed")
     failed_files: list[str] = Field(description="Paths that could not be processed")
     failures: list[FailureInfo] = Field(description="The same files, each with its reason")
     processing_time: float
@@ -263,6 +271,7 @@ class DirectoryProcessResponse(BaseModel):
         return cls(
             total_files=report.total_files + len(refused or []), processed=report.processed,
             skipped=report.skipped, failed=len(failures), processed_ids=list(report.processed_ids),
+            skipped_ids=list(report.skipped_ids),
             failed_files=[f.path for f in failures],
             failures=[FailureInfo.model_validate(f) for f in failures],
             processing_time=round(report.processing_time, 4),
@@ -347,6 +356,9 @@ class PreloadResponse(BaseModel):
 
 
 class DuplicateCheckRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"directory_path": "photos",
+                                                               "similarity_threshold": 0.95}]})
+
     image_path: str | None = Field(None, **PATH_LIMITS, description="Check this image (against the store, "
                                    "or against directory_path's images when both are given)")
     directory_path: str | None = Field(None, **PATH_LIMITS, description="Group the images of this folder "
@@ -436,6 +448,9 @@ class CheckImageResponse(BaseModel):
 
 
 class CompareRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"image1_path": "photos/cat.jpg",
+                                                               "image2_path": "photos/cat-copy.jpg"}]})
+
     image1_path: str = Field(**PATH_LIMITS)
     image2_path: str = Field(**PATH_LIMITS)
     similarity_threshold: float = Field(DEFAULT_THRESHOLD, ge=0.0, le=1.0)
@@ -481,6 +496,23 @@ class RemovalResponse(BaseModel):
             left_ids=list(report.left_ids), total_removed=len(report.removed_ids),
             message=f"{verb} {len(report.removed_ids)} duplicate images from {len(report.groups)} groups",
         )
+
+
+# -- the web app's endpoints: objects, image search, UI configuration ---------------------------
+
+
+class ObjectCount(BaseModel):
+    label: str
+    count: int = Field(description="How many images carry this tag")
+
+
+class UIConfig(BaseModel):
+    version: str
+    caption_from_tags: bool = Field(description="Captions are composed from the tags, not by a caption model")
+    image_search: bool = Field(description="The models can search by image")
+    upload_dir: str
+    allowed_roots: list[str]
+    total_images: int
 
 
 # -- websockets --------------------------------------------------------------------------------

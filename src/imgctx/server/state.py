@@ -13,6 +13,7 @@ from anyio import CapacityLimiter
 from starlette.requests import HTTPConnection
 
 from imgctx import Extractor, ImageRecord, ServerSettings, Settings
+from imgctx.server.budget import DecodeBudget
 from imgctx.server.hub import Hub
 from imgctx.server.paths import PathGuard
 from imgctx.server.schemas import image_info_data
@@ -56,6 +57,7 @@ class AppState:
         self.metrics = Metrics()
         self.limiter = CapacityLimiter(server.worker_threads)
         self.write_limiter = CapacityLimiter(1)
+        self.decodes = DecodeBudget(server.decode_memory_bytes, settings.max_image_pixels)
         self.started = time.monotonic()
         self.tasks: TaskManager | None = None
 

@@ -89,10 +89,14 @@ class TaskStore:
         with self._lock:
             if self._closed:
                 return
-            self._conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                row,
-            )
+            try:
+                self._conn.execute(
+                    f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    row,
+                )
+            except sqlite3.Error as exc:
+                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                raise StoreError(f"{'disk full: ' if full else ''}cannot record the task: {exc}") from None
 
     def load(self) -> list[Task]:
         with self._lock:
@@ -154,7 +158,10 @@ class TaskManager:
         with self._lock:
             task = replace(self._tasks[task_id], updated_at=now_iso(), **changes)
             self._tasks[task_id] = task
-            self.store.save(task)
+            try:
+                self.store.save(task)
+            except StoreError as exc:  # the change holds in memory: the task can still end
+                log.warning("task %s: %s", task_id, exc)
         if self._loop is not None:
             message = {"type": "task_update", "task_id": task_id, "task": task.to_dict()}
             self.hub.publish_threadsafe("processing", message, self._loop)
@@ -171,8 +178,8 @@ class TaskManager:
                     message="Directory processing queued", created_at=stamp, updated_at=stamp,
                     directory_path=directory_path)
         with self._lock:
+            self.store.save(task)  # first: a task that cannot be recorded is not started at all
             self._tasks[task.task_id] = task
-            self.store.save(task)
         self.hub.publish("processing", {"type": "task_created", "task_id": task.task_id, "task": task.to_dict()})
         running = _Running()
         self._running[task.task_id] = running
@@ -188,8 +195,7 @@ class TaskManager:
             try:
                 result = await run(lambda: job(progress))
             except TaskCancelled:
-                self.update(task.task_id, status="interrupted",
-                            error="the server stopped before this task finished")
+                self._interrupt(task.task_id)
             except ImgctxError as exc:
                 self.update(task.task_id, status="failed", error=str(exc), message=f"Failed: {exc}")
             except Exception as exc:
@@ -205,6 +211,14 @@ class TaskManager:
         running.future = asyncio.create_task(body())
         return task
 
+    def _interrupt(self, task_id: str) -> None:
+        """Mark a task the server stopped as ``interrupted``, worded as after a crash."""
+        message = self.get(task_id).message
+        if not message.startswith("Interrupted: "):
+            message = f"Interrupted: {message}"
+        self.update(task_id, status="interrupted", error="the server stopped before this task finished",
+                    message=message)
+
     async def shutdown(self) -> None:
         """Ask running tasks to stop after their current batch, and wait briefly for them."""
         pending = list(self._running.items())
@@ -215,8 +229,7 @@ class TaskManager:
             await asyncio.wait(futures, timeout=10)
         for task_id, _ in pending:
             if self.get(task_id).status in ACTIVE:
-                self.update(task_id, status="interrupted",
-                            error="the server stopped before this task finished")
+                self._interrupt(task_id)
         self._loop = None
         self.store.close()
 

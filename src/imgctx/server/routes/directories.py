@@ -78,7 +78,7 @@ async def process_directory_async(body: DirectoryRequest, state: AppState = Depe
     return TaskCreated(task_id=task.task_id, status="queued", message="Directory processing started in background")
 
 
-@router.get("/scan", response_model=ScanResponse)
+@router.get("/scan", response_model=ScanResponse, name="scan_directory")
 async def scan(
     directory_path: str = Query(..., **PATH_LIMITS),
     recursive: bool = Query(False),
@@ -105,7 +105,7 @@ async def scan(
 
 
 @router.get("/task/{task_id}", response_model=TaskInfo)
-async def task_status(task_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+async def get_task(task_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """A background task's status, progress ("Processing image i of n"), result or error."""
     return state.task_manager.get(task_id).to_dict()
 

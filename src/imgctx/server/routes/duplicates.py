@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from imgctx import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
 from imgctx.server.errors import PathNotAllowedError
 from imgctx.server.routes.directories import confined_scan
+from imgctx.server.routes.images import WITHIN, within_folders
 from imgctx.server.schemas import (
     PATH_LIMITS,
     CheckImageResponse,
@@ -76,7 +77,7 @@ def _image_duplicates(state: AppState, image: Path, threshold: float, folder: Pa
 
 
 @router.post("/check", response_model=DuplicateCheckResponse)
-async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
+async def check_duplicates(body: DuplicateCheckRequest, state: AppState = Depends(get_state)) -> DuplicateCheckResponse:
     """Duplicate groups: of the store, of a folder, or of one image (against the store or a folder)."""
     ex = state.extractor
     threshold = body.similarity_threshold
@@ -85,7 +86,8 @@ async def check(body: DuplicateCheckRequest, state: AppState = Depends(get_state
         folder = None
         if body.directory_path is not None:
             folder, _ = await state.run(_folder, state, body.directory_path, body.recursive)
-        return await state.run(_image_duplicates, state, image, threshold, folder, body.recursive)
+        return await state.run(state.decodes.run, [image], _image_duplicates, state, image, threshold, folder,
+                               body.recursive)
     if body.directory_path is not None:
         folder, _ = await state.run(_folder, state, body.directory_path, body.recursive)
         report = await state.run(ex.find_duplicates, threshold, directory=folder, recursive=body.recursive)
@@ -103,7 +105,7 @@ async def check_image(
 ) -> CheckImageResponse:
     """Stored images that duplicate one image file, most similar first."""
     image = state.guard.resolve(image_path, "image_path")
-    return await state.run(_check_image, state, image, similarity_threshold, limit)
+    return await state.run(state.decodes.run, [image], _check_image, state, image, similarity_threshold, limit)
 
 
 @router.get("/check-directory", response_model=DuplicateCheckResponse)
@@ -121,11 +123,12 @@ async def check_directory(
 
 
 @router.post("/compare", response_model=CompareResponse)
-async def compare(body: CompareRequest, state: AppState = Depends(get_state)) -> CompareResponse:
+async def compare_images(body: CompareRequest, state: AppState = Depends(get_state)) -> CompareResponse:
     """Every similarity metric between two image files, and the verdict at the threshold."""
     a = state.guard.resolve(body.image1_path, "image1_path")
     b = state.guard.resolve(body.image2_path, "image2_path")
-    comparison = await state.run(state.extractor.compare, a, b, threshold=body.similarity_threshold)
+    comparison = await state.run(state.decodes.run, [a, b], state.extractor.compare, a, b,
+                                 threshold=body.similarity_threshold)
     return CompareResponse.of(comparison, str(a), str(b))
 
 
@@ -137,19 +140,17 @@ async def remove_duplicates(
     keep: str | None = Query(None, pattern=KEEP_PATTERN,
                              description="Keep policy; overrides keep_first"),
     delete_files: bool = Query(False, description="Also delete the removed images' files"),
+    within: list[str] | None = WITHIN,
     state: AppState = Depends(get_state),
 ) -> RemovalResponse:
     """Remove all but one image of every duplicate group (a dry run by default)."""
     ex = state.extractor
+    folders = within_folders(state, within)
     policy = keep or ("first" if keep_first else KEEP_OTHERWISE)
 
-    def work() -> RemovalResponse:
-        if not dry_run and delete_files:  # every file to delete must be inside the roots
-            plan = ex.remove_duplicates(similarity_threshold, dry_run=True, keep=policy)
-            for path in plan.removed_paths:
-                state.guard.resolve(path, "path")
+    def work() -> RemovalResponse:  # files are deleted only inside the roots, never via a link
         report = ex.remove_duplicates(similarity_threshold, dry_run=dry_run, keep=policy,
-                                      delete_files=delete_files)
+                                      delete_files=delete_files, within=folders or state.guard.roots)
         return RemovalResponse.of(report)
 
     return await state.write(work)

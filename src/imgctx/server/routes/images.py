@@ -7,17 +7,29 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from imgctx import ImageNotFoundError, InvalidImageError, load_image, normalise_objects, sniff_format
-from imgctx.server.errors import BadRequestError, UploadExistsError, UploadTooLargeError
+from imgctx import (
+    Extractor,
+    FileOutsideRootsError,
+    ImageError,
+    ImageNotFoundError,
+    ImageRecord,
+    InvalidImageError,
+    load_image,
+    normalise_objects,
+    sniff_format,
+)
+from imgctx import delete_file as delete_confined
+from imgctx.server.errors import BadRequestError, PathNotAllowedError, UploadExistsError, UploadTooLargeError
 from imgctx.server.filters import photo_filters
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
+    ErrorResponse,
     ImageDetails,
     ImageInfo,
     ProcessImageRequest,
@@ -40,13 +52,15 @@ MEDIA_TYPES = {
     "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif", "MPO": "image/jpeg",
 }
 CHUNK = 1024 * 1024
+#: A file body in the OpenAPI schema (generated clients read it as bytes).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 @router.post("/process", response_model=ProcessImageResponse)
 async def process_image(body: ProcessImageRequest, state: AppState = Depends(get_state)) -> ProcessImageResponse:
     """Caption, tag, embed and store one image file (a path inside an allowed root)."""
     path = state.guard.resolve(body.image_path, "image_path")
-    result = await state.write(state.extractor.process, path, force=body.force_reprocess)
+    result = await state.write(state.decodes.run, [path], state.extractor.process, path, force=body.force_reprocess)
     state.announce("image_processed", result.record)
     return ProcessImageResponse.of(result)
 
@@ -83,13 +97,13 @@ def _copy_exclusive(tmp: Path, target: Path) -> None:
 
 
 @router.post("/upload", response_model=UploadResponse, status_code=201,
-             responses={409: {"description": "File exists and overwrite is false"},
-                        413: {"description": "Upload over max_upload_bytes"}})
+             responses={409: {"model": ErrorResponse, "description": "File exists and overwrite is false"},
+                        413: {"model": ErrorResponse, "description": "Upload over max_upload_bytes"}})
 async def upload_image(
     file: UploadFile = File(..., description="The image file"),
     process_immediately: bool = Form(True),
     overwrite: bool = Form(False),
-    upload_dir: str | None = Form(None, description="Folder relative to the first allowed root, or absolute "
+    upload_dir: str | None = Form(None, max_length=4096, description="Folder relative to the first allowed root, or absolute "
                                   "inside a root (default: the upload_dir setting, 'uploads')"),
     state: AppState = Depends(get_state),
 ) -> UploadResponse:
@@ -121,8 +135,14 @@ async def upload_image(
         stem, suffix = os.path.splitext(name)
         if suffix.lower() not in SUFFIXES[fmt]:
             name = f"{stem.rstrip('._-') or 'upload'}{SUFFIXES[fmt][0]}"
-        await state.run(load_image, tmp, state.settings.max_image_pixels, state.settings.max_file_bytes)
+        try:
+            await state.run(state.decodes.run, [tmp], load_image, tmp, state.settings.max_image_pixels,
+                            state.settings.max_file_bytes)
+        except ImageError as exc:  # name the client's file, not the hidden temporary one
+            raise type(exc)(name, exc.reason) from None
         target = folder / name
+        if target.is_dir():
+            raise UploadExistsError(f"a folder of that name exists: {name}", filename=name)
         if target.exists() and not overwrite:
             raise UploadExistsError(f"file already exists: {name}", filename=name)
         await state.run(_place, tmp, target, overwrite)
@@ -133,7 +153,7 @@ async def upload_image(
     response = UploadResponse(filename=name, file_path=shown, file_size=size,
                               message="Image uploaded successfully")
     if process_immediately:
-        result = await state.write(state.extractor.process, target, force=overwrite)
+        result = await state.write(state.decodes.run, [target], state.extractor.process, target, force=overwrite)
         state.announce("image_processed", result.record)
         response.image_id = result.record.id
         response.image_info = ImageInfo.model_validate(result.record)
@@ -143,13 +163,14 @@ async def upload_image(
 
 
 @router.get("/info/{image_id}", response_model=ImageDetails)
-async def image_info(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
+async def get_image(image_id: str, state: AppState = Depends(get_state)) -> ImageDetails:
     """Everything stored about one image: ``image_info`` plus hashes, tags and timestamps."""
     return ImageDetails.of(await state.run(state.extractor.get, image_id))
 
 
 @router.get("/download/{image_id}", response_class=FileResponse,
-            responses={200: {"content": {"image/*": {}}, "description": "The image file"}})
+            responses={200: {"content": {"application/octet-stream": BINARY, "image/*": BINARY},
+                             "description": "The image file (its own image/* media type)"}})
 async def download_image(image_id: str, state: AppState = Depends(get_state)) -> FileResponse:
     """The image file of a record (only inside the allowed roots)."""
     record = await state.run(state.extractor.get, image_id)
@@ -162,12 +183,14 @@ async def download_image(image_id: str, state: AppState = Depends(get_state)) ->
 
 @router.get("/", response_model=list[SearchResult], response_model_exclude_none=True)
 async def list_images(
-    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list"),
+    query: str | None = Query(None, max_length=2000, description="Text to search for; omit to list",
+                              examples=["a cat on a sofa"]),
     objects: str | None = Query(None, max_length=2000, description="Comma-separated objects, any of them"),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=2**31, description="List mode only"),
+    offset: int = Query(0, ge=0, le=2**31, description="Skip this many images (or best hits)"),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Search mode only"),
-    include_metadata: bool = Query(True, description="Search mode only: include score and distance"),
+    include_metadata: bool = Query(True, description="Search mode only: include score, distance and scores"),
+    order: Literal["oldest", "newest"] = Query("oldest", description="List mode only: indexed first or last first"),
     filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
@@ -175,22 +198,65 @@ async def list_images(
     wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
-        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, **filters)
+        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, offset=offset,
+                               **filters)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
+    if order == "newest":
+        return [image_info_data(r) for r in await state.run(newest_first, ex, wanted, limit, offset, filters)]
     records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset, **filters)
     return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
+def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: int,
+                 filters: dict[str, Any] | None = None) -> list[ImageRecord]:
+    """A page of records, the last indexed first: the matching page from the end, reversed."""
+    filters = filters or {}
+    total = ex.count(objects=objects, **filters)
+    end = total - offset
+    if end <= 0:
+        return []
+    start = max(0, end - limit)
+    return list(reversed(ex.list(objects=objects, limit=end - start, offset=start, **filters)))
+
+
+WITHIN = Query(None, description="Delete files only inside these folders (each inside the allowed roots; "
+               "default: the roots)")
+
+
+def within_folders(state: AppState, values: list[str] | None) -> tuple[Path, ...]:
+    """The folders a client narrows deletions to (``within``), each inside the roots; () for none."""
+    return tuple(state.guard.resolve(v, "within") for v in values or ())
+
+
 @router.delete("/{image_id}", response_model=DeleteImageResponse)
-async def delete_image(image_id: str, delete_file: bool = Query(False), state: AppState = Depends(get_state)) -> Any:
+async def delete_image(image_id: str, delete_file: bool = Query(False), within: list[str] | None = WITHIN,
+                       state: AppState = Depends(get_state)) -> Any:
     """Remove an image from the store and, with ``delete_file``, its file (inside the roots only)."""
     ex = state.extractor
+    folders = within_folders(state, within)
     record = await state.run(ex.get, image_id)
-    if delete_file:
+    if delete_file:  # a quick refusal; checked again, at the deletion itself, under the write lock
         state.guard.resolve(record.path, "path")
-    removed = await state.write(ex.delete, image_id, delete_file=delete_file)
-    state.announce("image_deleted", removed, file_deleted=delete_file)
-    return DeleteImageResponse(
-        image_id=removed.id, path=removed.path, file_deleted=delete_file,
-        message="Image and file deleted" if delete_file else "Image deleted from the database",
-    )
+
+    def work() -> tuple[ImageRecord, bool]:
+        deleted = False
+        if delete_file:
+            current = ex.get(image_id)
+            state.guard.resolve(current.path, "path")
+            try:
+                deleted = delete_confined(current.path, within=folders or state.guard.roots)
+            except FileOutsideRootsError as exc:
+                if folders:  # outside the client's own folders: the library's error, as locally
+                    raise
+                raise PathNotAllowedError(str(exc), field="path") from None
+        return ex.delete(image_id), deleted
+
+    removed, deleted = await state.write(work)
+    state.announce("image_deleted", removed, file_deleted=deleted)
+    if deleted:
+        message = "Image and file deleted"
+    elif delete_file:
+        message = "Image deleted from the database; its file was already missing"
+    else:
+        message = "Image deleted from the database"
+    return DeleteImageResponse(image_id=removed.id, path=removed.path, file_deleted=deleted, message=message)

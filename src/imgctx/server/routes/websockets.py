@@ -17,7 +17,7 @@ from imgctx import ImgctxError, normalise_objects
 from imgctx.server.errors import now_iso
 from imgctx.server.hub import CHANNELS, Connection
 from imgctx.server.schemas import SearchResult, WebSocketStats
-from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed
+from imgctx.server.security import API_KEY_HEADER, key_matches, origin_allowed, same_origin
 from imgctx.server.state import AppState, get_state
 
 router = APIRouter(tags=["websockets"])
@@ -27,12 +27,16 @@ MAX_MESSAGE = 64 * 1024
 
 async def _open(websocket: WebSocket, endpoint: str, channels: tuple[str, ...] = ()) -> Connection | None:
     state: AppState = websocket.app.state.imgctx
-    if not origin_allowed(state.server, websocket.headers.get("origin")):
-        await websocket.close(code=1008, reason="origin not allowed")
-        return None
-    provided = websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")
-    if not key_matches(state, provided):
-        await websocket.close(code=1008, reason="missing or wrong API key")
+    refusal = None
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(state.server, origin) and not same_origin(
+            origin or "", websocket.headers.get("host"), websocket.scope.get("scheme", "ws")):
+        refusal = "origin not allowed"  # the app's own page (same scheme and host) may connect
+    elif not key_matches(state, websocket.headers.get(API_KEY_HEADER) or websocket.query_params.get("api_key")):
+        refusal = "missing or wrong API key"
+    if refusal is not None:  # accepted only to be closed with 1008 and the reason, as documented
+        await websocket.accept()
+        await websocket.close(code=1008, reason=refusal)
         return None
     conn = await state.hub.connect(websocket, endpoint, channels)
     conn.send({"type": "connected", "client_id": conn.client_id, "endpoint": endpoint,
@@ -45,8 +49,14 @@ async def _messages(conn: Connection) -> Any:
     """Yield each well-formed JSON object the client sends; answer the rest with an error."""
     ws = conn.websocket
     while True:
-        text = await ws.receive_text()
+        frame = await ws.receive()
+        if frame["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(frame.get("code", 1000), frame.get("reason"))
         conn.hub.received += 1
+        text = frame.get("text")
+        if text is None:  # a binary frame
+            conn.send({"type": "error", "message": "binary messages are not supported; send JSON text"})
+            continue
         if len(text) > MAX_MESSAGE:
             conn.send({"type": "error", "message": f"message over {MAX_MESSAGE} bytes"})
             continue
@@ -111,6 +121,7 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
     query = message.get("query")
     reply: dict[str, Any] = {"type": "search_results", "id": message.get("id"), "query": query}
     limit = message.get("limit", 10)
+    offset = message.get("offset", 0)
     min_score = message.get("min_score")
     objects = message.get("objects")
     if not isinstance(query, str):
@@ -121,16 +132,18 @@ async def _search(state: AppState, message: dict[str, Any]) -> dict[str, Any]:
         return {"type": "error", "id": message.get("id"), "message": "'objects' must be a string or a list"}
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
         return {"type": "error", "id": message.get("id"), "message": "'limit' must be an integer from 1 to 100"}
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= 10_000:
+        return {"type": "error", "id": message.get("id"), "message": "'offset' must be an integer from 0 to 10000"}
     if not query.strip():
         return {**reply, "results": [], "count": 0, "search_time": 0.0}
     start = time.perf_counter()
     try:
         hits = await state.run(state.extractor.search, query, objects=normalise_objects(objects), limit=limit,
-                               min_score=min_score)
+                               min_score=min_score, offset=offset)
     except ImgctxError as exc:
         return {"type": "error", "id": message.get("id"), "message": str(exc)}
     results = [SearchResult.data(h) for h in hits]
-    return {**reply, "results": results, "count": len(results),
+    return {**reply, "offset": offset, "results": results, "count": len(results),
             "search_time": round(time.perf_counter() - start, 4)}
 
 
