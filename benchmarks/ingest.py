@@ -168,14 +168,19 @@ def make_settings(batch_size: int) -> Settings:
     return Settings(batch_size=batch_size)
 
 
-def pipeline_extractor(db: Path, settings: Settings, components: Components | None = None) -> Extractor:
-    """An offline-preset Extractor on a fresh store; with ``components``, reusing those models."""
+def pipeline_extractor(db: Path, settings: Settings, components: Components | None = None,
+                       annotators: Sequence[Any] = ()) -> Extractor:
+    """An offline-preset Extractor on a fresh store; with ``components``, reusing those models.
+
+    Without the preset's annotators (EXIF, OCR, colours, people) by default, so that the
+    pipeline does what the naive loop and the ceiling do; ``benchmarks/annotators.py`` measures
+    them (each off, all on) against this pipeline."""
     if components is None:
-        return Extractor(db, preset="offline", settings=settings)
+        return Extractor(db, preset="offline", settings=settings, annotators=list(annotators))
     return Extractor(
         db, preset="offline", settings=settings, captioner=components.captioner,
         image_embedder=components.image_embedder, text_embedder=components.text_embedder,
-        tagger=list(components.taggers),
+        tagger=list(components.taggers), annotators=list(annotators),
     )
 
 

@@ -17,13 +17,15 @@ Method
   three most likely classes and the ten most likely labels; the caption composed from tags is
   left out as it repeats them). EfficientNet-Lite0 vectors are not cross-modal, so they do not
   take part in text search.
+- **offline (previous)**: the offline preset without its annotators (``annotators=[]``): what
+  it was before photo metadata, text, colours and people (issue 14) fed the text document.
 - **baseline**: the same EfficientNet-Lite0 probabilities on the same decoded image
   (``imgctx._images.load_image``, then the model's own preprocessing): its top-5 ImageNet label
   names joined into one sentence ("tabby, tiger cat, Egyptian cat, lynx, plastic bag"),
   embedded with the same MiniLM model, ranked by cosine to the query embedding. No coarse
   nouns, no caption, no threshold.
 - **Metrics.** R@1 and R@5: the share of queries whose correct photo is ranked first / in the
-  top five of the 19. Both methods rank all 19 photos.
+  top five of the 19; MRR, the mean of 1/rank. Every method ranks all 19 photos.
 - **Ties.** Photos whose indexed text is identical (the offline preset writes "a photo with no
   recognised objects" for every photo without a tag) get identical vectors, and
   ``Extractor.search`` breaks such ties by record id, a hash of the file's absolute path. The
@@ -45,7 +47,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
@@ -160,6 +162,11 @@ class QueryResult:
     expected: str
     offline_ranking: list[str]
     baseline_ranking: list[str]
+    previous_ranking: list[str] = field(default_factory=list)
+
+    @property
+    def previous_rank(self) -> int:
+        return self.previous_ranking.index(self.expected) + 1 if self.expected in self.previous_ranking else 10**6
 
     @property
     def offline_rank(self) -> int:
@@ -172,6 +179,10 @@ class QueryResult:
 
 def recall(ranks: Sequence[int], k: int) -> float:
     return sum(r <= k for r in ranks) / len(ranks)
+
+
+def mrr(ranks: Sequence[int]) -> float:
+    return sum(1.0 / r for r in ranks) / len(ranks)
 
 
 def baseline_sentences(ex: Extractor, paths: dict[str, Path], top: int = 5) -> dict[str, str]:
@@ -229,18 +240,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             sims = queries @ docs.T
             for res, row in zip(results, sims, strict=True):
                 res.baseline_ranking = [order[j] for j in np.argsort(-row, kind="stable")]
+            components = ex.components
+        with Extractor(work / "db-previous", preset="offline", annotators=[], tagger=list(components.taggers),
+                       image_embedder=components.image_embedder, text_embedder=components.text_embedder,
+                       captioner=components.captioner) as previous:
+            previous.process_directory(work / "photos")
+            for res in results:
+                hits = previous.search(res.query, limit=len(paths))
+                res.previous_ranking = [by_path[h.record.path] for h in hits]
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
         lock.close()
 
-    off_ranks = [r.offline_rank for r in results]
-    base_ranks = [r.baseline_rank for r in results]
+    ranks = {"offline": [r.offline_rank for r in results], "offline (previous)": [r.previous_rank for r in results],
+             "baseline": [r.baseline_rank for r in results]}
     scores: dict[str, dict[str, float]] = {
-        "offline": {"R@1": recall(off_ranks, 1), "R@5": recall(off_ranks, 5)},
-        "baseline": {"R@1": recall(base_ranks, 1), "R@5": recall(base_ranks, 5)},
+        m: {"R@1": recall(rs, 1), "R@5": recall(rs, 5), "MRR": mrr(rs)} for m, rs in ranks.items()
     }
-    scores["difference"] = {k: scores["offline"][k] - scores["baseline"][k] for k in ("R@1", "R@5")}
+    scores["difference"] = {k: scores["offline"][k] - scores["baseline"][k] for k in ("R@1", "R@5", "MRR")}
 
     say("What each method indexed per photo")
     for name in paths:
@@ -258,16 +276,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("(+ : the top-1 is the expected photo; rank: where the expected photo came, of "
         f"{len(paths)})")
     say("")
-    say(f"{'method':<10}{'R@1':>8}{'R@5':>8}   ({len(results)} queries, {len(paths)} photos)")
-    for m in ("offline", "baseline"):
-        say(f"{m:<10}{scores[m]['R@1']:>8.3f}{scores[m]['R@5']:>8.3f}")
+    say(f"{'method':<20}{'R@1':>8}{'R@5':>8}{'MRR':>8}   ({len(results)} queries, {len(paths)} photos)")
+    for m in ranks:
+        say(f"{m:<20}{scores[m]['R@1']:>8.3f}{scores[m]['R@5']:>8.3f}{scores[m]['MRR']:>8.3f}")
     d = scores["difference"]
     say(f"{'offline - baseline':<10}  R@1 {d['R@1']:+.3f}   R@5 {d['R@5']:+.3f}")
 
     if args.json:
         payload = {
             "queries": len(results), "photos": len(paths), **scores,
-            "per_query": [{**asdict(r), "offline_rank": r.offline_rank, "baseline_rank": r.baseline_rank}
+            "per_query": [{**asdict(r), "offline_rank": r.offline_rank, "baseline_rank": r.baseline_rank,
+                           "previous_rank": r.previous_rank}
                           for r in results],
             "indexed": {n: {"caption": records[n].caption, "objects": list(records[n].objects),
                             "baseline_sentence": sentences[n]} for n in paths},

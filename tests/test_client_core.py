@@ -153,11 +153,17 @@ def test_an_answer_that_is_not_the_envelope() -> None:
 
 @pytest.mark.parametrize("cls", [Client, imgctx.AsyncClient])
 def test_methods_mirror_the_extractor(cls: type) -> None:
-    """Same names, same parameters in the same order, same defaults (extra ones come after)."""
-    for name in ("search", "search_image", "get", "get_by_path", "list", "count", "delete", "process",
-                 "process_many", "process_directory", "find_duplicates", "check_image", "compare", "remove_duplicates", "close"):
-        local = list(inspect.signature(getattr(Extractor, name)).parameters.values())
-        remote = list(inspect.signature(getattr(cls, name)).parameters.values())
+    """Same names, same parameters in the same order, same defaults (extra ones come after); the
+    photo ``**filters`` of search/list/count are taken by both."""
+    for name in ("search", "search_image", "search_similar", "object_counts", "get", "get_by_path", "list",
+                 "count", "delete", "process", "process_many", "process_directory", "find_duplicates",
+                 "check_image", "compare", "remove_duplicates", "close"):
+        local_all = list(inspect.signature(getattr(Extractor, name)).parameters.values())
+        remote_all = list(inspect.signature(getattr(cls, name)).parameters.values())
+        var_kw = [p.name for p in local_all if p.kind is p.VAR_KEYWORD]
+        assert [p.name for p in remote_all if p.kind is p.VAR_KEYWORD] == var_kw, name
+        local = [p for p in local_all if p.kind is not p.VAR_KEYWORD]
+        remote = [p for p in remote_all if p.kind is not p.VAR_KEYWORD]
         assert [p.name for p in remote[:len(local)]] == [p.name for p in local], name
         for mine, theirs in zip(remote, local, strict=False):
             if theirs.default is not inspect.Parameter.empty:

@@ -32,6 +32,8 @@ EXPECTED |= {"connect", "connect_async", "Client", "AsyncClient", "RemoteTask", 
 EXPECTED |= {"Watcher", "Results", "parse_mixed_query"}  # index kept in sync with folders; result lists; combined queries
 # beyond one machine: Ray indexing and Parquet shards for other tools
 EXPECTED |= {"index_on_ray", "export_parquet", "import_parquet", "ParquetReport"}
+# photo metadata, text, colours and people (issue 14): the record's types, the annotator role, filters
+EXPECTED |= {"PhotoInfo", "Annotation", "Annotator", "RecordFilter", "make_filter", "FILTER_NAMES"}
 
 
 def test_exported_names() -> None:
@@ -51,7 +53,8 @@ def test_import_imgctx_loads_nothing_heavy() -> None:
         "from imgctx import Extractor, Settings\n"
         "import imgctx._cli, imgctx._plugins\n"
         "heavy = [m for m in ('torch', 'faiss', 'transformers', 'fastapi', 'sentence_transformers',"
-        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'httpx', 'ray', 'pyarrow') if m in sys.modules]\n"
+        " 'open_clip', 'chromadb', 'efficientnet_lite_pytorch', 'cv2', 'rapidocr_onnxruntime',"
+        " 'reverse_geocoder', 'onnxruntime', 'httpx', 'ray', 'pyarrow') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

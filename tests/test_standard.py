@@ -89,7 +89,8 @@ def test_standard_preset_names_its_plugins_and_loads_nothing_up_front(tmp_path: 
         assert c.image_embedder.cross_modal
         assert not any(s.loaded for s in ex.models.status().values())
         timings = ex.models.preload()
-        assert set(timings) == {"captioner", "image_embedder", "text_embedder", "tagger", "total"}
+        assert set(timings) == {"captioner", "image_embedder", "text_embedder", "tagger", "total",
+                                "annotator", "annotator_1", "annotator_2", "annotator_3"}  # the photo annotators
         status = ex.models.status()
         assert all(s.loaded and s.device == "cpu" for s in status.values())
         assert status["captioner"].load_time > 0 and status["image_embedder"].load_time > 0
@@ -118,6 +119,7 @@ def test_captions_are_blip_generate_output(standard_index: Extractor, tiny_model
 
 def test_objects_come_from_the_vocabulary_and_filter(standard_index: Extractor) -> None:
     labels = {e.noun for e in load_vocabulary()} | {p for e in load_vocabulary() for p in e.parents}
+    labels |= {"person", "people", "face"}  # the people annotator's tags
     records = standard_index.list()
     assert all(set(r.objects) <= labels for r in records)
     tagged = [r for r in records if r.objects]

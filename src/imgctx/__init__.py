@@ -27,6 +27,7 @@ from imgctx._errors import (
     StoreError,
 )
 from imgctx._extractor import Extractor
+from imgctx._filters import FILTER_NAMES, RecordFilter, make_filter
 from imgctx._fsops import delete_file
 from imgctx._hookspecs import hookimpl
 from imgctx._images import DecodedImage, load_image, scan_directory, sniff_format
@@ -34,11 +35,20 @@ from imgctx._logging import configure_logging
 from imgctx._mixed import parse_mixed_query
 from imgctx._parquet import ParquetReport, export_parquet, import_parquet
 from imgctx._presets import PRESETS, Preset
-from imgctx._protocols import Captioner, CrossModalEmbedder, ImageEmbedder, Tagger, TextEmbedder, VectorStore
+from imgctx._protocols import (
+    Annotator,
+    Captioner,
+    CrossModalEmbedder,
+    ImageEmbedder,
+    Tagger,
+    TextEmbedder,
+    VectorStore,
+)
 from imgctx._ray_ingest import index_on_ray
 from imgctx._remote import RemoteTask
 from imgctx._settings import PluginSettings, ServerSettings, Settings, plugin_config
 from imgctx._types import (
+    Annotation,
     BatchReport,
     Comparison,
     DuplicateGroup,
@@ -47,6 +57,7 @@ from imgctx._types import (
     FailedFile,
     ImageRecord,
     ModelStatus,
+    PhotoInfo,
     ProcessResult,
     Progress,
     RemovalReport,
@@ -104,6 +115,12 @@ __all__ = [
     "RemovalReport",
     "Results",
     "SearchHit",
+    "Annotation",
+    "Annotator",
+    "FILTER_NAMES",
+    "PhotoInfo",
+    "RecordFilter",
+    "make_filter",
     "ServerSettings",
     "Settings",
     "SpaceSpec",

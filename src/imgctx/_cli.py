@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from imgctx import _cli_json, _cli_models
 from imgctx._backends.store_common import normalise_objects
+from imgctx._cli_filters import filter_options
 from imgctx._cli_records import looks_like_path, resolve
 from imgctx._cli_watch import watch
 from imgctx._duplicates.similarity import DEFAULT_THRESHOLD, KEEP_POLICIES, REMOVE_THRESHOLD
@@ -288,16 +289,21 @@ def _search_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @_search_options
 @click.option("--explain", is_flag=True, help="Say why each hit matched: tags, caption words, each space's score.")
 @click.option("--combine", is_flag=True, help='TEXT is a combined query: 2 * "golden retriever" + pool.jpg - "people".')
+@filter_options
 @click.pass_obj
 def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: float | None, explain: bool,
-           combine: bool) -> None:
+           combine: bool, filters: dict[str, Any]) -> None:
     """Find images matching TEXT."""
     with ctx.extractor(existing=True) as ex:
         if combine and not hasattr(ex, "search_mixed"):
             raise click.UsageError("--combine works on a local index, not with --server")
-        find = ex.search_mixed if combine else ex.search
-        hits = find(text, objects=normalise_objects(objects), limit=limit, min_score=min_score)
-        if not combine:  # a server's client does not carry the query on its hits
+        if combine and filters:
+            raise click.UsageError("--combine takes no photo filters")
+        wanted = normalise_objects(objects)
+        if combine:
+            hits = ex.search_mixed(text, objects=wanted, limit=limit, min_score=min_score)
+        else:  # a server's client does not carry the query on its hits
+            hits = ex.search(text, objects=wanted, limit=limit, min_score=min_score, **filters)
             hits = [h if h.query else replace(h, query=text.strip()) for h in hits]
     _emit(ctx, [_cli_json.hit(h, explain) for h in hits], lambda: _print_hits(hits, explain),
           lambda: [h.record.path for h in hits])
@@ -306,16 +312,19 @@ def search(ctx: Context, text: str, objects: str | None, limit: int, min_score: 
 @cli.command()
 @click.argument("image")
 @_search_options
+@filter_options
 @click.pass_obj
-def similar(ctx: Context, image: str, objects: str | None, limit: int, min_score: float | None) -> None:
+def similar(ctx: Context, image: str, objects: str | None, limit: int, min_score: float | None,
+            filters: dict[str, Any]) -> None:
     """Find images that look like IMAGE: a file, or an indexed image's id or id prefix."""
     wanted = normalise_objects(objects)
     with ctx.extractor(existing=True) as ex:
         path = expand(image)
         if not path.is_file() and not looks_like_path(image):  # a stored image: by its stored vector
-            hits = ex.search_similar(resolve(ex, image).id, objects=wanted, limit=limit, min_score=min_score)
+            hits = ex.search_similar(resolve(ex, image).id, objects=wanted, limit=limit, min_score=min_score,
+                                     **filters)
         else:
-            hits = ex.search_image(path, objects=wanted, limit=limit, min_score=min_score)
+            hits = ex.search_image(path, objects=wanted, limit=limit, min_score=min_score, **filters)
     _emit(ctx, [_cli_json.hit(h) for h in hits], lambda: _print_hits(hits), lambda: [h.record.path for h in hits])
 
 
@@ -325,12 +334,13 @@ def similar(ctx: Context, image: str, objects: str | None, limit: int, min_score
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @_json_option
 @_paths_option
+@filter_options
 @click.pass_obj
-def list_(ctx: Context, objects: str | None, limit: int, offset: int) -> None:
+def list_(ctx: Context, objects: str | None, limit: int, offset: int, filters: dict[str, Any]) -> None:
     """List indexed images."""
     with ctx.extractor(existing=True) as ex:
-        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset)
-        total = ex.count(objects=normalise_objects(objects))
+        records = ex.list(objects=normalise_objects(objects), limit=limit, offset=offset, **filters)
+        total = ex.count(objects=normalise_objects(objects), **filters)
 
     def text() -> None:
         for r in records:
@@ -354,6 +364,10 @@ def show(ctx: Context, image: str) -> None:
         for key, value in data.items():
             if key == "tags":
                 value = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in value)
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value))
             click.echo(f"{key:>13}: {value}")
 
     _emit(ctx, data, text)

@@ -47,8 +47,22 @@ def record(record: ImageRecord) -> dict[str, Any]:
         created_at=record.created_at.isoformat(),
         updated_at=record.updated_at.isoformat(),
         tags=[{"label": t.label, "score": round(t.score, 4)} for t in record.tags],
+        **details(record),
     )
     return info
+
+
+def details(record: ImageRecord) -> dict[str, Any]:
+    """Photo metadata (the fields the file has), text read, colours and people of a record."""
+    photo = {}
+    if record.photo is not None:
+        photo = {k: v for k, v in vars(record.photo).items() if v is not None}
+        if record.photo.taken_at is not None:
+            photo["taken_at"] = record.photo.taken_at.isoformat()
+        for key in ("camera", "place"):
+            if getattr(record.photo, key):
+                photo[key] = getattr(record.photo, key)
+    return {"photo": photo, "text": record.text, "colors": list(record.colors), "people": record.people}
 
 
 def hit(hit: SearchHit, explain: bool = False) -> dict[str, Any]:

@@ -154,23 +154,24 @@ class Client(_Base):
             return stop.value  # type: ignore[no-any-return]
 
     def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-               min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+               min_score: float | None = None, offset: int = 0, **filters: Any) -> builtins.list[SearchHit]:
         """Images that match a text query, best first (``Extractor.search``); ``offset`` skips
-        that many of the best hits (the next page)."""
-        return self._run(ops.search(text, objects, limit, min_score, offset))
+        that many of the best hits (the next page); ``filters`` are the photo filters."""
+        return self._run(ops.search(text, objects, limit, min_score, offset, filters))
 
     def search_image(self, image: Any = None, objects: Sequence[str] | str | None = None, limit: int = 10,
                      min_score: float | None = None, exclude_self: bool = True, offset: int = 0, *,
-                     record_id: str | None = None) -> builtins.list[SearchHit]:
+                     record_id: str | None = None, **filters: Any) -> builtins.list[SearchHit]:
         """Images similar to ``image`` (a local path, bytes, a binary file or a PIL image, uploaded)
         or to the stored image ``record_id``. ``exclude_self`` leaves out the record itself, or for
         an upload the stored images with the same bytes."""
-        return self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self, offset))
+        return self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self, offset,
+                                          filters))
 
     def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-                       min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+                       min_score: float | None = None, offset: int = 0, **filters: Any) -> builtins.list[SearchHit]:
         """Images similar to a stored one ("more like this"; ``Extractor.search_similar``)."""
-        return self._run(ops.search_similar(record_id, objects, limit, min_score, offset))
+        return self._run(ops.search_similar(record_id, objects, limit, min_score, offset, filters))
 
     def object_counts(self) -> dict[str, int]:
         """Every object tag in the store with its count, most common first."""
@@ -185,13 +186,15 @@ class Client(_Base):
         return self._run(ops.get_by_path(path))
 
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-             offset: int = 0) -> builtins.list[ImageRecord]:
-        """Records in insertion order, optionally only those tagged with any of ``objects``."""
-        return self._run(ops.list_records(objects, limit, offset))
+             offset: int = 0, **filters: Any) -> builtins.list[ImageRecord]:
+        """Records in insertion order, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters``."""
+        return self._run(ops.list_records(objects, limit, offset, filters))
 
-    def count(self, objects: Sequence[str] | str | None = None) -> int:
-        """How many records there are, optionally only those tagged with any of ``objects``."""
-        return self._run(ops.count(objects))
+    def count(self, objects: Sequence[str] | str | None = None, **filters: Any) -> int:
+        """How many records there are, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters``."""
+        return self._run(ops.count(objects, filters))
 
     def delete(self, record_id: str, delete_file: bool = False,
                within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
@@ -327,18 +330,19 @@ class AsyncClient(_Base):
             return stop.value  # type: ignore[no-any-return]
 
     async def search(self, text: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-                     min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
-        return await self._run(ops.search(text, objects, limit, min_score, offset))
+                     min_score: float | None = None, offset: int = 0, **filters: Any) -> builtins.list[SearchHit]:
+        return await self._run(ops.search(text, objects, limit, min_score, offset, filters))
 
     async def search_image(self, image: Any = None, objects: Sequence[str] | str | None = None, limit: int = 10,
                            min_score: float | None = None, exclude_self: bool = True, offset: int = 0, *,
-                           record_id: str | None = None) -> builtins.list[SearchHit]:
+                           record_id: str | None = None, **filters: Any) -> builtins.list[SearchHit]:
         return await self._run(ops.search_image(image, record_id, objects, limit, min_score, exclude_self,
-                                                offset))
+                                                offset, filters))
 
     async def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None, limit: int = 10,
-                             min_score: float | None = None, offset: int = 0) -> builtins.list[SearchHit]:
-        return await self._run(ops.search_similar(record_id, objects, limit, min_score, offset))
+                             min_score: float | None = None, offset: int = 0,
+                             **filters: Any) -> builtins.list[SearchHit]:
+        return await self._run(ops.search_similar(record_id, objects, limit, min_score, offset, filters))
 
     async def object_counts(self) -> dict[str, int]:
         return await self._run(ops.object_counts())
@@ -350,11 +354,11 @@ class AsyncClient(_Base):
         return await self._run(ops.get_by_path(path))
 
     async def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-                   offset: int = 0) -> builtins.list[ImageRecord]:
-        return await self._run(ops.list_records(objects, limit, offset))
+                   offset: int = 0, **filters: Any) -> builtins.list[ImageRecord]:
+        return await self._run(ops.list_records(objects, limit, offset, filters))
 
-    async def count(self, objects: Sequence[str] | str | None = None) -> int:
-        return await self._run(ops.count(objects))
+    async def count(self, objects: Sequence[str] | str | None = None, **filters: Any) -> int:
+        return await self._run(ops.count(objects, filters))
 
     async def delete(self, record_id: str, delete_file: bool = False,
                      within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:

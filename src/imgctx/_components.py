@@ -19,6 +19,7 @@ class Components:
     image_embedder: Any = None
     text_embedder: Any = None
     taggers: list[Any] = field(default_factory=list)
+    annotators: list[Any] = field(default_factory=list)
 
     def by_role(self) -> dict[str, Any]:
         roles: dict[str, Any] = {
@@ -27,6 +28,8 @@ class Components:
         }
         for i, t in enumerate(self.taggers):
             roles["tagger" if i == 0 else f"tagger_{i}"] = t
+        for i, a in enumerate(self.annotators):
+            roles["annotator" if i == 0 else f"annotator_{i}"] = a
         return {k: v for k, v in roles.items() if v is not None}
 
     def decode_side(self) -> int:

@@ -16,6 +16,7 @@ from imgctx._backends.store_common import check_spaces, count_objects, normalise
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
+from imgctx._filters import RecordFilter, check_filters
 from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
@@ -37,6 +38,20 @@ from imgctx._types import (
     Results,
     SearchHit,
 )
+
+Filters = dict[str, Any]
+
+
+def _filter_of(filters: Filters) -> RecordFilter | None:
+    """The keyword filters of search/list/count as one RecordFilter (None: none asked)."""
+    return check_filters(filters)
+
+
+def _where(where: RecordFilter | None) -> dict[str, Any]:
+    """The ``where`` keyword for a store call, left out when no filter is asked, so that stores
+    that know nothing of it keep working without one."""
+    return {} if where is None else {"where": where}
+
 
 #: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
@@ -90,6 +105,7 @@ class Extractor:
         image_embedder: str | Any | None = None,
         text_embedder: str | Any | None = None,
         tagger: str | Any | Sequence[str | Any] | None = None,
+        annotators: Sequence[str | Any] | None = None,
         store: str | Any | None = None,
         settings: Settings | None = None,
         registry: Registry | None = None,
@@ -119,6 +135,8 @@ class Extractor:
             image_embedder=self._resolve("image_embedder", image_embedder if image_embedder is not None else p.image_embedder),
             text_embedder=self._resolve("text_embedder", text_embedder if text_embedder is not None else p.text_embedder),
             taggers=[self._resolve("tagger", t) for t in taggers],
+            annotators=[self._resolve("annotator", a)
+                        for a in (p.annotators if annotators is None else annotators)],
         )
         if self.components.image_embedder is None and self.components.text_embedder is None:
             raise ConfigurationError("an Extractor needs an image embedder or a text embedder")
@@ -285,7 +303,8 @@ class Extractor:
 
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None,
-                      ranges: dict[str, tuple[float, float]] | None = None, offset: int = 0) -> list[SearchHit]:
+                      ranges: dict[str, tuple[float, float]] | None = None,
+                      where: RecordFilter | None = None, offset: int = 0) -> list[SearchHit]:
         if limit <= 0 or not vectors:
             return []
         wanted = normalise_objects(objects)
@@ -294,7 +313,7 @@ class Extractor:
         k = max((limit + offset) * 4, 50) + len(exclude or ())
         sims: dict[str, dict[str, float]] = {s: {} for s in weights}
         for space in weights:
-            for rid, sim in self.store.query(space, vectors[space], k, wanted):
+            for rid, sim in self.store.query(space, vectors[space], k, wanted, **_where(where)):
                 sims[space][rid] = sim
         candidates = {rid for table in sims.values() for rid in table} - (exclude or set())
         for space in weights:
@@ -316,7 +335,8 @@ class Extractor:
         return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
 
     def search(self, text: str | os.PathLike[str] | PILImage, objects: Sequence[str] | str | None = None,
-               limit: int = 10, min_score: float | None = None, offset: int = 0) -> Results[SearchHit]:
+               limit: int = 10, min_score: float | None = None, offset: int = 0,
+               **filters: Any) -> Results[SearchHit]:
         """Images that match a text query, best first.
 
         Given an image instead (a PIL image or a ``pathlib.Path``), it is an image search
@@ -332,18 +352,26 @@ class Extractor:
         only images tagged with any of them (case-insensitive). ``offset`` skips that many of
         the best hits (the next page). Each hit's ``explain()`` says which tags and caption words
         matched.
+
+        ``filters`` are the photo filters, by keyword: ``taken_after``, ``taken_before`` (dates,
+        datetimes or ISO strings, on the camera's clock), ``camera``, ``place``,
+        ``text_contains`` (case-insensitive substrings), ``has_text``, ``has_people`` (flags)
+        and ``colors`` (any of them); see :class:`imgctx.RecordFilter`. An image lacking a
+        field is only left out by a filter on that field. ConfigurationError for an unknown
+        filter or a bad value.
         """
         if isinstance(text, (PILImage, os.PathLike)):
-            return self.search_image(text, objects, limit, min_score, offset=offset)
+            return self.search_image(text, objects, limit, min_score, offset=offset, **filters)
         if not isinstance(text, str):
             raise TypeError(f"search takes a text, a path or a PIL image, not {type(text).__name__}")
         if not text.strip():
             raise ConfigurationError("the search text is empty")
         _check_search_args(limit, min_score, offset)
         wanted = normalise_objects(objects)
+        where = _filter_of(filters)
         self._ready()
         hits = self._fused_search(self._text_vectors(text.strip()), wanted, limit, min_score,
-                                  ranges=self._text_query_ranges(), offset=offset)
+                                  ranges=self._text_query_ranges(), where=where, offset=offset)
         return Results(replace(h, query=text.strip()) for h in hits)
 
     def search_mixed(self, query: str | Sequence[tuple[float, Any]], objects: Sequence[str] | str | None = None,
@@ -394,12 +422,14 @@ class Extractor:
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
-                     exclude_self: bool = True, offset: int = 0) -> Results[SearchHit]:
+                     exclude_self: bool = True, offset: int = 0, **filters: Any) -> Results[SearchHit]:
         """Images similar to an image (a path or a PIL image), by image-vector cosine in [0, 1].
 
         With a path that is itself indexed and ``exclude_self``, that record is left out.
-        ``offset`` skips that many of the best hits.
+        ``offset`` skips that many of the best hits. ``filters`` are the photo filters of
+        :meth:`search`.
         """
+        where = _filter_of(filters)
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
@@ -421,22 +451,27 @@ class Extractor:
         else:
             raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
         vec = embedder.embed_images([pil])[0]
-        return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, offset=offset))
+        return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, where=where,
+                                          offset=offset))
 
     def search_similar(self, record_id: str, objects: Sequence[str] | str | None = None,
-                       limit: int = 10, min_score: float | None = None, offset: int = 0) -> Results[SearchHit]:
+                       limit: int = 10, min_score: float | None = None, offset: int = 0,
+                       **filters: Any) -> Results[SearchHit]:
         """Images similar to a stored one ("more like this"), by its stored image vector (its
         text vector without an image embedder); the record itself is left out. No file is read.
-        Raises RecordNotFoundError for an unknown id.
+        ``filters`` are the photo filters of :meth:`search`. Raises RecordNotFoundError for an
+        unknown id.
         """
         _check_search_args(limit, min_score, offset)
+        where = _filter_of(filters)
         self._ready()
         self.get(record_id)
         space = "image" if self.components.image_embedder is not None else "text"
         vec = self.store.vectors(space, [record_id]).get(record_id)
         if vec is None:
             raise RecordNotFoundError(record_id)
-        return Results(self._fused_search({space: vec}, objects, limit, min_score, {record_id}, offset=offset))
+        return Results(self._fused_search({space: vec}, objects, limit, min_score, {record_id}, where=where,
+                                          offset=offset))
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -455,12 +490,13 @@ class Extractor:
         return self.store.get_by_path(str(absolute(path)))
 
     def list(self, objects: Sequence[str] | str | None = None, limit: int = 100,
-             offset: int = 0) -> Results[ImageRecord]:
-        """Records in insertion order, optionally only those tagged with any of ``objects``."""
+             offset: int = 0, **filters: Any) -> Results[ImageRecord]:
+        """Records in insertion order, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters`` of :meth:`search`."""
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
-        return Results(self.store.list(normalise_objects(objects), limit, offset))
+        return Results(self.store.list(normalise_objects(objects), limit, offset, **_where(_filter_of(filters))))
 
     def object_counts(self) -> dict[str, int]:
         """Every object tag in the store with how many records carry it, most common first
@@ -470,10 +506,11 @@ class Extractor:
         counts = own() if own is not None else count_objects(self.store)
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
-    def count(self, objects: Sequence[str] | str | None = None) -> int:
-        """How many records there are, optionally only those tagged with any of ``objects``."""
+    def count(self, objects: Sequence[str] | str | None = None, **filters: Any) -> int:
+        """How many records there are, optionally only those tagged with any of ``objects`` and
+        passing the photo ``filters`` of :meth:`search`."""
         self._live()
-        return self.store.count(normalise_objects(objects))
+        return self.store.count(normalise_objects(objects), **_where(_filter_of(filters)))
 
     def delete(self, record_id: str, delete_file: bool = False,
                within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:

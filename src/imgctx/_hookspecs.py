@@ -41,6 +41,11 @@ def register_taggers(register: Register) -> Any:
 
 
 @hookspec
+def register_annotators(register: Register) -> Any:
+    """Register annotator factories: images and their files -> photo metadata, text, colours, people."""
+
+
+@hookspec
 def register_stores(register: Register) -> Any:
     """Register vector store factories: ``factory(settings)``."""
 

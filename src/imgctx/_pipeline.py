@@ -23,12 +23,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgctx._components import Components
+from imgctx._details import annotate_batch, caption_details, details_words, with_tags
 from imgctx._errors import ImageError, ImgctxError, StoreError
 from imgctx._ids import record_id_for
 from imgctx._images import absolute
 from imgctx._probe import ProbedFile, probe_file, unchanged_since_indexed
 from imgctx._removed import RemovedDuplicates
-from imgctx._types import BatchReport, FailedFile, ImageRecord, ProcessResult, Progress, StoredVectors, Tag
+from imgctx._types import (
+    Annotation,
+    BatchReport,
+    FailedFile,
+    ImageRecord,
+    ProcessResult,
+    Progress,
+    StoredVectors,
+    Tag,
+)
 
 if TYPE_CHECKING:
     from imgctx._protocols import VectorStore
@@ -81,11 +91,13 @@ class ModelOutput:
     caption: str
     tags: list[Tag]
     vectors: dict[str, np.ndarray]
+    found: Annotation = Annotation()
 
 
-def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutput]:
+def run_models(components: Components, images: Sequence[Any], paths: Sequence[str] = ()) -> list[ModelOutput]:
     """All models on one batch of RGB images: tags and image vectors (one pass when a backend
-    can do both), captions (given the tags), text vectors of caption + tags."""
+    can do both), the annotators (given the files at ``paths``), captions (given the tags),
+    text vectors of caption + tags + what the annotators found."""
     n = len(images)
     tag_lists: list[list[list[Tag]]] = []
     vectors: dict[str, np.ndarray] = {}
@@ -102,13 +114,18 @@ def run_models(components: Components, images: Sequence[Any]) -> list[ModelOutpu
     for tagger in components.taggers:
         if tagger is not fused:
             tag_lists.append(tagger.tag(images))
-    merged = [merge_tags([tl[i] for tl in tag_lists]) for i in range(n)]
+    found = annotate_batch(components.annotators, images, list(paths) or [""] * n)
+    merged = [with_tags(merge_tags([tl[i] for tl in tag_lists]), found[i].tags) for i in range(n)]
     captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
+    if getattr(components.captioner, "from_tags", False):  # a composed caption: add the details
+        captions = [", ".join(p for p in (c, caption_details(f)) if p) for c, f in zip(captions, found, strict=True)]
     if components.text_embedder is not None:
         docs = documents(components.captioner, captions, merged)
+        extra = [details_words(f.photo, f.text or "", f.colors or (), f.people) for f in found]
+        docs = [f"{d}; {e}" if d and e else d or e for d, e in zip(docs, extra, strict=True)]
         vectors["text"] = components.text_embedder.embed_texts(docs)
     return [
-        ModelOutput(captions[i], [t for t in merged[i] if t.confident], {s: v[i] for s, v in vectors.items()})
+        ModelOutput(captions[i], [t for t in merged[i] if t.confident], {s: v[i] for s, v in vectors.items()}, found[i])
         for i in range(n)
     ]
 
@@ -305,7 +322,8 @@ class Ingest:
             rid = record_id_for(img.path)
             unchanged = source is not None and source is existing
             if source is not None:
-                out = ModelOutput(source.caption, list(source.tags), self._stored_vectors(source.id))
+                out = ModelOutput(source.caption, list(source.tags), self._stored_vectors(source.id),
+                                  Annotation(source.photo, source.text, source.colors, source.people))
             else:
                 out = outputs[need[img.content_hash]]
             first = first_in_batch.get(img.content_hash)
@@ -319,7 +337,8 @@ class Ingest:
                 objects=tuple(t.label for t in out.tags), content_hash=img.content_hash,
                 phash=d.phash, dhash=d.dhash, orient_hashes=d.orient_hashes, created_at=created,
                 updated_at=existing.updated_at if (existing and unchanged) else now,
-                mtime_ns=img.mtime_ns, tags=tuple(out.tags),
+                mtime_ns=img.mtime_ns, tags=tuple(out.tags), photo=out.found.photo,
+                text=out.found.text or "", colors=out.found.colors or (), people=out.found.people,
             )
             items.append(StoredVectors(record, out.vectors))
             results.append(ProcessResult(record, was_dup, unchanged, 0.0, dup_of, moved.id if moved else None))
@@ -334,7 +353,7 @@ class Ingest:
     def _run_models(self, files: list[ProbedFile]) -> list[ModelOutput]:
         """The models' outputs for decoded files (here, in this process; the Ray driver looks
         up what its actors computed)."""
-        return run_models(self.components, [f.image.image for f in files])
+        return run_models(self.components, [f.image.image for f in files], [f.image.path for f in files])
 
     def _stored_vectors(self, record_id: str) -> dict[str, np.ndarray]:
         out = {}

@@ -22,7 +22,7 @@ from imgctx import _hookspecs as hookspecs
 from imgctx._errors import ConfigurationError, PluginCollisionError, PluginNotFoundError
 from imgctx._presets import Preset
 
-ROLES = ("captioner", "image_embedder", "text_embedder", "tagger", "store")
+ROLES = ("captioner", "image_embedder", "text_embedder", "tagger", "annotator", "store")
 ENTRY_POINT_GROUP = "imgctx"
 DEFAULT_PLUGINS = (
     "imgctx._backends.offline",
@@ -30,6 +30,10 @@ DEFAULT_PLUGINS = (
     "imgctx._backends.blip",
     "imgctx._backends.clip",
     "imgctx._backends.sentence",
+    "imgctx._backends.photo_metadata",
+    "imgctx._backends.ocr",
+    "imgctx._backends.colors",
+    "imgctx._backends.people",
     "imgctx._backends.memory_store",
     "imgctx._backends.faiss_store",
     "imgctx._backends.chroma_store",
@@ -44,6 +48,7 @@ _HOOKS = {
     "image_embedder": "register_image_embedders",
     "text_embedder": "register_text_embedders",
     "tagger": "register_taggers",
+    "annotator": "register_annotators",
     "store": "register_stores",
 }
 

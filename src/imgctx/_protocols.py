@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
-    from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
+    from imgctx._filters import RecordFilter
+    from imgctx._types import Annotation, ImageRecord, SpaceSpec, StoredVectors, Tag
 
 
 @runtime_checkable
@@ -70,6 +71,15 @@ class Tagger(Model, Protocol):
 
 
 @runtime_checkable
+class Annotator(Model, Protocol):
+    def annotate(self, images: Sequence[Image], paths: Sequence[str]) -> list[Annotation]:
+        """One Annotation per image (photo metadata, text, colours, people); ``paths`` are the
+        files the images were decoded from, for what the pixels do not hold (EXIF) or a closer
+        look at full resolution."""
+        ...
+
+
+@runtime_checkable
 class ImageAnalyzer(Protocol):
     """Optional: a backend that is both Tagger and ImageEmbedder and can do both in one pass."""
 
@@ -81,7 +91,9 @@ class VectorStore(Protocol):
     """Records, their tags and their vectors in named spaces.
 
     ``query`` returns cosine similarities (vectors are L2-normalised, so inner products).
-    ``objects`` filters are any-of and case-insensitive.
+    ``objects`` filters are any-of and case-insensitive. ``where`` (a RecordFilter: date taken,
+    camera, place, text, people, colours) is passed only when the caller asks for one; a store
+    that accepts it keeps only records that pass ``where.matches``.
     """
 
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
@@ -105,14 +117,16 @@ class VectorStore(Protocol):
     def delete(self, record_ids: Sequence[str]) -> int: ...
 
     def list(
-        self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0
+        self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+        where: RecordFilter | None = None,
     ) -> list[ImageRecord]: ...
 
     def query(
-        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
     ) -> builtins.list[tuple[str, float]]: ...
 
-    def count(self, objects: Sequence[str] | None = None) -> int: ...
+    def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int: ...
 
     def object_counts(self) -> dict[str, int]:
         """Every object label with the number of records tagged with it. Optional: without it,

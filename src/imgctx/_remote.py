@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from imgctx import _errors as errors
 from imgctx._errors import ConfigurationError, ImageError, ImageNotFoundError, ImgctxError, RemoteError
+from imgctx._filters import filter_params
 from imgctx._types import (
     BatchReport,
     Comparison,
@@ -32,6 +33,7 @@ from imgctx._types import (
     FailedFile,
     ImageRecord,
     ModelStatus,
+    PhotoInfo,
     ProcessResult,
     Progress,
     RemovalReport,
@@ -167,7 +169,19 @@ def record_from(d: dict[str, Any]) -> ImageRecord:
         created_at=datetime.fromisoformat(d["created_at"]), updated_at=datetime.fromisoformat(d["updated_at"]),
         mtime_ns=d["mtime_ns"], orient_hashes=d.get("orient_hashes", ""),
         tags=tuple(Tag(t["label"], t["score"], t.get("coarse", False), t.get("confident", True)) for t in d["tags"]),
+        photo=photo_from(d.get("photo")), text=d.get("text") or "", colors=tuple(d.get("colors") or ()),
+        people=d.get("people"),
     )
+
+
+def photo_from(d: dict[str, Any] | None) -> PhotoInfo | None:
+    """The record's EXIF facts and place (the server's ``camera`` and ``place`` are derived)."""
+    if d is None:
+        return None
+    known = {f.name for f in fields(PhotoInfo)} - {"taken_at"}
+    taken = d.get("taken_at")
+    return PhotoInfo(taken_at=datetime.fromisoformat(taken) if taken else None,
+                     **{k: v for k, v in d.items() if k in known})
 
 
 def hit_from(d: dict[str, Any]) -> SearchHit:
@@ -257,36 +271,39 @@ def upload_bytes(image: Any, what: str) -> tuple[str | None, bytes]:
 
 
 def search(text: str, objects: Sequence[str] | str | None, limit: int, min_score: float | None,
-           offset: int = 0) -> Op[list[SearchHit]]:
+           offset: int = 0, filters: dict[str, Any] | None = None) -> Op[list[SearchHit]]:
     if not isinstance(text, str):
         raise ConfigurationError(f"the search text must be a string, not {type(text).__name__}")
     params = _clean({"query": text, "objects": objects_param(objects), "limit": limit, "min_score": min_score,
-                     "offset": offset or None})
+                     "offset": offset or None, **filter_params(filters or {})})
     data = yield Call("GET", f"{API}/search", params=params)
     return [hit_from(d) for d in data]
 
 
 def search_image(image: Any, record_id: str | None, objects: Sequence[str] | str | None, limit: int,
-                 min_score: float | None, exclude_self: bool, offset: int = 0) -> Op[list[SearchHit]]:
+                 min_score: float | None, exclude_self: bool, offset: int = 0,
+                 filters: dict[str, Any] | None = None) -> Op[list[SearchHit]]:
     if (image is None) == (record_id is None):
         raise ConfigurationError("search_image takes an image or a record_id (one of them)")
+    where = _clean(filter_params(filters or {}))
     if record_id is not None:
         params = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
-                         "exclude_self": exclude_self, "offset": offset or None})
+                         "exclude_self": exclude_self, "offset": offset or None, **where})
         data = yield Call("GET", f"{API}/search/similar/{quote(record_id, safe='')}", params=params)
     else:
         name, body = upload_bytes(image, "search_image")
         form = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
                        "exclude_self": exclude_self, "offset": offset or None})
-        data = yield Call("POST", f"{API}/search/upload", files={"file": (name or "query", body, "application/octet-stream")},
+        data = yield Call("POST", f"{API}/search/upload", params=where or None,
+                          files={"file": (name or "query", body, "application/octet-stream")},
                           data={k: str(v) for k, v in form.items()})
     return [hit_from(d) for d in data]
 
 
 def search_similar(record_id: str, objects: Sequence[str] | str | None, limit: int, min_score: float | None,
-                   offset: int = 0) -> Op[list[SearchHit]]:
+                   offset: int = 0, filters: dict[str, Any] | None = None) -> Op[list[SearchHit]]:
     params = _clean({"objects": objects_param(objects), "limit": limit, "min_score": min_score,
-                     "exclude_self": True, "offset": offset or None})
+                     "exclude_self": True, "offset": offset or None, **filter_params(filters or {})})
     data = yield Call("GET", f"{API}/search/similar/{quote(record_id, safe='')}", params=params)
     return [hit_from(d) for d in data]
 
@@ -301,13 +318,15 @@ def get(record_id: str) -> Op[ImageRecord]:
     return record_from(data)
 
 
-def list_records(objects: Sequence[str] | str | None, limit: int, offset: int) -> Op[list[ImageRecord]]:
+def list_records(objects: Sequence[str] | str | None, limit: int, offset: int,
+                 filters: dict[str, Any] | None = None) -> Op[list[ImageRecord]]:
     if limit < 0 or offset < 0:
         raise ConfigurationError("limit and offset must not be negative")
+    where = filter_params(filters or {})
     out: list[ImageRecord] = []
     while True:
         want = min(PAGE, limit - len(out))
-        params = _clean({"objects": objects_param(objects), "limit": want, "offset": offset + len(out)})
+        params = _clean({"objects": objects_param(objects), "limit": want, "offset": offset + len(out), **where})
         page = yield Call("GET", f"{API}/records", params=params)
         out.extend(record_from(d) for d in page["records"])
         if want == 0 or len(page["records"]) < want or len(out) >= limit:
@@ -325,8 +344,9 @@ def check_image(path: str | os.PathLike[str], threshold: float, limit: int) -> O
     return [DuplicateMatch(record_from(m["record"]), comparison_from(m["comparison"])) for m in data]
 
 
-def count(objects: Sequence[str] | str | None) -> Op[int]:
-    data = yield Call("GET", f"{API}/records/count", params=_clean({"objects": objects_param(objects)}))
+def count(objects: Sequence[str] | str | None, filters: dict[str, Any] | None = None) -> Op[int]:
+    params = _clean({"objects": objects_param(objects), **filter_params(filters or {})})
+    data = yield Call("GET", f"{API}/records/count", params=params)
     return int(data["count"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from imgctx._errors import IncompatibleIndexError, StoreError
-from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
+from imgctx._filters import RecordFilter, make_filter
+from imgctx._types import ImageRecord, PhotoInfo, SpaceSpec, StoredVectors, Tag
 
 #: The vector spaces the suite configures: small, so every store runs it in seconds.
 SPACES = (SpaceSpec("image", "conf-img", 8), SpaceSpec("text", "conf-txt", 4))
@@ -36,6 +37,38 @@ def make_item(i: int, objects: tuple[str, ...] = (), seed: int | None = None) ->
         orient_hashes=f"{i:016x}" * 16,
     )
     return StoredVectors(record, {s.name: unit_vector(rng, s.dim) for s in SPACES})
+
+
+def with_details(item: StoredVectors, **details: Any) -> StoredVectors:
+    """``item`` with photo metadata, text, colours or people set (``ImageRecord`` keywords)."""
+    return StoredVectors(replace(item.record, **details), item.vectors)
+
+
+def detailed_items() -> list[StoredVectors]:
+    """Records covering every photo filter, and records with no details at all."""
+    paris = PhotoInfo(taken_at=datetime(2021, 7, 14, 18, 30, tzinfo=timezone(timedelta(hours=2))),
+                      camera_make="Canon", camera_model="Canon EOS R5", latitude=48.85, longitude=2.35,
+                      city="Paris", region="Île-de-France", country="France")
+    tokyo = PhotoInfo(taken_at=datetime(2019, 1, 2, 8, 0), camera_make="NIKON CORPORATION",
+                      camera_model="NIKON D750", city="Tokyo", region="Tokyo", country="Japan")
+    undated = PhotoInfo(camera_make="Apple", camera_model="iPhone 12")
+    return [
+        with_details(make_item(0, ("cat",)), photo=paris, colors=("red", "black"), people=2),
+        with_details(make_item(1, ("dog",)), photo=tokyo, text="OPEN 24 Hours", colors=("blue",), people=0),
+        with_details(make_item(2, ("cat",)), photo=undated, text="Straße", people=1),
+        make_item(3, ("cat",)),  # no details at all (as records written before them)
+        with_details(make_item(4), photo=PhotoInfo(taken_at=datetime(2020, 1, 1)), colors=("white",)),
+    ]
+
+
+#: Filters the conformance suite checks against ``RecordFilter.matches``.
+FILTER_CASES: tuple[dict[str, Any], ...] = (
+    {"taken_after": "2020-01-01"}, {"taken_before": "2020-01-01"}, {"taken_after": datetime(2021, 7, 14, 18, 30)},
+    {"taken_after": "2019-01-01", "taken_before": "2021-01-01"}, {"camera": "nikon"}, {"camera": "EOS"},
+    {"place": "île"}, {"place": "japan"}, {"has_text": True}, {"has_text": False}, {"has_people": True},
+    {"has_people": False}, {"text_contains": "24 hours"}, {"text_contains": "STRASSE"}, {"colors": "red,blue"},
+    {"colors": ["white"]}, {"place": "nowhere"},
+)
 
 
 def _record_fields(r: ImageRecord) -> tuple[Any, ...]:
@@ -199,6 +232,43 @@ class StoreConformance:
         store.upsert([make_item(1, ("bird",), seed=9)])  # a replaced record's old tags no longer count
         store.delete(["id0002"])
         assert store.object_counts() == {"cat": 1, "bird": 1}
+
+    # -- photo details and their filters ---------------------------------------------------------------
+
+    def test_details_round_trip(self, store: Any) -> None:
+        items = detailed_items()
+        store.upsert(items)
+        for item in items:
+            assert store.get(item.record.id) == item.record
+        assert store.get("id0003").photo is None and store.get("id0003").people is None
+
+    def test_details_are_replaced_not_merged(self, store: Any) -> None:
+        items = detailed_items()
+        store.upsert(items)
+        bare = make_item(0, ("cat",))
+        store.upsert([bare])
+        assert store.get("id0000") == bare.record
+        assert store.count(where=make_filter(has_people=True)) == 1
+
+    @pytest.mark.parametrize("case", FILTER_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+    def test_photo_filters_match_the_reference(self, store: Any, case: dict[str, Any]) -> None:
+        items = detailed_items()
+        store.upsert(items)
+        where = make_filter(**case)
+        assert isinstance(where, RecordFilter)
+        expected = [it.record.id for it in items if where.matches(it.record)]
+        assert _ids(store.list(where=where)) == expected
+        assert store.count(where=where) == len(expected)
+        assert {h[0] for h in store.query("image", items[0].vectors["image"], 10, where=where)} == set(expected)
+        with_cats = [it.record.id for it in items if where.matches(it.record) and "cat" in it.record.objects]
+        assert _ids(store.list(["cat"], where=where)) == with_cats
+        assert {h[0] for h in store.query("text", items[1].vectors["text"], 10, ["cat"], where=where)} == set(with_cats)
+
+    def test_a_filter_never_hides_records_for_fields_it_does_not_ask(self, store: Any) -> None:
+        store.upsert(detailed_items())
+        assert store.count(where=make_filter(has_text=False)) == 3  # incl. the record without details
+        assert "id0003" in _ids(store.list(where=make_filter(has_people=False)))
+        assert store.count() == 5
 
     # -- listing ------------------------------------------------------------------------------------
 

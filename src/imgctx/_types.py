@@ -25,6 +25,64 @@ class Tag:
 
 
 @dataclass(frozen=True)
+class PhotoInfo:
+    """What a photo's EXIF says about it, and where it was taken.
+
+    ``taken_at`` is the date and time the photo was taken, on the camera's clock: timezone-aware
+    when the file records its UTC offset (``OffsetTimeOriginal``), naive otherwise.
+    ``focal_length`` is in millimetres, ``exposure_time`` in seconds, ``altitude`` in metres
+    above sea level. ``city``, ``region`` and ``country`` come from the GPS position through an
+    offline reverse geocoder (the nearest place of at least 1000 inhabitants). Every field is
+    None when the file does not say.
+    """
+
+    taken_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    focal_length: float | None = None
+    exposure_time: float | None = None
+    f_number: float | None = None
+    iso: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model in one string ("Canon EOS 5D"), the make left out when the model
+        already starts with it."""
+        make, model = (self.camera_make or "").strip(), (self.camera_model or "").strip()
+        if make and model.lower().startswith(make.split()[0].lower()):
+            make = ""
+        return " ".join(p for p in (make, model) if p) or None
+
+    @property
+    def place(self) -> str | None:
+        """"City, region, country", the parts that are known."""
+        parts = [p for p in (self.city, self.region, self.country) if p]
+        return ", ".join(dict.fromkeys(parts)) or None
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What one annotator found in one image; None: it has nothing to say about that field.
+
+    ``people`` counts the people or faces seen; ``tags`` are added to the image's object tags
+    (e.g. ``person``).
+    """
+
+    photo: PhotoInfo | None = None
+    text: str | None = None
+    colors: tuple[str, ...] | None = None
+    people: int | None = None
+    tags: tuple[Tag, ...] = ()
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """Everything imgctx knows about one image file.
 
@@ -33,6 +91,11 @@ class ImageRecord:
     ``objects`` holds the tag labels (fine labels and their coarse nouns), ``tags`` the same
     labels with scores. ``orient_hashes`` holds the hashes duplicate detection compares across
     rotations and mirrors (see docs/duplicates.md; empty for a record indexed before them).
+
+    ``photo`` holds the EXIF facts and place (None without EXIF or without a photo-metadata
+    annotator), ``text`` the text read in the image (OCR; empty when none was found),
+    ``colors`` its dominant colours in plain words, most covering first, and ``people`` how
+    many people or faces were seen (None when no people detector ran).
     """
 
     id: str
@@ -51,6 +114,10 @@ class ImageRecord:
     mtime_ns: int = 0
     tags: tuple[Tag, ...] = ()
     orient_hashes: str = ""
+    photo: PhotoInfo | None = None
+    text: str = ""
+    colors: tuple[str, ...] = ()
+    people: int | None = None
 
     def __repr__(self) -> str:
         from imgctx._notebook import record_repr

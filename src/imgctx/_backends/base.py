@@ -28,6 +28,25 @@ class TagSettings(PluginSettings):
 log = logging.getLogger(__name__)
 
 
+def load_upright(path: str, side: int, fallback: Any) -> Any:
+    """The image file at ``path`` again, upright RGB with its long side at most ``side`` (JPEG
+    decoded at reduced scale), for a model that wants another size than the decoded image;
+    ``fallback`` (the decoded image) when there is no path or the file cannot be decoded again.
+    The file already passed ingest's size checks."""
+    if not path:
+        return fallback
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (side, side))
+            upright = ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, ValueError):
+        return fallback
+    upright.thumbnail((side, side))
+    return upright
+
+
 class LazyModel:
     """Loads its weights once, on first use or on ``load()``, and records how long it took."""
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from imgctx._backends.store_common import (
+    DETAIL_KEYS,
     PAYLOAD_VERSION,
     StoreServerSettings,
     check_spaces,
@@ -44,6 +45,7 @@ from imgctx._backends.store_common import (
     spaces_to_json,
 )
 from imgctx._errors import ImgctxError, MissingDependencyError, StoreError
+from imgctx._filters import RecordFilter
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import Settings
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
@@ -73,6 +75,7 @@ def _object_filter(objects: Sequence[str] | None) -> dict[str, Any] | None:
 
 def _metadata(record: ImageRecord) -> dict[str, Any]:
     meta: dict[str, Any] = record_payload(record)
+    meta.pop("colors_l", None)  # filters on details scan the records (see _filtered_ids)
     for label, *_ in json.loads(meta["tags"]):
         meta[OBJECT_KEY + label] = True
     return meta
@@ -185,7 +188,7 @@ class ChromaStore:
             metas = [_metadata(it.record) for it in items]
             # Chroma merges metadata on upsert: object keys a record no longer has are set to None.
             old = self._primary().get(ids=ids, include=["metadatas"])  # type: ignore[union-attr]
-            old_keys = {rid: {k for k in (m or {}) if k.startswith(OBJECT_KEY)}
+            old_keys = {rid: {k for k in (m or {}) if k.startswith(OBJECT_KEY) or k in DETAIL_KEYS}
                         for rid, m in zip(old["ids"], old["metadatas"], strict=True)}
             for rid, meta in zip(ids, metas, strict=True):
                 for key in old_keys.get(rid, set()) - set(meta):
@@ -250,25 +253,45 @@ class ChromaStore:
         result = self._col(space).get(ids=list(dict.fromkeys(record_ids)), include=["embeddings"])
         return {rid: np.asarray(vec, dtype=np.float32) for rid, vec in zip(result["ids"], result["embeddings"], strict=True)}
 
+    def _scan(self, objects: Sequence[str] | None, where: RecordFilter) -> builtins.list[ImageRecord]:
+        """The records tagged with any of ``objects`` that pass ``where``, in store order: a scan
+        of their metadata (Chroma has no substring match on metadata), a page at a time."""
+        primary = self._primary()
+        out: builtins.list[ImageRecord] = []
+        offset = 0
+        while primary is not None:
+            page = self._records(primary.get(where=_object_filter(objects), limit=_PAGE, offset=offset,
+                                              include=["metadatas"]))
+            out += [r for r in page if where.matches(r)]
+            offset += len(page)
+            if len(page) < _PAGE:
+                break
+        return out
+
     @_chroma_errors
-    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> builtins.list[ImageRecord]:
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+             where: RecordFilter | None = None) -> builtins.list[ImageRecord]:
         primary = self._primary()
         if primary is None or limit <= 0:
             return []
+        if where is not None:
+            return self._scan(objects, where)[max(0, offset): max(0, offset) + limit]
         result = primary.get(where=_object_filter(objects), limit=limit, offset=max(0, offset), include=["metadatas"])
         return self._records(result)
 
     @_chroma_errors
-    def count(self, objects: Sequence[str] | None = None) -> int:
+    def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int:
         primary = self._primary()
         if primary is None:
             return 0
-        where = _object_filter(objects)
-        if where is None:
+        if where is not None:
+            return len(self._scan(objects, where))
+        by_objects = _object_filter(objects)
+        if by_objects is None:
             return int(primary.count())
         total, offset = 0, 0
         while True:  # Chroma counts only whole collections: page through the matching ids
-            page = primary.get(where=where, limit=_PAGE * 10, offset=offset, include=[])["ids"]
+            page = primary.get(where=by_objects, limit=_PAGE * 10, offset=offset, include=[])["ids"]
             total += len(page)
             offset += len(page)
             if len(page) < _PAGE * 10:
@@ -280,7 +303,8 @@ class ChromaStore:
 
     @_chroma_errors
     def query(
-        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
     ) -> builtins.list[tuple[str, float]]:
         if not self._spaces:
             self._spaces = self._read_spaces()
@@ -288,11 +312,15 @@ class ChromaStore:
         if k <= 0:
             return []
         k = min(k, int(col.count()))
+        chroma_where = _object_filter(objects)
+        if where is not None:
+            allowed = [r.id for r in self._scan(objects, where)]
+            k, chroma_where = min(k, len(allowed)), {"id": {"$in": allowed}}
         if k <= 0:
             return []
         result = col.query(
             query_embeddings=np.asarray(vector, np.float32).reshape(1, -1), n_results=k,
-            where=_object_filter(objects), include=["distances"],
+            where=chroma_where, include=["distances"],
         )
         # Chroma's "ip" distance is 1 - inner product.
         return [(rid, 1.0 - float(d)) for rid, d in zip(result["ids"][0], result["distances"][0], strict=True)]

@@ -24,9 +24,10 @@ def compose_caption(tags: Sequence[Tag]) -> str:
     coarse = [t.label for t in tags if t.coarse and t.confident]
     if not fine and not coarse:
         return "a photo with no recognised objects"
-    head = coarse[0] if coarse else fine[0]
+    people = [c for c in ("people", "person") if c in coarse]  # from a people detector, if one ran
+    head = people[0] if people else coarse[0] if coarse else fine[0]
     detail = [f for f in fine if f != head]
-    caption = f"a photo of {_article(head)} {head}"
+    caption = f"a photo of {'' if head == 'people' else _article(head) + ' '}{head}"
     return f"{caption}: {', '.join(detail)}" if detail else caption
 
 

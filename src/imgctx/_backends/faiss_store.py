@@ -32,8 +32,9 @@ import numpy as np
 from pydantic import Field
 
 from imgctx._backends.faiss_index import SpaceIndex, import_faiss
+from imgctx._backends.faiss_schema import COLUMNS as _COLUMNS
+from imgctx._backends.faiss_schema import create_or_migrate, read_details, where_sql, write_details
 from imgctx._backends.store_common import (
-    add_missing_columns,
     check_spaces,
     checked_vectors,
     normalise_objects,
@@ -41,6 +42,7 @@ from imgctx._backends.store_common import (
     spaces_to_json,
 )
 from imgctx._errors import StoreError
+from imgctx._filters import RecordFilter
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, plugin_config
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
@@ -71,50 +73,6 @@ def _store_errors(method: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    path TEXT NOT NULL UNIQUE,
-    filename TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    file_size INTEGER NOT NULL,
-    format TEXT NOT NULL,
-    caption TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    phash TEXT NOT NULL,
-    dhash TEXT NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    orient_hashes TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);
-CREATE TABLE IF NOT EXISTS tags (
-    rid INTEGER NOT NULL REFERENCES records(rowid) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    score REAL NOT NULL,
-    coarse INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    PRIMARY KEY (rid, label)
-);
-CREATE INDEX IF NOT EXISTS tags_label ON tags(label);
-CREATE TABLE IF NOT EXISTS vectors (
-    rid INTEGER NOT NULL REFERENCES records(rowid) ON DELETE CASCADE,
-    space TEXT NOT NULL,
-    vec BLOB NOT NULL,
-    PRIMARY KEY (rid, space)
-);
-"""
-
-_COLUMNS = (
-    "rowid, id, path, filename, width, height, file_size, format, caption, content_hash, "
-    "phash, dhash, mtime_ns, created_at, updated_at, orient_hashes"
-)
 
 
 def _sha256(path: Path) -> str:
@@ -146,20 +104,14 @@ class FaissStore:
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
             with self._write(bump=False):
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    self._conn.execute(stmt)
-                add_missing_columns(self._conn, "records", {"orient_hashes": "TEXT NOT NULL DEFAULT ''"})
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?), ('generation', '0')",
-                    (str(SCHEMA_VERSION),),
-                )
+                create_or_migrate(self._conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from None
         self._lock = threading.RLock()
         self._spaces: dict[str, SpaceSpec] = self._read_spaces()
         self._indexes: dict[str, SpaceIndex] = {}
         self._synced_generation = -1
-        self._allowed: dict[tuple[str, ...], tuple[np.ndarray, Any]] = {}  # filter -> rowids, FAISS selector
+        self._allowed: dict[tuple[Any, ...], tuple[np.ndarray, Any]] = {}  # filter -> rowids, FAISS selector
 
     # -- SQLite plumbing -------------------------------------------------------------------
 
@@ -345,6 +297,7 @@ class FaissStore:
                         [(rid, t.label.lower(), float(t.score), int(t.coarse), i)
                          for i, t in enumerate(r.tags or tuple(Tag(o, 1.0) for o in r.objects))],
                     )
+                    write_details(conn, rid, r)
                     for space, v in checked_vectors(item, self._spaces, str(self.db_file), require_all=False).items():
                         conn.execute("INSERT INTO vectors(rid, space, vec) VALUES (?, ?, ?)", (rid, space, v.tobytes()))
                         added[space][rid] = v
@@ -377,6 +330,7 @@ class FaissStore:
             phash=row[10], dhash=row[11], mtime_ns=int(row[12]),
             created_at=datetime.fromisoformat(row[13]), updated_at=datetime.fromisoformat(row[14]),
             objects=tuple(t.label for t in tags), tags=tags, orient_hashes=row[15],
+            **read_details(self._conn, rid),
         )
 
     @_store_errors
@@ -431,28 +385,30 @@ class FaissStore:
             self._rebuild_if_needed()
             return len(rids)
 
-    def _filter_sql(self, objects: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    def _filter_sql(self, objects: Sequence[str] | None, where: RecordFilter | None = None) -> tuple[str, tuple[Any, ...]]:
         wanted = normalise_objects(objects)
-        if wanted is None:
-            return "", ()
-        marks = ",".join("?" * len(wanted))
-        return f"WHERE rowid IN (SELECT rid FROM tags WHERE label IN ({marks}))", tuple(wanted)
+        conds, args = where_sql(where)
+        if wanted is not None:
+            conds.append(f"rowid IN (SELECT rid FROM tags WHERE label IN ({','.join('?' * len(wanted))}))")
+            args += wanted
+        return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
 
     @_store_errors
-    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
-        where, args = self._filter_sql(objects)
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+             where: RecordFilter | None = None) -> list[ImageRecord]:
+        sql, args = self._filter_sql(objects, where)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM records {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM records {sql} ORDER BY rowid LIMIT ? OFFSET ?",
                 (*args, max(0, limit), max(0, offset)),
             ).fetchall()
             return [self._row_to_record(r) for r in rows]
 
     @_store_errors
-    def count(self, objects: Sequence[str] | None = None) -> int:
-        where, args = self._filter_sql(objects)
+    def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int:
+        sql, args = self._filter_sql(objects, where)
         with self._lock:
-            return int(self._conn.execute(f"SELECT COUNT(*) FROM records {where}", args).fetchone()[0])
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM records {sql}", args).fetchone()[0])
 
     @_store_errors
     def object_counts(self) -> dict[str, int]:
@@ -462,16 +418,16 @@ class FaissStore:
 
     @_store_errors
     def query(
-        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
     ) -> builtins.list[tuple[str, float]]:
         if space not in self._spaces:
             raise StoreError(f"unknown vector space {space!r}; configured: {sorted(self._spaces)}")
         with self._lock:
             self._sync()
             allowed = selector = None
-            wanted = normalise_objects(objects)
-            if wanted is not None:
-                allowed, selector = self._allowed_rowids(tuple(wanted))
+            if normalise_objects(objects) is not None or where is not None:
+                allowed, selector = self._allowed_rowids(objects, where)
                 if not len(allowed):
                     return []
                 k = min(k, len(allowed))
@@ -482,15 +438,15 @@ class FaissStore:
             id_of = dict(self._conn.execute(f"SELECT rowid, id FROM records WHERE rowid IN ({marks})", [int(r) for r in rids]).fetchall())
         return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids, strict=True) if int(r) in id_of]
 
-    def _allowed_rowids(self, labels: tuple[str, ...]) -> tuple[np.ndarray, Any]:
-        """The rowids of records tagged with any of ``labels`` and a FAISS selector of them,
-        kept until the next write (by any process: ``_sync`` has just checked the generation),
-        so repeated filters skip SQLite."""
-        key = (str(self._synced_generation), *labels)
+    def _allowed_rowids(self, objects: Sequence[str] | None, where: RecordFilter | None) -> tuple[np.ndarray, Any]:
+        """The rowids of records that pass the filters and a FAISS selector of them, kept until
+        the next write (by any process: ``_sync`` has just checked the generation), so repeated
+        filters skip SQLite."""
+        key = (str(self._synced_generation), where, *(normalise_objects(objects) or ()))
         found = self._allowed.get(key)
         if found is None:
-            marks = ",".join("?" * len(labels))
-            rows = self._conn.execute(f"SELECT DISTINCT rid FROM tags WHERE label IN ({marks})", labels).fetchall()
+            sql, args = self._filter_sql(objects, where)
+            rows = self._conn.execute(f"SELECT rowid FROM records {sql}", args).fetchall()
             rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             found = (rowids, self.faiss.IDSelectorBatch(rowids) if len(rowids) else None)
             if not self._allowed or next(iter(self._allowed))[0] != key[0]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from imgctx._backends.store_common import check_spaces, checked_vectors, normalise_objects
+from imgctx._filters import RecordFilter
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import Settings
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
@@ -28,7 +29,7 @@ class MemoryStore:
         self._vectors: dict[str, dict[str, np.ndarray]] = {}
         self._spaces: dict[str, SpaceSpec] = {}
         self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}  # space -> ids, stacked vectors
-        self._filter_rows: dict[tuple[str, ...], np.ndarray] = {}  # (space, *labels) -> matrix rows
+        self._filter_rows: dict[tuple[Any, ...], np.ndarray] = {}  # (space, where, *labels) -> matrix rows
 
     def configure(self, spaces: Sequence[SpaceSpec]) -> None:
         with self._lock:
@@ -85,20 +86,24 @@ class MemoryStore:
                     table.pop(rid, None)
             return n
 
-    def _matching(self, objects: Sequence[str] | None) -> list[ImageRecord]:
+    @staticmethod
+    def _passes(record: ImageRecord, wanted: Sequence[str] | None, where: RecordFilter | None) -> bool:
+        if wanted is not None and not set(wanted).intersection(o.lower() for o in record.objects):
+            return False
+        return where is None or where.matches(record)
+
+    def _matching(self, objects: Sequence[str] | None, where: RecordFilter | None = None) -> list[ImageRecord]:
         wanted = normalise_objects(objects)
         with self._lock:
             records = list(self._records.values())
-        if wanted is None:
-            return records
-        ws = set(wanted)
-        return [r for r in records if ws.intersection(o.lower() for o in r.objects)]
+        return [r for r in records if self._passes(r, wanted, where)]
 
-    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
-        return self._matching(objects)[offset: offset + limit]
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+             where: RecordFilter | None = None) -> list[ImageRecord]:
+        return self._matching(objects, where)[offset: offset + limit]
 
-    def count(self, objects: Sequence[str] | None = None) -> int:
-        return len(self._matching(objects))
+    def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int:
+        return len(self._matching(objects, where))
 
     def object_counts(self) -> dict[str, int]:
         with self._lock:
@@ -110,7 +115,8 @@ class MemoryStore:
         return counts
 
     def query(
-        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
     ) -> builtins.list[tuple[str, float]]:
         with self._lock:  # one consistent snapshot of ids and vectors, stacked once per write
             if space not in self._matrices:
@@ -120,13 +126,13 @@ class MemoryStore:
             ids, matrix = self._matrices[space]
             wanted = normalise_objects(objects)
             rows: np.ndarray | None = None
-            if wanted is not None:
-                key = (space, *wanted)
+            if wanted is not None or where is not None:
+                key = (space, where, *(wanted or ()))
                 rows = self._filter_rows.get(key)
                 if rows is None:  # the matrix rows of matching records, kept until the next write
-                    ws, records = set(wanted), self._records
+                    records = self._records
                     rows = np.fromiter(
-                        (j for j, rid in enumerate(ids) if rid in records and ws.intersection(records[rid].objects)),
+                        (j for j, rid in enumerate(ids) if rid in records and self._passes(records[rid], wanted, where)),
                         dtype=np.int64,
                     )
                     if len(self._filter_rows) >= 64:

@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 
 from imgctx._backends.store_common import (
+    DETAIL_KEYS,
     PAYLOAD_VERSION,
     StoreServerSettings,
     check_spaces,
     checked_vectors,
     client_errors,
+    clock_timestamp,
     count_objects,
     last_per_id,
     normalise_objects,
@@ -43,6 +45,7 @@ from imgctx._backends.store_common import (
     spaces_to_json,
 )
 from imgctx._errors import ImgctxError, MissingDependencyError, StoreError
+from imgctx._filters import RecordFilter
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import Settings
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
@@ -50,7 +53,7 @@ from imgctx._types import ImageRecord, SpaceSpec, StoredVectors
 _NAMESPACE = uuid.UUID("6f0b1a52-4c1e-5e1f-9a57-696d67637478")  # fixed: point ids must never change
 _KEYWORD_FIELDS = ("id", "path", "content_hash", "objects")
 _PAYLOAD = ["id", "path", "filename", "width", "height", "file_size", "format", "caption", "content_hash",
-            "phash", "dhash", "mtime_ns", "created_at", "updated_at", "tags", "orient_hashes"]
+            "phash", "dhash", "mtime_ns", "created_at", "updated_at", "tags", "orient_hashes", *DETAIL_KEYS]
 
 
 def _import_qdrant() -> Any:
@@ -166,13 +169,37 @@ class QdrantStore:
 
     # -- filters -----------------------------------------------------------------------------------
 
-    def _filter(self, objects: Sequence[str] | None = None, **equal: str) -> Any:
+    def _filter(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None,
+                **equal: str) -> Any:
         m = self.models
         must: list[Any] = [m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in equal.items()]
+        must_not: list[Any] = []
         wanted = normalise_objects(objects)
         if wanted is not None:
             must.append(m.FieldCondition(key="objects", match=m.MatchAny(any=wanted)))
-        return m.Filter(must=must) if must else None
+        if where is not None:
+            self._where(where, must, must_not)
+        return m.Filter(must=must, must_not=must_not or None) if must or must_not else None
+
+    def _where(self, where: RecordFilter, must: list[Any], must_not: list[Any]) -> None:
+        """A RecordFilter as Qdrant conditions: a range on the camera-clock timestamp, substring
+        matches (MatchText, a substring match on fields without a full-text index) on the
+        lower-case camera, place and text, flags and the colour list."""
+        m = self.models
+        if where.taken_after is not None or where.taken_before is not None:
+            after = clock_timestamp(where.taken_after) if where.taken_after is not None else None
+            before = clock_timestamp(where.taken_before) if where.taken_before is not None else None
+            must.append(m.FieldCondition(key="taken_ts", range=m.Range(gte=after, lt=before)))
+        for key, value in (("camera_l", where.camera), ("place_l", where.place), ("text_l", where.text_contains)):
+            if value is not None:
+                must.append(m.FieldCondition(key=key, match=m.MatchText(text=value)))
+        if where.has_text is not None:
+            must.append(m.FieldCondition(key="has_text", match=m.MatchValue(value=where.has_text)))
+        if where.has_people is not None:
+            seen = m.FieldCondition(key="people", range=m.Range(gt=0))
+            (must if where.has_people else must_not).append(seen)
+        if where.colors is not None:
+            must.append(m.FieldCondition(key="colors_l", match=m.MatchAny(any=list(where.colors))))
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -266,7 +293,8 @@ class QdrantStore:
                 for p in points if isinstance(p.vector, dict) and space in p.vector}
 
     @_qdrant_errors
-    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> builtins.list[ImageRecord]:
+    def list(self, objects: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+             where: RecordFilter | None = None) -> builtins.list[ImageRecord]:
         if limit <= 0:
             return []
         with self._lock:
@@ -274,17 +302,18 @@ class QdrantStore:
                 return []
             result = self._client.query_points(
                 self.collection, query=self.models.OrderByQuery(order_by="seq"),
-                query_filter=self._filter(objects), limit=limit, offset=max(0, offset),
+                query_filter=self._filter(objects, where), limit=limit, offset=max(0, offset),
                 with_payload=_PAYLOAD, with_vectors=False,
             )
         return [payload_record(p.payload) for p in result.points]
 
     @_qdrant_errors
-    def count(self, objects: Sequence[str] | None = None) -> int:
+    def count(self, objects: Sequence[str] | None = None, where: RecordFilter | None = None) -> int:
         with self._lock:
             if not self._ready():
                 return 0
-            return int(self._client.count(self.collection, count_filter=self._filter(objects), exact=True).count)
+            flt = self._filter(objects, where)
+            return int(self._client.count(self.collection, count_filter=flt, exact=True).count)
 
     @_qdrant_errors
     def object_counts(self) -> dict[str, int]:
@@ -292,7 +321,8 @@ class QdrantStore:
 
     @_qdrant_errors
     def query(
-        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None
+        self, space: str, vector: np.ndarray, k: int, objects: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
     ) -> builtins.list[tuple[str, float]]:
         with self._lock:
             if not self._ready() or space not in self._spaces:
@@ -301,7 +331,7 @@ class QdrantStore:
                 return []
             result = self._client.query_points(
                 self.collection, query=np.asarray(vector, np.float32).reshape(-1).tolist(), using=space,
-                query_filter=self._filter(objects), limit=k, with_payload=["id"], with_vectors=False,
+                query_filter=self._filter(objects, where), limit=k, with_payload=["id"], with_vectors=False,
             )
         return [(p.payload["id"], float(p.score)) for p in result.points]
 

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import Field, SecretStr
 
+from imgctx._details import photo_from_json, photo_to_json
 from imgctx._errors import ImgctxError, IncompatibleIndexError, StoreError
+from imgctx._filters import clock_key
 from imgctx._settings import PluginSettings, plugin_config
 from imgctx._types import ImageRecord, SpaceSpec, StoredVectors, Tag
 
@@ -131,7 +133,40 @@ def record_payload(record: ImageRecord) -> dict[str, Any]:
         "phash": record.phash, "dhash": record.dhash, "mtime_ns": int(record.mtime_ns),
         "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
         "tags": json.dumps(tags, ensure_ascii=False), "orient_hashes": record.orient_hashes,
+        **details_payload(record),
     }
+
+
+#: The payload keys of a record's details: stored values, then the lower-case copies and flags
+#: that filters compare (absent keys: the record lacks that detail).
+DETAIL_KEYS = ("photo", "text", "colors", "people", "taken", "taken_ts", "camera_l", "place_l",
+               "text_l", "has_text", "colors_l")
+
+
+def details_payload(record: ImageRecord) -> dict[str, Any]:
+    """The details of a record as scalar payload values (photo and colours as JSON)."""
+    out: dict[str, Any] = {"text": record.text, "text_l": record.text.lower(), "has_text": bool(record.text.strip()),
+                           "colors": json.dumps(list(record.colors)), "people": -1 if record.people is None else int(record.people)}
+    if record.colors:
+        out["colors_l"] = [c.lower() for c in record.colors]
+    photo = record.photo
+    if photo is not None:
+        out["photo"] = photo_to_json(photo)
+        if photo.taken_at is not None:
+            out["taken"] = clock_key(photo.taken_at)
+            out["taken_ts"] = clock_timestamp(photo.taken_at)
+        if photo.camera:
+            out["camera_l"] = photo.camera.lower()
+        if photo.place:
+            out["place_l"] = photo.place.lower()
+    return out
+
+
+def clock_timestamp(value: datetime) -> float:
+    """The camera-clock time as seconds since 1970 (the offset dropped), for numeric ranges."""
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC).timestamp()
 
 
 def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
@@ -147,6 +182,9 @@ def payload_record(payload: Mapping[str, Any]) -> ImageRecord:
         updated_at=datetime.fromisoformat(payload["updated_at"]),
         mtime_ns=int(payload["mtime_ns"]), tags=tags,
         orient_hashes=str(payload.get("orient_hashes") or ""),  # absent in payloads written before it
+        photo=photo_from_json(payload.get("photo")),
+        text=str(payload.get("text") or ""), colors=tuple(json.loads(payload.get("colors") or "[]")),
+        people=None if int(payload.get("people", -1)) < 0 else int(payload["people"]),
     )
 
 

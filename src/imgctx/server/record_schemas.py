@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from imgctx import DuplicateMatch, ImageRecord, SearchHit
-from imgctx.server.schemas import ComparisonInfo, image_info_data
+from imgctx.server.schemas import ComparisonInfo, PhotoInfoModel, image_info_data
 
 
 class TagOut(BaseModel):
@@ -36,6 +36,10 @@ class RecordOut(BaseModel):
     mtime_ns: int = Field(description="The file's modification time when it was indexed")
     orient_hashes: str = Field("", description="The hashes duplicate detection compares across rotations")
     tags: list[TagOut]
+    photo: PhotoInfoModel | None = Field(None, description="EXIF facts and place; null without them")
+    text: str = Field("", description="The text read in the image (OCR)")
+    colors: list[str] = Field(default_factory=list, description="Dominant colours, most covering first")
+    people: int | None = Field(None, description="People or faces seen; null when no detector ran")
 
     @classmethod
     def of(cls, record: ImageRecord) -> RecordOut:
@@ -45,6 +49,8 @@ class RecordOut(BaseModel):
             updated_at=record.updated_at.isoformat(), mtime_ns=record.mtime_ns,
             orient_hashes=record.orient_hashes, tags=[TagOut(label=t.label, score=t.score, coarse=t.coarse, confident=t.confident)
                   for t in record.tags],
+            photo=PhotoInfoModel.of(record.photo), text=record.text, colors=list(record.colors),
+            people=record.people,
         )
 
 

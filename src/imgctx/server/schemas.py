@@ -20,6 +20,7 @@ from imgctx import (
     DuplicateReport,
     FailedFile,
     ImageRecord,
+    PhotoInfo,
     ProcessResult,
     RemovalReport,
     SearchHit,
@@ -105,8 +106,41 @@ class TagInfo(BaseModel):
         return cls(label=tag.label, score=round(tag.score, 4))
 
 
+class PhotoInfoModel(BaseModel):
+    """A photo's EXIF facts and place (``imgctx.PhotoInfo``); absent fields are null."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    taken_at: str | None = Field(None, description="ISO date and time on the camera clock, with its UTC offset when the file records it")
+    camera: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    focal_length: float | None = Field(None, description="millimetres")
+    exposure_time: float | None = Field(None, description="seconds")
+    f_number: float | None = None
+    iso: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = Field(None, description="metres above sea level")
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    place: str | None = Field(None, description="city, region, country")
+
+    @classmethod
+    def of(cls, photo: PhotoInfo | None) -> PhotoInfoModel | None:
+        if photo is None:
+            return None
+        data = {k: v for k, v in vars(photo).items() if k != "taken_at"}
+        taken = photo.taken_at.isoformat() if photo.taken_at is not None else None
+        return cls(**data, taken_at=taken, camera=photo.camera, place=photo.place)
+
+
 class ImageDetails(ImageInfo):
-    """``image_info`` plus hashes, tags and timestamps (``GET /images/info/{id}``)."""
+    """``image_info`` plus hashes, tags, timestamps and what the annotators found: photo metadata,
+    the text read in the image, its dominant colours and how many people were seen
+    (``GET /images/info/{id}``)."""
 
     content_hash: str
     phash: str
@@ -114,13 +148,18 @@ class ImageDetails(ImageInfo):
     tags: list[TagInfo]
     created_at: str
     updated_at: str
+    photo: PhotoInfoModel | None = None
+    text: str = ""
+    colors: list[str] = Field(default_factory=list)
+    people: int | None = Field(None, description="people or faces seen; null when no detector ran")
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageDetails:
         return cls(
             **image_info_data(record), content_hash=record.content_hash, phash=record.phash, dhash=record.dhash,
             tags=[TagInfo.of(t) for t in record.tags], created_at=record.created_at.isoformat(),
-            updated_at=record.updated_at.isoformat(),
+            updated_at=record.updated_at.isoformat(), photo=PhotoInfoModel.of(record.photo), text=record.text,
+            colors=list(record.colors), people=record.people,
         )
 
 

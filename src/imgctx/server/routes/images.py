@@ -25,6 +25,7 @@ from imgctx import (
 )
 from imgctx import delete_file as delete_confined
 from imgctx.server.errors import BadRequestError, PathNotAllowedError, UploadExistsError, UploadTooLargeError
+from imgctx.server.filters import photo_filters
 from imgctx.server.paths import safe_filename
 from imgctx.server.schemas import (
     DeleteImageResponse,
@@ -190,28 +191,32 @@ async def list_images(
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Search mode only"),
     include_metadata: bool = Query(True, description="Search mode only: include score, distance and scores"),
     order: Literal["oldest", "newest"] = Query("oldest", description="List mode only: indexed first or last first"),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
-    """List images (optionally by object) or, with ``query``, search them by text."""
+    """List images (optionally by object and the photo filters) or, with ``query``, search them by text."""
     wanted = normalise_objects(objects)
     ex = state.extractor
     if query is not None and query.strip():
-        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, offset=offset)
+        hits = await state.run(ex.search, query, objects=wanted, limit=limit, min_score=min_score, offset=offset,
+                               **filters)
         return [SearchResult.data(h, include_metadata) for h in hits]  # validated once, by FastAPI
     if order == "newest":
-        return [image_info_data(r) for r in await state.run(newest_first, ex, wanted, limit, offset)]
-    records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset)
+        return [image_info_data(r) for r in await state.run(newest_first, ex, wanted, limit, offset, filters)]
+    records = await state.run(ex.list, objects=wanted, limit=limit, offset=offset, **filters)
     return [image_info_data(r) for r in records]  # validated once, by FastAPI
 
 
-def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: int) -> list[ImageRecord]:
+def newest_first(ex: Extractor, objects: list[str] | None, limit: int, offset: int,
+                 filters: dict[str, Any] | None = None) -> list[ImageRecord]:
     """A page of records, the last indexed first: the matching page from the end, reversed."""
-    total = ex.count(objects=objects)
+    filters = filters or {}
+    total = ex.count(objects=objects, **filters)
     end = total - offset
     if end <= 0:
         return []
     start = max(0, end - limit)
-    return list(reversed(ex.list(objects=objects, limit=end - start, offset=start)))
+    return list(reversed(ex.list(objects=objects, limit=end - start, offset=start, **filters)))
 
 
 WITHIN = Query(None, description="Delete files only inside these folders (each inside the allowed roots; "

@@ -14,12 +14,14 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from imgctx import DEFAULT_THRESHOLD, InvalidImageError, normalise_objects
 from imgctx.server.errors import UploadTooLargeError
+from imgctx.server.filters import photo_filters
 from imgctx.server.record_schemas import CountResponse, HitOut, MatchOut, RecordOut, RecordPage
 from imgctx.server.routes.images import CHUNK
 from imgctx.server.schemas import PATH_LIMITS, ErrorResponse
@@ -36,25 +38,29 @@ async def list_records(
     objects: str | None = OBJECTS,
     limit: int = Query(100, ge=0, le=1000),
     offset: int = Query(0, ge=0, le=2**31),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> RecordPage:
-    """Records in insertion order, optionally only those tagged with any of ``objects``."""
+    """Records in insertion order, optionally only those tagged with any of ``objects`` and
+    passing the photo filters."""
     wanted = normalise_objects(objects)
     ex = state.extractor
 
     def work() -> RecordPage:
-        records = ex.list(objects=wanted, limit=limit, offset=offset)
-        return RecordPage(records=[RecordOut.of(r) for r in records], total=ex.count(objects=wanted),
+        records = ex.list(objects=wanted, limit=limit, offset=offset, **filters)
+        return RecordPage(records=[RecordOut.of(r) for r in records], total=ex.count(objects=wanted, **filters),
                           limit=limit, offset=offset)
 
     return await state.run(work)
 
 
 @router.get("/count", response_model=CountResponse)
-async def count_records(objects: str | None = OBJECTS, state: AppState = Depends(get_state)) -> CountResponse:
-    """How many records there are, optionally only those tagged with any of ``objects``."""
+async def count_records(objects: str | None = OBJECTS, filters: dict[str, Any] = Depends(photo_filters),
+                        state: AppState = Depends(get_state)) -> CountResponse:
+    """How many records there are, optionally only those tagged with any of ``objects`` and
+    passing the photo filters."""
     wanted = normalise_objects(objects)
-    return CountResponse(count=await state.run(state.extractor.count, objects=wanted), objects=wanted)
+    return CountResponse(count=await state.run(state.extractor.count, objects=wanted, **filters), objects=wanted)
 
 
 @router.get("/by-path", response_model=RecordOut | None)
@@ -103,11 +109,12 @@ async def search_images(
     limit: int = Query(10, ge=0, le=1000),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="Drop hits scoring below this"),
     offset: int = Query(0, ge=0, le=100_000, description=OFFSET_HELP),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
-    """Images that match a text query, best first (``Extractor.search``)."""
+    """Images that match a text query, best first (``Extractor.search``), with its photo filters."""
     hits = await state.run(state.extractor.search, query, objects=normalise_objects(objects), limit=limit + offset,
-                           min_score=min_score)
+                           min_score=min_score, **filters)
     return [HitOut.of(h) for h in hits[offset:]]
 
 
@@ -143,12 +150,14 @@ async def search_by_upload(
     min_score: float | None = Form(None, ge=0.0, le=1.0),
     exclude_self: bool = Form(True, description="Leave out stored images with the upload's exact bytes"),
     offset: int = Form(0, ge=0, le=100_000, description=OFFSET_HELP),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """Images similar to an uploaded image, by image-vector cosine in [0, 1], best first.
 
     The upload is decoded like an indexed file (and never stored). With ``exclude_self``,
-    stored images whose bytes equal the upload's (same SHA-256) are left out."""
+    stored images whose bytes equal the upload's (same SHA-256) are left out. The photo filters
+    are query parameters."""
     ex = state.extractor
     wanted = normalise_objects(objects)
     path, digest = await _spool(file, state.server.max_upload_bytes)
@@ -158,7 +167,7 @@ async def search_by_upload(
         extra = 4 if exclude_self else 0
         while True:  # ends: each round either has enough hits or asks for twice as many extra
             hits = ex.search_image(path, objects=wanted, limit=want + extra, min_score=min_score,
-                                   exclude_self=False)
+                                   exclude_self=False, **filters)
             kept = [h for h in hits if not (exclude_self and h.record.content_hash == digest)]
             if len(kept) >= want or len(hits) < want + extra:
                 return [HitOut.of(h) for h in kept[offset:want]]
@@ -179,17 +188,19 @@ async def search_similar(
     min_score: float | None = Query(None, ge=0.0, le=1.0),
     exclude_self: bool = Query(True, description="Leave the image itself out"),
     offset: int = Query(0, ge=0, le=100_000, description=OFFSET_HELP),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[HitOut]:
     """"More like this": images similar to a stored image, by its stored vector (with
-    ``exclude_self=false``, by its file, inside the allowed roots, so that it is among them)."""
+    ``exclude_self=false``, by its file, inside the allowed roots, so that it is among them),
+    with the photo filters."""
     ex = state.extractor
     if exclude_self:
         hits = await state.run(ex.search_similar, image_id, objects=normalise_objects(objects), limit=limit,
-                               min_score=min_score, offset=offset)
+                               min_score=min_score, offset=offset, **filters)
         return [HitOut.of(h) for h in hits]
     record = await state.run(ex.get, image_id)
     path = state.guard.resolve(record.path, "path")
     hits = await state.run(ex.search_image, path, objects=normalise_objects(objects), limit=limit + offset + 1,
-                           min_score=min_score, exclude_self=False)
+                           min_score=min_score, exclude_self=False, **filters)
     return [HitOut.of(h) for h in hits if not (exclude_self and h.record.id == image_id)][offset:offset + limit]

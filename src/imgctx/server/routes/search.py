@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from imgctx import InvalidImageError, normalise_objects, sniff_format
 from imgctx.server.errors import BadRequestError, UploadTooLargeError
+from imgctx.server.filters import photo_filters
 from imgctx.server.routes.images import CHUNK
 from imgctx.server.schemas import ObjectCount, SearchResult
 from imgctx.server.state import AppState, get_state
@@ -52,6 +53,7 @@ async def search_by_image(
     limit: int = Form(20, ge=1, le=1000),
     offset: int = Form(0, ge=0, le=100_000),
     min_score: float | None = Form(None, ge=0.0, le=1.0),
+    filters: dict[str, Any] = Depends(photo_filters),
     state: AppState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     """Images like the given one, best first: give exactly one of ``file``, ``image_id`` or
@@ -62,7 +64,8 @@ async def search_by_image(
     if len(given) != 1:
         raise BadRequestError("give exactly one of file, image_id or image_path", given=given)
     ex = state.extractor
-    options = {"objects": normalise_objects(objects), "limit": limit, "offset": offset, "min_score": min_score}
+    options = {"objects": normalise_objects(objects), "limit": limit, "offset": offset, "min_score": min_score,
+               **filters}
     if image_id:
         hits = await state.run(ex.search_similar, image_id, **options)
     elif image_path:
