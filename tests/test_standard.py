@@ -24,8 +24,8 @@ from imgctx._backends.blip import BlipCaptioner  # noqa: E402
 from imgctx._backends.clip import ClipSettings, HfClipModel, OpenClipModel, open_clip_factory  # noqa: E402
 from imgctx._backends.vocabulary import load_vocabulary  # noqa: E402
 from imgctx._errors import ModelLoadError  # noqa: E402
-from imgctx._extractor import calibrate  # noqa: E402
 from imgctx._presets import PRESETS  # noqa: E402
+from imgctx._search import calibrate  # noqa: E402
 from imgctx.testing import (  # noqa: E402
     build_tiny_blip,
     build_tiny_clip,

@@ -16,7 +16,7 @@ from imgctx._backends.store_common import check_spaces, count_objects, normalise
 from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
-from imgctx._filters import RecordFilter, check_filters
+from imgctx._filters import RecordFilter
 from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
@@ -25,6 +25,7 @@ from imgctx._paths import expand
 from imgctx._pipeline import Ingest, ProgressCallback
 from imgctx._plugins import Registry, load_registry
 from imgctx._removed import RemovedDuplicates
+from imgctx._search import check_search_args, filter_of, fused_search, where_kw
 from imgctx._settings import Settings
 from imgctx._sync import under, vanished
 from imgctx._types import (
@@ -39,20 +40,6 @@ from imgctx._types import (
     SearchHit,
 )
 
-Filters = dict[str, Any]
-
-
-def _filter_of(filters: Filters) -> RecordFilter | None:
-    """The keyword filters of search/list/count as one RecordFilter (None: none asked)."""
-    return check_filters(filters)
-
-
-def _where(where: RecordFilter | None) -> dict[str, Any]:
-    """The ``where`` keyword for a store call, left out when no filter is asked, so that stores
-    that know nothing of it keep working without one."""
-    return {} if where is None else {"where": where}
-
-
 #: How much each vector space counts in a text search's fused score (see ``Extractor.search``).
 DEFAULT_SPACE_WEIGHTS = {"text": 1.0, "image": 1.0}
 
@@ -65,27 +52,6 @@ class _PresetChoice:
 
 
 PRESET_CAPTIONER: Any = _PresetChoice()
-
-
-def _check_search_args(limit: int, min_score: float | None, offset: int = 0) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool):
-        raise ConfigurationError(f"limit must be an integer, got {limit!r}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ConfigurationError(f"offset must be a non-negative integer, got {offset!r}")
-    if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
-        raise ConfigurationError(f"min_score must be a number, got {min_score!r}")
-    if limit < 0:
-        raise ConfigurationError(f"limit must not be negative, got {limit}")
-    if min_score is not None and not 0.0 <= min_score <= 1.0:
-        raise ConfigurationError(f"min_score must be between 0 and 1, got {min_score}")
-
-
-def calibrate(similarity: float, cosine_range: tuple[float, float] | None = None) -> float:
-    """A cosine as a score in [0, 1]: clipped, or with a (low, high) range mapped linearly."""
-    if cosine_range is not None:
-        low, high = cosine_range
-        similarity = (similarity - low) / (high - low)
-    return min(1.0, max(0.0, float(similarity)))
 
 
 class Extractor:
@@ -304,35 +270,9 @@ class Extractor:
     def _fused_search(self, vectors: dict[str, np.ndarray], objects: Sequence[str] | str | None,
                       limit: int, min_score: float | None, exclude: set[str] | None = None,
                       ranges: dict[str, tuple[float, float]] | None = None,
-                      where: RecordFilter | None = None, offset: int = 0) -> list[SearchHit]:
-        if limit <= 0 or not vectors:
-            return []
-        wanted = normalise_objects(objects)
-        weights = {s: self.space_weights.get(s, 1.0) for s in vectors}
-        weights = {s: w for s, w in weights.items() if w > 0} or {s: 1.0 for s in vectors}
-        k = max((limit + offset) * 4, 50) + len(exclude or ())
-        sims: dict[str, dict[str, float]] = {s: {} for s in weights}
-        for space in weights:
-            for rid, sim in self.store.query(space, vectors[space], k, wanted, **_where(where)):
-                sims[space][rid] = sim
-        candidates = {rid for table in sims.values() for rid in table} - (exclude or set())
-        for space in weights:
-            missing = [rid for rid in candidates if rid not in sims[space]]
-            if missing:
-                stored = self.store.vectors(space, missing)
-                for rid, vec in stored.items():
-                    sims[space][rid] = float(np.dot(vec, vectors[space]))
-        total = sum(weights.values())
-        scored = []
-        for rid in candidates:
-            parts = {s: calibrate(sims[s].get(rid, 0.0), (ranges or {}).get(s)) for s in weights}
-            score = sum(weights[s] * parts[s] for s in weights) / total
-            if min_score is None or score >= min_score:
-                scored.append((score, rid, parts))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        top = scored[offset: offset + limit]
-        records = {r.id: r for r in self.store.get_many([rid for _, rid, _ in top])}
-        return [SearchHit(records[rid], score, parts) for score, rid, parts in top if rid in records]
+                      where: RecordFilter | None = None, offset: int = 0) -> builtins.list[SearchHit]:
+        return fused_search(self.store, self.space_weights, vectors, objects, limit, min_score, exclude,
+                            ranges, where, offset)
 
     def search(self, text: str | os.PathLike[str] | PILImage, objects: Sequence[str] | str | None = None,
                limit: int = 10, min_score: float | None = None, offset: int = 0,
@@ -366,9 +306,9 @@ class Extractor:
             raise TypeError(f"search takes a text, a path or a PIL image, not {type(text).__name__}")
         if not text.strip():
             raise ConfigurationError("the search text is empty")
-        _check_search_args(limit, min_score, offset)
+        check_search_args(limit, min_score, offset)
         wanted = normalise_objects(objects)
-        where = _filter_of(filters)
+        where = filter_of(filters)
         self._ready()
         hits = self._fused_search(self._text_vectors(text.strip()), wanted, limit, min_score,
                                   ranges=self._text_query_ranges(), where=where, offset=offset)
@@ -387,7 +327,7 @@ class Extractor:
         terms = parse_mixed_query(query) if isinstance(query, str) else list(query)
         if not terms:
             raise ConfigurationError("the combined query is empty")
-        _check_search_args(limit, min_score)
+        check_search_args(limit, min_score)
         wanted = normalise_objects(objects)
         self._ready()
         parts: builtins.list[tuple[float, dict[str, np.ndarray]]] = []
@@ -429,11 +369,11 @@ class Extractor:
         ``offset`` skips that many of the best hits. ``filters`` are the photo filters of
         :meth:`search`.
         """
-        where = _filter_of(filters)
+        where = filter_of(filters)
         embedder = self.components.image_embedder
         if embedder is None:
             raise ConfigurationError("image search needs an image embedder")
-        _check_search_args(limit, min_score, offset)
+        check_search_args(limit, min_score, offset)
         wanted = normalise_objects(objects)
         self._ready()
         exclude: set[str] = set()
@@ -462,8 +402,8 @@ class Extractor:
         ``filters`` are the photo filters of :meth:`search`. Raises RecordNotFoundError for an
         unknown id.
         """
-        _check_search_args(limit, min_score, offset)
-        where = _filter_of(filters)
+        check_search_args(limit, min_score, offset)
+        where = filter_of(filters)
         self._ready()
         self.get(record_id)
         space = "image" if self.components.image_embedder is not None else "text"
@@ -496,7 +436,7 @@ class Extractor:
         self._live()
         if limit < 0 or offset < 0:
             raise ConfigurationError("limit and offset must not be negative")
-        return Results(self.store.list(normalise_objects(objects), limit, offset, **_where(_filter_of(filters))))
+        return Results(self.store.list(normalise_objects(objects), limit, offset, **where_kw(filter_of(filters))))
 
     def object_counts(self) -> dict[str, int]:
         """Every object tag in the store with how many records carry it, most common first
@@ -510,7 +450,7 @@ class Extractor:
         """How many records there are, optionally only those tagged with any of ``objects`` and
         passing the photo ``filters`` of :meth:`search`."""
         self._live()
-        return self.store.count(normalise_objects(objects), **_where(_filter_of(filters)))
+        return self.store.count(normalise_objects(objects), **where_kw(filter_of(filters)))
 
     def delete(self, record_id: str, delete_file: bool = False,
                within: Sequence[str | os.PathLike[str]] | None = None) -> ImageRecord:
