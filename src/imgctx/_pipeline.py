@@ -94,10 +94,12 @@ class ModelOutput:
     found: Annotation = Annotation()
 
 
-def run_models(components: Components, images: Sequence[Any], paths: Sequence[str] = ()) -> list[ModelOutput]:
+def run_models(components: Components, images: Sequence[Any], paths: Sequence[str] = (),
+               whole: Sequence[Any] | None = None) -> list[ModelOutput]:
     """All models on one batch of RGB images: tags and image vectors (one pass when a backend
-    can do both), the annotators (given the files at ``paths``), captions (given the tags),
-    text vectors of caption + tags + what the annotators found."""
+    can do both), the annotators (given the files at ``paths``, and the ``whole`` pictures, before
+    their borders were trimmed: text or colours can lie in what looks like a border), captions
+    (given the tags), text vectors of caption + tags + what the annotators found."""
     n = len(images)
     tag_lists: list[list[list[Tag]]] = []
     vectors: dict[str, np.ndarray] = {}
@@ -114,7 +116,8 @@ def run_models(components: Components, images: Sequence[Any], paths: Sequence[st
     for tagger in components.taggers:
         if tagger is not fused:
             tag_lists.append(tagger.tag(images))
-    found = annotate_batch(components.annotators, images, list(paths) or [""] * n)
+    found = annotate_batch(components.annotators, list(whole) if whole is not None else images,
+                           list(paths) or [""] * n)
     merged = [with_tags(merge_tags([tl[i] for tl in tag_lists]), found[i].tags) for i in range(n)]
     captions = components.captioner.caption(images, merged) if components.captioner else [""] * n
     if getattr(components.captioner, "from_tags", False):  # a composed caption: add the details
@@ -353,7 +356,8 @@ class Ingest:
     def _run_models(self, files: list[ProbedFile]) -> list[ModelOutput]:
         """The models' outputs for decoded files (here, in this process; the Ray driver looks
         up what its actors computed)."""
-        return run_models(self.components, [f.image.image for f in files], [f.image.path for f in files])
+        return run_models(self.components, [f.image.image for f in files], [f.image.path for f in files],
+                          [f.whole if f.whole is not None else f.image.image for f in files])
 
     def _stored_vectors(self, record_id: str) -> dict[str, np.ndarray]:
         out = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Any
 
 from imgctx._fingerprint import orientation_hashes, trim_borders
 from imgctx._images import DecodedImage, load_image, perceptual_hashes
@@ -39,14 +40,17 @@ class ProbedFile:
     phash: str
     dhash: str
     orient_hashes: str = ""
+    #: The decoded picture before its borders were trimmed (None: nothing was trimmed).
+    whole: Any = None
 
 
 def probe_file(path: str | os.PathLike[str], settings: Settings, decode_side: int) -> ProbedFile:
     """Read, decode (reduced to ``decode_side``), trim the borders of and hash one file; an
     ImageError names the path for a missing, oversized or corrupt file."""
     image = load_image(path, settings.max_image_pixels, settings.max_file_bytes, decode_side)
-    picture = trim_borders(image.image)
-    if picture is not image.image:
+    whole = image.image
+    picture = trim_borders(whole)
+    if picture is not whole:
         image = replace(image, image=picture)
     phash, dhash = perceptual_hashes(picture)
-    return ProbedFile(image, phash, dhash, orientation_hashes(picture))
+    return ProbedFile(image, phash, dhash, orientation_hashes(picture), whole if picture is not whole else None)
