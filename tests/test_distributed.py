@@ -95,6 +95,7 @@ def test_ray_gives_the_single_process_records(cluster: Cluster, crops: Path, tmp
         assert (r.path, r.size, r.file_size, r.format, r.content_hash, r.phash, r.dhash, r.mtime_ns) == \
             (mine.path, mine.size, mine.file_size, mine.format, mine.content_hash, mine.phash, mine.dhash, mine.mtime_ns)
         assert r.objects == mine.objects and r.caption == mine.caption
+        assert r.orient_hashes == mine.orient_hashes and r.orient_hashes  # duplicate detection's hashes
         assert [t.label for t in r.tags] == [t.label for t in mine.tags]
         assert np.allclose([t.score for t in r.tags], [t.score for t in mine.tags], atol=1e-4)
         for space in ("image", "text"):

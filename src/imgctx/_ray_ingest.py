@@ -50,7 +50,7 @@ DEFAULT_ACTORS = 2
 DEFAULT_ACTOR_BATCH = 16
 _FILES_PER_READ_TASK = 64
 _FACTS = ("path", "error", "format", "width", "height", "file_size", "mtime_ns", "content_hash",
-          "phash", "dhash")
+          "phash", "dhash", "orient_hashes")
 
 
 def require_ray() -> Any:
@@ -83,7 +83,7 @@ def decode_files(batch: dict[str, np.ndarray], settings: Settings, decode_side: 
         try:
             probed = probe_file(path, settings, decode_side)
         except Exception as exc:  # one bad file never stops the run
-            for k, v in zip(_FACTS, (path, _error_text(exc), "", 0, 0, 0, 0, "", "", ""), strict=True):
+            for k, v in zip(_FACTS, (path, _error_text(exc), "", 0, 0, 0, 0, "", "", "", ""), strict=True):
                 rows[k].append(v)
             rows["pixels"].append(b"")
             rows["pixel_width"].append(0)
@@ -92,7 +92,7 @@ def decode_files(batch: dict[str, np.ndarray], settings: Settings, decode_side: 
         img = probed.image
         rgb = img.image if img.image.mode == "RGB" else img.image.convert("RGB")
         facts = (img.path, "", img.format, img.size[0], img.size[1], img.file_size, img.mtime_ns,
-                 img.content_hash, probed.phash, probed.dhash)
+                 img.content_hash, probed.phash, probed.dhash, probed.orient_hashes)
         for k, v in zip(_FACTS, facts, strict=True):
             rows[k].append(v)
         rows["pixels"].append(rgb.tobytes())
@@ -130,13 +130,13 @@ class ModelActor:
         self.extractor._ready_to_ingest()
         self.spaces = list(spaces)
 
-    def _run(self, images: list[Any]) -> list[ModelOutput | str]:
+    def _run(self, images: list[Any], paths: list[str]) -> list[ModelOutput | str]:
         try:
-            return list(run_models(self.extractor.components, images))
+            return list(run_models(self.extractor.components, images, paths))
         except Exception as exc:
             if len(images) == 1:
                 return [f"processing failed: {type(exc).__name__}: {exc}"]
-            return [out for img in images for out in self._run([img])]  # find the culprit
+            return [out for img, p in zip(images, paths, strict=True) for out in self._run([img], [p])]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from PIL import Image
@@ -144,7 +144,7 @@ class ModelActor:
         ok = [i for i, e in enumerate(batch["error"]) if not e]
         images = [Image.frombytes("RGB", (int(batch["pixel_width"][i]), int(batch["pixel_height"][i])),
                                   batch["pixels"][i]) for i in ok]
-        results = self._run(images) if images else []
+        results = self._run(images, [str(batch["path"][i]) for i in ok]) if images else []
         outputs: list[ModelOutput | str] = ["not decoded"] * len(batch["error"])  # rows with an error
         for i, out in zip(ok, results, strict=True):
             outputs[i] = out
@@ -247,7 +247,8 @@ class RayIngest(Ingest):
                     for label, score, coarse, confident in json.loads(str(batch["tags"][i]))]
             vectors = {s: np.frombuffer(batch[f"vec_{s}"][i], dtype=np.float32).copy() for s in spaces}
             self._outputs[str(path)] = ModelOutput(str(batch["caption"][i]), tags, vectors)
-            yield path, ProbedFile(image, str(batch["phash"][i]), str(batch["dhash"][i]))
+            yield path, ProbedFile(image, str(batch["phash"][i]), str(batch["dhash"][i]),
+                                   str(batch["orient_hashes"][i]))
 
     def _run_models(self, files: list[ProbedFile]) -> list[ModelOutput]:
         return [self._outputs[f.image.path] for f in files]
