@@ -154,6 +154,27 @@ def test_search_image_by_path_and_by_pil(tiny: Extractor, tmp_path: Path) -> Non
     assert with_self[0].record.filename == "red.png"
 
 
+def test_a_query_image_is_seen_as_indexed_pictures_are_with_its_borders_trimmed(
+        tiny: Extractor, tmp_path: Path) -> None:
+    """Indexing trims uniform borders before the models see a picture; a query by the same file
+    (or the same picture as a PIL image) must be trimmed too, or it no longer finds itself."""
+    folder = tmp_path / "framed"
+    folder.mkdir()
+    for name, (frame, inner) in {"a": ((250, 250, 250), (200, 30, 30)),
+                                 "b": ((200, 30, 30), (250, 250, 250))}.items():
+        img = Image.new("RGB", (60, 60), frame)
+        img.paste(Image.new("RGB", (20, 30), inner), (5, 20))  # a wide uniform frame round a patch
+        img.save(folder / f"{name}.png")
+    tiny.process_directory(folder)
+    for name in ("a", "b"):
+        hit = tiny.search_image(folder / f"{name}.png", limit=1, exclude_self=False)[0]
+        assert hit.record.filename == f"{name}.png" and hit.score > 0.999
+        by_pil = tiny.search_image(Image.open(folder / f"{name}.png"), limit=1)[0]
+        assert by_pil.record.filename == f"{name}.png" and by_pil.score > 0.999
+        mixed = tiny.search_mixed([(1.0, folder / f"{name}.png")], limit=1)[0]
+        assert mixed.record.filename == f"{name}.png"
+
+
 def test_list_get_delete(tiny: Extractor, photos: Path) -> None:
     report = tiny.process_directory(photos)
     listed = tiny.list(limit=4)

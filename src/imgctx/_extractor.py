@@ -17,6 +17,7 @@ from imgctx._components import Components, ModelManager
 from imgctx._duplicates import DEFAULT_THRESHOLD, REMOVE_THRESHOLD, Duplicates
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, InvalidImageError, RecordNotFoundError
 from imgctx._filters import RecordFilter
+from imgctx._fingerprint import trim_borders
 from imgctx._fsops import delete_file as remove_file
 from imgctx._ids import record_id_for
 from imgctx._images import absolute, as_rgb, load_image, scan_directory
@@ -358,7 +359,8 @@ class Extractor:
         else:
             pil = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
                              self.components.decode_side()).image
-        return np.asarray(embedder.embed_images([pil])[0], np.float32)
+        # the models saw indexed pictures without their uniform borders: a query is seen the same way
+        return np.asarray(embedder.embed_images([trim_borders(pil)])[0], np.float32)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
                      limit: int = 10, min_score: float | None = None,
@@ -390,7 +392,7 @@ class Extractor:
                 raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
         else:
             raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
-        vec = embedder.embed_images([pil])[0]
+        vec = embedder.embed_images([trim_borders(pil)])[0]  # as indexed pictures were seen
         return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, where=where,
                                           offset=offset))
 
