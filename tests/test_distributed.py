@@ -47,6 +47,16 @@ def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("crops")
     write_photo_crops(folder, 36)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+    # a photo with EXIF (date, camera, GPS) and a letterboxed one: the annotators' findings and
+    # the whole-picture hand-over must survive the trip through Ray
+    from photo_support import PARIS, sample, write_photo
+    from PIL import Image
+
+    write_photo(folder / "paris.jpg", sample("astronaut").resize((160, 160)), taken="2021:07:14 10:30:00",
+                make="Canon", model="EOS 5D", gps=PARIS)
+    framed = Image.new("RGB", (200, 260), (0, 0, 0))
+    framed.paste(sample("coffee").resize((200, 150)), (0, 55))
+    framed.save(folder / "letterboxed.jpg", quality=92)
     return folder
 
 
@@ -95,11 +105,16 @@ def test_ray_gives_the_single_process_records(cluster: Cluster, crops: Path, tmp
         assert (r.path, r.size, r.file_size, r.format, r.content_hash, r.phash, r.dhash, r.mtime_ns) == \
             (mine.path, mine.size, mine.file_size, mine.format, mine.content_hash, mine.phash, mine.dhash, mine.mtime_ns)
         assert r.objects == mine.objects and r.caption == mine.caption
+        assert (r.photo, r.text, r.colors, r.people) == (mine.photo, mine.text, mine.colors, mine.people), r.path
         assert r.orient_hashes == mine.orient_hashes and r.orient_hashes  # duplicate detection's hashes
         assert [t.label for t in r.tags] == [t.label for t in mine.tags]
         assert np.allclose([t.score for t in r.tags], [t.score for t in mine.tags], atol=1e-4)
         for space in ("image", "text"):
             assert np.allclose(ray_vectors[space][rid], local_vectors[space][rid], atol=1e-4), (space, r.path)
+    by_name = {r.filename: r for r in ray_records.values()}
+    paris = by_name["paris.jpg"].photo
+    assert paris is not None and paris.camera_make == "Canon" and paris.country == "France", paris
+    assert all(r.colors for r in ray_records.values())  # the colours annotator ran on every image
 
 
 def test_cli_index_on_ray_then_unchanged(cluster: Cluster, crops: Path, tmp_path: Path,

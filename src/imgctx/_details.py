@@ -49,6 +49,29 @@ def photo_from_json(text: str | None) -> PhotoInfo | None:
     return PhotoInfo(**data)
 
 
+def annotation_to_json(found: Annotation) -> str:
+    """One image's findings as JSON (to carry them between processes, e.g. from a Ray worker)."""
+    return json.dumps({
+        "photo": photo_to_json(found.photo), "text": found.text,
+        "colors": list(found.colors) if found.colors is not None else None, "people": found.people,
+        "tags": [[t.label, t.score, t.coarse, t.confident] for t in found.tags],
+    }, ensure_ascii=False)
+
+
+def annotation_from_json(text: str) -> Annotation:
+    """The inverse of :func:`annotation_to_json` (an empty text: nothing found)."""
+    if not text:
+        return Annotation()
+    data = json.loads(text)
+    colors = data.get("colors")
+    return Annotation(
+        photo=photo_from_json(data.get("photo")), text=data.get("text"),
+        colors=tuple(colors) if colors is not None else None, people=data.get("people"),
+        tags=tuple(Tag(str(label), float(score), bool(coarse), bool(confident))
+                   for label, score, coarse, confident in data.get("tags", ())),
+    )
+
+
 def people_words(count: int | None) -> list[str]:
     if not count:
         return []

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgctx._components import Components
+from imgctx._details import annotation_from_json, annotation_to_json
 from imgctx._errors import ConfigurationError, ImageError, ImgctxError, MissingDependencyError
 from imgctx._images import DecodedImage
 from imgctx._pipeline import Ingest, ModelOutput, run_models
@@ -51,6 +52,9 @@ DEFAULT_ACTOR_BATCH = 16
 _FILES_PER_READ_TASK = 64
 _FACTS = ("path", "error", "format", "width", "height", "file_size", "mtime_ns", "content_hash",
           "phash", "dhash", "orient_hashes")
+#: The decoded picture the models see (borders trimmed) and, when borders were trimmed, the whole one.
+_PICTURE = ("pixels", "pixel_width", "pixel_height")
+_WHOLE = ("whole_pixels", "whole_width", "whole_height")
 
 
 def require_ray() -> Any:
@@ -77,7 +81,14 @@ def _error_text(exc: Exception) -> str:
 def decode_files(batch: dict[str, np.ndarray], settings: Settings, decode_side: int) -> dict[str, np.ndarray]:
     """A Ray Data task: read, decode and hash files (``probe_file``); a file that cannot be used
     becomes a row with its ``error`` and no pixels."""
-    rows: dict[str, list[Any]] = {k: [] for k in (*_FACTS, "pixels", "pixel_width", "pixel_height")}
+    rows: dict[str, list[Any]] = {k: [] for k in (*_FACTS, *_PICTURE, *_WHOLE)}
+
+    def picture(columns: tuple[str, str, str], img: Any) -> None:
+        rgb = None if img is None else img if img.mode == "RGB" else img.convert("RGB")
+        rows[columns[0]].append(b"" if rgb is None else rgb.tobytes())
+        rows[columns[1]].append(0 if rgb is None else rgb.width)
+        rows[columns[2]].append(0 if rgb is None else rgb.height)
+
     for path in batch["path"]:
         path = str(path)
         try:
@@ -85,36 +96,43 @@ def decode_files(batch: dict[str, np.ndarray], settings: Settings, decode_side: 
         except Exception as exc:  # one bad file never stops the run
             for k, v in zip(_FACTS, (path, _error_text(exc), "", 0, 0, 0, 0, "", "", "", ""), strict=True):
                 rows[k].append(v)
-            rows["pixels"].append(b"")
-            rows["pixel_width"].append(0)
-            rows["pixel_height"].append(0)
+            picture(_PICTURE, None)
+            picture(_WHOLE, None)
             continue
         img = probed.image
-        rgb = img.image if img.image.mode == "RGB" else img.image.convert("RGB")
         facts = (img.path, "", img.format, img.size[0], img.size[1], img.file_size, img.mtime_ns,
                  img.content_hash, probed.phash, probed.dhash, probed.orient_hashes)
         for k, v in zip(_FACTS, facts, strict=True):
             rows[k].append(v)
-        rows["pixels"].append(rgb.tobytes())
-        rows["pixel_width"].append(rgb.width)
-        rows["pixel_height"].append(rgb.height)
-    return {k: np.array(v, dtype=object if k in ("pixels",) else None) for k, v in rows.items()}
+        picture(_PICTURE, img.image)
+        picture(_WHOLE, probed.whole)  # the untrimmed picture the annotators see (none: nothing trimmed)
+    return {k: np.array(v, dtype=object if k in (_PICTURE[0], _WHOLE[0]) else None) for k, v in rows.items()}
+
+
+def _image_at(batch: dict[str, np.ndarray], columns: tuple[str, str, str], i: int) -> Any:
+    from PIL import Image
+
+    if not batch[columns[0]][i]:
+        return None
+    return Image.frombytes("RGB", (int(batch[columns[1]][i]), int(batch[columns[2]][i])), batch[columns[0]][i])
 
 
 def _output_columns(outputs: Sequence[ModelOutput | str], spaces: Sequence[str]) -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {"model_error": [], "caption": [], "tags": []}
+    cols: dict[str, list[Any]] = {"model_error": [], "caption": [], "tags": [], "found": []}
     cols.update({f"vec_{s}": [] for s in spaces})
     for out in outputs:
         if isinstance(out, str):
             cols["model_error"].append(out)
             cols["caption"].append("")
             cols["tags"].append("[]")
+            cols["found"].append("")
             for s in spaces:
                 cols[f"vec_{s}"].append(b"")
             continue
         cols["model_error"].append("")
         cols["caption"].append(out.caption)
         cols["tags"].append(json.dumps([[t.label, t.score, t.coarse, t.confident] for t in out.tags]))
+        cols["found"].append(annotation_to_json(out.found))  # photo facts, text, colours, people
         for s in spaces:
             cols[f"vec_{s}"].append(np.asarray(out.vectors[s], dtype=np.float32).tobytes())
     return cols
@@ -130,21 +148,20 @@ class ModelActor:
         self.extractor._ready_to_ingest()
         self.spaces = list(spaces)
 
-    def _run(self, images: list[Any], paths: list[str]) -> list[ModelOutput | str]:
+    def _run(self, images: list[Any], paths: list[str], whole: list[Any]) -> list[ModelOutput | str]:
         try:
-            return list(run_models(self.extractor.components, images, paths))
+            return list(run_models(self.extractor.components, images, paths, whole))
         except Exception as exc:
             if len(images) == 1:
                 return [f"processing failed: {type(exc).__name__}: {exc}"]
-            return [out for img, p in zip(images, paths, strict=True) for out in self._run([img], [p])]
+            return [out for img, p, w in zip(images, paths, whole, strict=True) for out in self._run([img], [p], [w])]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from PIL import Image
-
         ok = [i for i, e in enumerate(batch["error"]) if not e]
-        images = [Image.frombytes("RGB", (int(batch["pixel_width"][i]), int(batch["pixel_height"][i])),
-                                  batch["pixels"][i]) for i in ok]
-        results = self._run(images, [str(batch["path"][i]) for i in ok]) if images else []
+        images = [_image_at(batch, _PICTURE, i) for i in ok]
+        wholes = [_image_at(batch, _WHOLE, i) for i in ok]
+        whole = [img if w is None else w for img, w in zip(images, wholes, strict=True)]
+        results = self._run(images, [str(batch["path"][i]) for i in ok], whole) if images else []
         outputs: list[ModelOutput | str] = ["not decoded"] * len(batch["error"])  # rows with an error
         for i, out in zip(ok, results, strict=True):
             outputs[i] = out
@@ -246,7 +263,8 @@ class RayIngest(Ingest):
             tags = [Tag(str(label), float(score), bool(coarse), bool(confident))
                     for label, score, coarse, confident in json.loads(str(batch["tags"][i]))]
             vectors = {s: np.frombuffer(batch[f"vec_{s}"][i], dtype=np.float32).copy() for s in spaces}
-            self._outputs[str(path)] = ModelOutput(str(batch["caption"][i]), tags, vectors)
+            found = annotation_from_json(str(batch["found"][i]))
+            self._outputs[str(path)] = ModelOutput(str(batch["caption"][i]), tags, vectors, found)
             yield path, ProbedFile(image, str(batch["phash"][i]), str(batch["dhash"][i]),
                                    str(batch["orient_hashes"][i]))
 
