@@ -31,7 +31,9 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/stores.py --sizes 20000 --queries 50 --json out.json
 
 Targets (checked at every size for the faiss store): unfiltered and filtered p50 at least 10x
-faster than brute force, recall@10 at least 0.95 for both.
+faster than brute force (50x from 1,000,000 vectors), recall@10 at least 0.95 for both. The
+faiss rows also report the time to build the index of all the vectors (train and add, as the
+store does) and its size.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Row:
     filtered_recall: float
     speedup_p50: float = 0.0
     speedup_filtered_p50: float = 0.0
+    build_s: float | None = None  # faiss: building the index of all n vectors in memory
+    index_mib: float | None = None  # faiss: the size of that index (serialised)
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -207,10 +211,26 @@ def bench_store(kind: str, vectors: np.ndarray, queries: np.ndarray, tags: list[
 
         p50, p99, rec = timed(lambda q: ids(store.query("image", q, K)), queries, truth)
         fp50, fp99, frec = timed(lambda q: ids(store.query("image", q, K, [label])), queries, truth_f)
-        return Row(kind, n, n / upsert_s, first, p50, p99, rec, fp50, fp99, frec)
+        row = Row(kind, n, n / upsert_s, first, p50, p99, rec, fp50, fp99, frec)
+        if kind == "faiss":
+            row.build_s, row.index_mib = faiss_build(store, vectors)
+        return row
     finally:
         store.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def faiss_build(store: Any, vectors: np.ndarray) -> tuple[float, float]:
+    """Seconds to build the faiss store's index of these vectors as the store does (train, add),
+    and the index's size in MiB."""
+    from imgctx._backends.faiss_index import SpaceIndex
+
+    index = SpaceIndex(store.faiss, SPACE, store.exact_limit)
+    t0 = time.perf_counter()
+    index.build(np.arange(len(vectors), dtype=np.int64), vectors)
+    seconds = time.perf_counter() - t0
+    size = len(store.faiss.serialize_index(index.index)) / 2**20
+    return seconds, size
 
 
 def table(rows: list[Row], label: str, share: float) -> str:
@@ -268,9 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(table(rows, label, float(mask.mean())))
             for r in rows:
                 if r.store == "faiss":
+                    print(f"faiss index of {n:,} vectors: built in {r.build_s:.1f} s, {r.index_mib:,.0f} MiB")
+                    goal = 50 if n >= 1_000_000 else 10  # issue 16: 50x at a million vectors
                     checks = {
-                        "unfiltered p50 >= 10x brute force": r.speedup_p50 >= 10,
-                        "filtered p50 >= 10x brute force": r.speedup_filtered_p50 >= 10,
+                        f"unfiltered p50 >= {goal}x brute force": r.speedup_p50 >= goal,
+                        f"filtered p50 >= {goal}x brute force": r.speedup_filtered_p50 >= goal,
                         "recall@10 >= 0.95": r.recall >= 0.95,
                         "filtered recall@10 >= 0.95": r.filtered_recall >= 0.95,
                     }

@@ -45,7 +45,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("crops")
-    write_photo_crops(folder, 36)
+    write_photo_crops(folder, 200)  # "a few hundred real photos": crops of real photos
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
     # a photo with EXIF (date, camera, GPS) and a letterboxed one: the annotators' findings and
     # the whole-picture hand-over must survive the trip through Ray

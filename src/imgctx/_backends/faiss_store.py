@@ -84,17 +84,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Extra candidates an approximate search scores exactly, beyond the ``k`` asked (at least ``k``).
+REFINE_EXTRA = 10
+
+
 class FaissStore:
     """The default store: SQLite is the truth, FAISS the accelerator."""
 
     name = "faiss"
 
     def __init__(self, db_path: str | os.PathLike[str], collection: str = "image_contexts",
-                 exact_search_limit: int = 50_000) -> None:
+                 exact_search_limit: int = 50_000, search_threads: int = 1) -> None:
         self.faiss = import_faiss()
         self.root = Path(db_path)
         self.collection = collection
         self.exact_limit = exact_search_limit
+        self.search_threads = search_threads
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.db_file = self.root / f"{collection}.sqlite3"
@@ -172,7 +177,7 @@ class FaissStore:
         indexes: dict[str, SpaceIndex] = {}
         saved = self._load_saved(generation) if self._synced_generation < 0 else {}
         for name, spec in self._spaces.items():
-            idx = saved.get(name) or SpaceIndex(self.faiss, spec, self.exact_limit)
+            idx = saved.get(name) or SpaceIndex(self.faiss, spec, self.exact_limit, self.search_threads)
             if idx.index is None or idx.ntotal != self._count_vectors(name) or idx.needs_rebuild:
                 ids, vecs = self._load_vectors(name)
                 idx.build(ids, vecs)
@@ -206,7 +211,7 @@ class FaissStore:
                 info = stamp.get(name)
                 if not info or info.get("generation") != generation:
                     continue
-                idx = SpaceIndex(self.faiss, spec, self.exact_limit)
+                idx = SpaceIndex(self.faiss, spec, self.exact_limit, self.search_threads)
                 path = self._index_file(name)
                 try:
                     if _sha256(path) != info.get("sha256"):
@@ -431,12 +436,27 @@ class FaissStore:
                 if not len(allowed):
                     return []
                 k = min(k, len(allowed))
-            sims, rids = self._indexes[space].search(np.asarray(vector, np.float32), k, allowed, selector)
+            index = self._indexes[space]
+            q = np.asarray(vector, np.float32)
+            # an approximate index ranks by 8-bit codes: take more candidates than asked and
+            # score them exactly with the vectors SQLite keeps (the refine step of IndexRefine)
+            fetch = k + max(k, REFINE_EXTRA) if index.approximate else k
+            sims, rids = index.search(q, fetch, allowed, selector)
             if not len(rids):
                 return []
             marks = ",".join("?" * len(rids))
-            id_of = dict(self._conn.execute(f"SELECT rowid, id FROM records WHERE rowid IN ({marks})", [int(r) for r in rids]).fetchall())
-        return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids, strict=True) if int(r) in id_of]
+            if not index.approximate:
+                id_of = dict(self._conn.execute(f"SELECT rowid, id FROM records WHERE rowid IN ({marks})",
+                                                [int(r) for r in rids]).fetchall())
+                return [(id_of[int(r)], float(s)) for s, r in zip(sims, rids, strict=True) if int(r) in id_of]
+            rows = self._conn.execute(
+                f"SELECT r.id, v.vec FROM records r JOIN vectors v ON v.rid = r.rowid AND v.space = ? "
+                f"WHERE r.rowid IN ({marks})", [space, *(int(r) for r in rids)]).fetchall()
+        if not rows:
+            return []
+        exact = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows]) @ q
+        order = np.argsort(-exact, kind="stable")[:k]
+        return [(rows[i][0], float(exact[i])) for i in order]
 
     def _allowed_rowids(self, objects: Sequence[str] | None, where: RecordFilter | None) -> tuple[np.ndarray, Any]:
         """The rowids of records that pass the filters and a FAISS selector of them, kept until
@@ -477,11 +497,16 @@ class FaissSettings(PluginSettings):
     exact_search_limit: int = Field(
         50_000, ge=0, description="Search exactly up to this many vectors per space, approximately beyond.",
     )
+    search_threads: int = Field(
+        1, ge=0, description="OpenMP threads one search may use (0: FAISS's default, every core). "
+                             "One query gains little from more, and concurrent queries on a server compete for them.",
+    )
 
 
 def faiss_factory(settings: Settings) -> FaissStore:
     return FaissStore(db_path=settings.db_path, collection=settings.collection_name,
-                      exact_search_limit=settings.plugin(FaissSettings).exact_search_limit)
+                      exact_search_limit=settings.plugin(FaissSettings).exact_search_limit,
+                      search_threads=settings.plugin(FaissSettings).search_threads)
 
 
 @hookimpl
