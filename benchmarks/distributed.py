@@ -106,6 +106,14 @@ def main() -> None:
     ap.add_argument("--address", help="an existing Ray cluster (default: start one here with --cores CPUs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if not args.address:
+        import os
+        import secrets
+
+        # a token of its own, so that Ray writes none into ~/.ray; Ray reads these variables
+        # when it is imported, so they are set first
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     import ray
 
     work = Path(tempfile.mkdtemp(prefix="imgctx-bench-ray-"))
@@ -114,12 +122,6 @@ def main() -> None:
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:
-        import os
-        import secrets
-
-        # a token of its own, so that Ray writes none into ~/.ray
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
         ray.init(num_cpus=args.cores + 1, include_dashboard=False, log_to_driver=False)  # +1: the read tasks
     counts = [int(a) for a in args.actors.split(",")]
     local_runs: list[tuple[float, float]] = []
