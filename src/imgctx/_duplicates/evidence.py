@@ -48,7 +48,7 @@ VERIFY_COS = 0.50
 #: ... or when their hashes (mean of pHash and dHash distances, in some orientation) are this close.
 VERIFY_BITS = 16
 #: At most this many pairs per image get the geometric check to rescue them (the most similar).
-VERIFY_PER_IMAGE = 6
+VERIFY_PER_IMAGE = 12
 #: Pairs at or above this similarity need no geometric check.
 CERTAIN = 0.985
 
