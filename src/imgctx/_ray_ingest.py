@@ -174,6 +174,17 @@ class ModelActor:
 # -- on the driver --------------------------------------------------------------------------------
 
 
+def _quiet_ray_data_poller() -> None:
+    """Ray Data starts a thread in this process that polls cluster metrics every 10 s for as long
+    as the process lives; once the cluster is gone each poll fails and is logged at DEBUG with its
+    traceback, and on Python 3.11 formatting a traceback calls ``ast.parse``. CPython 3.11 keeps
+    the AST converter's recursion depth in state that all threads share (python/cpython#106905),
+    so those calls make ``ast.parse`` elsewhere in the process (pytest, the ONNX exporter) fail
+    now and then with "AST constructor recursion depth mismatch". Ray Data's usage metrics are
+    logged at INFO and above only (their DEBUG lines carry nothing but those failed queries)."""
+    logging.getLogger("ray.data._internal.usage").setLevel(logging.INFO)
+
+
 def _cluster_gpus(ray: Any) -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
@@ -229,6 +240,7 @@ class RayIngest(Ingest):
         if not paths:
             return
         ray = require_ray()
+        _quiet_ray_data_poller()
         started_here = not ray.is_initialized()
         if started_here:
             try:
