@@ -44,16 +44,19 @@ def _source(name: str) -> Image.Image:
     raise FileNotFoundError(name)
 
 
+def tiles(name: str, img: Image.Image, rows: int, cols: int) -> list[tuple[str, Image.Image]]:
+    """``rows`` x ``cols`` non-overlapping tiles of a photo, named ``<name>_t<row><col>``."""
+    w, h = img.size
+    return [(f"{name.split(':')[-1]}_t{r}{c}",
+             img.crop((c * w // cols, r * h // rows, (c + 1) * w // cols, (r + 1) * h // rows)))
+            for r in range(rows) for c in range(cols)]
+
+
 def originals() -> list[tuple[str, Image.Image]]:
     """The distinct originals: whole photos plus non-overlapping tiles of large ones."""
     out = [(n, _source(n)) for n in WHOLE]
     for name, rows, cols in TILED:
-        img = _source(name)
-        w, h = img.size
-        for r in range(rows):
-            for c in range(cols):
-                box = (c * w // cols, r * h // rows, (c + 1) * w // cols, (r + 1) * h // rows)
-                out.append((f"{name.split(':')[-1]}_t{r}{c}", img.crop(box)))
+        out += tiles(name, _source(name), rows, cols)
     return out
 
 

@@ -56,12 +56,7 @@ def originals(which: str) -> list[tuple[str, Image.Image]]:
     spec = SETS[which]
     out = [(n, _source(n)) for n in spec["whole"]]
     for name, rows, cols in spec["tiled"]:
-        img = _source(name)
-        w, h = img.size
-        for r in range(rows):
-            for c in range(cols):
-                box = (c * w // cols, r * h // rows, (c + 1) * w // cols, (r + 1) * h // rows)
-                out.append((f"{name.split(':')[-1]}_t{r}{c}", img.crop(box)))
+        out += dupset.tiles(name, _source(name), rows, cols)
     return out
 
 

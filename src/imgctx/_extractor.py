@@ -350,16 +350,22 @@ class Extractor:
                                   ranges=self._text_query_ranges() if only_text else None)
         return Results(replace(h, query=" ".join(texts) or None) for h in hits)
 
-    def _image_vector(self, image: Any) -> np.ndarray:
+    def _image_vector(self, image: Any, what: str = "an image term") -> np.ndarray:
+        """The image vector of a query picture (a path or a PIL image), seen as indexed pictures
+        were: decoded and reduced alike, its uniform borders trimmed."""
         embedder = self.components.image_embedder
         if embedder is None:
-            raise ConfigurationError("an image term needs an image embedder")
-        if isinstance(image, PILImage):
-            pil = as_rgb(image, self.components.decode_side())
-        else:
+            raise ConfigurationError(f"{what} needs an image embedder")
+        if isinstance(image, (str, os.PathLike)):
             pil = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
                              self.components.decode_side()).image
-        # the models saw indexed pictures without their uniform borders: a query is seen the same way
+        elif isinstance(image, PILImage):
+            try:
+                pil = as_rgb(image, self.components.decode_side())
+            except (OSError, ValueError) as exc:
+                raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
+        else:
+            raise ConfigurationError(f"{what} is a path or a PIL image, not {type(image).__name__}")
         return np.asarray(embedder.embed_images([trim_borders(pil)])[0], np.float32)
 
     def search_image(self, image: str | os.PathLike[str] | Any, objects: Sequence[str] | str | None = None,
@@ -372,27 +378,14 @@ class Extractor:
         :meth:`search`.
         """
         where = filter_of(filters)
-        embedder = self.components.image_embedder
-        if embedder is None:
+        if self.components.image_embedder is None:
             raise ConfigurationError("image search needs an image embedder")
         check_search_args(limit, min_score, offset)
         wanted = normalise_objects(objects)
         self._ready()
-        exclude: set[str] = set()
-        if isinstance(image, (str, os.PathLike)):
-            decoded = load_image(image, self.settings.max_image_pixels, self.settings.max_file_bytes,
-                                 self.components.decode_side())
-            pil = decoded.image
-            if exclude_self:
-                exclude = {record_id_for(decoded.path)}
-        elif isinstance(image, PILImage):
-            try:
-                pil = as_rgb(image, self.components.decode_side())
-            except (OSError, ValueError) as exc:
-                raise InvalidImageError(None, f"cannot use this PIL image: {exc}") from None
-        else:
-            raise ConfigurationError(f"search_image takes a path or a PIL image, not {type(image).__name__}")
-        vec = embedder.embed_images([trim_borders(pil)])[0]  # as indexed pictures were seen
+        vec = self._image_vector(image, "search_image")
+        by_path = isinstance(image, (str, os.PathLike))
+        exclude = {record_id_for(str(absolute(image)))} if by_path and exclude_self else set()
         return Results(self._fused_search({"image": vec}, wanted, limit, min_score, exclude, where=where,
                                           offset=offset))
 

@@ -82,10 +82,6 @@ def _require_exporter() -> None:
         raise MissingDependencyError("exporting models to ONNX (onnx, onnxscript)", "standard") from None
 
 
-#: Export attempts when CPython's spurious AST recursion-depth error interrupts one (see export).
-_AST_BUG_ATTEMPTS = 3
-
-
 def export(module: Any, example: Sequence[Any], path: Path, input_names: Sequence[str],
            output_name: str, what: str) -> Path:
     """Export ``module(*example)`` to ``path`` with a dynamic batch axis on every input."""
@@ -100,20 +96,10 @@ def export(module: Any, example: Sequence[Any], path: Path, input_names: Sequenc
     shapes = tuple({0: batch} for _ in example)
     printed = io.StringIO()  # the exporter prints its steps: keep stdout clean (--json)
     try:
-        for attempt in range(1, _AST_BUG_ATTEMPTS + 1):
-            try:
-                with torch.no_grad(), contextlib.redirect_stdout(printed):
-                    torch.onnx.export(module.eval(), tuple(example), str(tmp), input_names=list(input_names),
-                                      output_names=[output_name], dynamic_shapes=shapes, dynamo=True,
-                                      external_data=False, verbose=False)
-                break
-            except SystemError as exc:
-                # CPython 3.11 keeps the AST converter's recursion depth in state shared by all
-                # threads (python/cpython#106905): the exporter's ast.parse of its op library can
-                # fail spuriously while another thread parses. A workaround: try again.
-                if "recursion depth mismatch" not in str(exc) or attempt == _AST_BUG_ATTEMPTS:
-                    raise
-                log.warning("retrying the ONNX export after a spurious CPython AST error (%s)", exc)
+        with torch.no_grad(), contextlib.redirect_stdout(printed):
+            torch.onnx.export(module.eval(), tuple(example), str(tmp), input_names=list(input_names),
+                              output_names=[output_name], dynamic_shapes=shapes, dynamo=True,
+                              external_data=False, verbose=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
