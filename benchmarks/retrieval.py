@@ -20,7 +20,7 @@ Method
 
   Grayscale ones are converted to RGB, photos longer than 1,600 px on a side are reduced to
   that (only wallpapers are), and all are written as PNG. The cache is
-  ``~/.cache/imgctx-benchmarks/retrieval`` (``--cache``); about 190 MB, most of it the KDE
+  ``~/.cache/imgctx-benchmarks/retrieval`` (``--cache``); about 200 MB, most of it the KDE
   package.
 - **Queries.** 142, 2-3 natural queries per photo, each with that photo as its single correct
   answer, written from what the photos show (as a user would phrase them), not from the
