@@ -84,6 +84,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: SQLite page cache of the store's connection, KiB (SQLite's default is 2,000).
+SQLITE_CACHE_KIB = 65_536
+
 #: Extra candidates an approximate search scores exactly, beyond the ``k`` asked (at least ``k``).
 REFINE_EXTRA = 10
 
@@ -108,6 +111,9 @@ class FaissStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            # up to 64 MiB of pages: the B-tree pages above the vectors stay cached, so the
+            # exact re-scoring of a large index reads about one page per candidate
+            self._conn.execute(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
             with self._write(bump=False):
                 create_or_migrate(self._conn)
         except sqlite3.DatabaseError as exc:
