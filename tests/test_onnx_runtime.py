@@ -127,17 +127,22 @@ def test_int8_image_tower_is_optional_and_close(models: dict[str, Path], images:
     assert q.runtime == "onnx" and q._onnx is not None and q._onnx["image"].path.name.endswith("-int8.onnx")
     assert q._onnx["text"].path.name.endswith(".onnx") and "int8" not in q._onnx["text"].path.name
     cos = _cosines(ref, got)
-    assert cos.min() >= 0.99, cos  # measured, not exact: see docs/models.md for full size
+    # measured, not exact: this tiny random-weight model's int8 vectors lie at cosines 0.980-0.996
+    # of the float ones (onnx 1.23, onnxscript 0.7, onnxruntime 1.31-1.32); the full-size
+    # architecture's fidelity (0.9998) is measured by benchmarks/runtimes.py (docs/models.md)
+    assert cos.min() >= 0.97, cos
     assert not np.array_equal(ref, got)
 
 
-def test_blip_onnx_encoder_gives_identical_greedy_tokens(models: dict[str, Path], images: list) -> None:
+def test_blip_onnx_encoder_and_decoder_give_identical_greedy_tokens(models: dict[str, Path], images: list) -> None:
     import torch
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     onnx_blip = BlipCaptioner(model=str(models["blip"]), runtime="onnx", cache_dir=models["cache"], max_length=12)
     captions = onnx_blip.caption(images)
     assert onnx_blip.runtime == "onnx" and onnx_blip.decoding() == (1, 12)
+    assert onnx_blip._onnx is not None and set(onnx_blip._onnx) == {"vision", "decoder-start", "decoder-step"}
+    assert onnx_blip.onnx_greedy_supported()
     processor = BlipProcessor.from_pretrained(models["blip"])
     model = BlipForConditionalGeneration.from_pretrained(models["blip"]).eval()
     pixels = processor(images=images, return_tensors="pt")["pixel_values"]
@@ -145,14 +150,54 @@ def test_blip_onnx_encoder_gives_identical_greedy_tokens(models: dict[str, Path]
         ref_tokens = model.generate(pixel_values=pixels, max_new_tokens=12, num_beams=1)
         ref_embeds = model.vision_model(pixel_values=pixels)[0].numpy()
         embeds = onnx_blip._onnx["vision"](pixels.numpy())
-        tokens = onnx_blip._decode(torch.from_numpy(embeds), max_new_tokens=12, num_beams=1)
-    assert tokens.tolist() == ref_tokens.tolist()  # token for token
+        torch_decoder = onnx_blip._decode(torch.from_numpy(embeds), max_new_tokens=12, num_beams=1)
+    onnx_decoder = onnx_blip._greedy_onnx(embeds, 12)
+    assert onnx_decoder.tolist() == ref_tokens.tolist()  # token for token, ONNX encoder and decoder
+    assert torch_decoder.tolist() == ref_tokens.tolist()  # the torch decoder on the ONNX encoder's output
+    for n in (1, 3):  # other lengths and batch sizes than the export's examples
+        assert onnx_blip._greedy_onnx(embeds[:n], 5).tolist() == ref_tokens[:n, :6].tolist()
     flat = (ref_embeds.reshape(len(images), -1), embeds.reshape(len(images), -1))
     assert _cosines(*flat).min() >= 0.9999
     expected = [" ".join(t.split()) for t in processor.batch_decode(ref_tokens, skip_special_tokens=True)]
     assert captions == expected and all(captions)
     torch_blip = BlipCaptioner(model=str(models["blip"]), runtime="torch", cache_dir=models["cache"], max_length=12)
     assert torch_blip.caption(images) == captions
+
+
+def test_blip_onnx_greedy_stops_at_the_end_token_and_pads_like_generate(models: dict[str, Path], images: list) -> None:
+    """A decoder that ends captions early (its end token made likely) and a minimum length:
+    the ONNX loop must stop, pad and hold back the end token exactly as ``generate`` does."""
+    import torch
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    onnx_blip = BlipCaptioner(model=str(models["blip"]), runtime="onnx", cache_dir=models["cache"], max_length=12)
+    onnx_blip.load()
+    model, processor = onnx_blip._model, BlipProcessor.from_pretrained(models["blip"])
+    eos = model.config.text_config.sep_token_id
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    ref_model = BlipForConditionalGeneration.from_pretrained(models["blip"]).eval()
+    with torch.no_grad():  # the same bias on the end token in both copies of the weights
+        for m in (model, ref_model):
+            m.text_decoder.cls.predictions.bias[eos] += 4.0
+    onnx_blip._onnx = None
+    onnx_blip._towers = onnx_blip._onnx_towers()  # other weights: a new export key
+    onnx_blip._onnx = onnx_blip._towers.sessions()
+    for min_length in (0, 4):
+        ref_model.text_decoder.generation_config.min_length = min_length
+        model.text_decoder.generation_config.min_length = min_length
+        with torch.inference_mode():
+            ref = ref_model.generate(pixel_values=pixels, max_new_tokens=12, num_beams=1)
+        got = onnx_blip._greedy_onnx(onnx_blip._onnx["vision"](pixels.numpy()), 12)
+        assert got.tolist() == ref.tolist()
+        ends = [row.index(eos) if eos in row else None for row in ref.tolist()]
+        assert any(e is not None and e < 12 for e in ends)  # some captions did end early
+        if min_length:
+            assert all(e is None or e >= min_length - 1 for e in ends)
+    model.text_decoder.generation_config.repetition_penalty = 1.3  # not done by the ONNX loop: torch decodes
+    assert not onnx_blip.onnx_greedy_supported()
+    assert onnx_blip.caption(images[:2]) == [" ".join(t.split()) for t in processor.batch_decode(
+        ref_model.generate(pixel_values=pixels[:2], max_new_tokens=12, num_beams=1, repetition_penalty=1.3),
+        skip_special_tokens=True)]
 
 
 def test_blip_decodes_greedily_with_short_captions_on_cpu_by_default(models: dict[str, Path]) -> None:
@@ -224,7 +269,7 @@ def test_cli_models_export_writes_once(models: dict[str, Path], tmp_path: Path) 
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
     assert set(data["image_embedder"]["exported"]) == {"image", "text"}
-    assert set(data["captioner"]["exported"]) == {"vision"}
+    assert set(data["captioner"]["exported"]) == {"vision", "decoder-start", "decoder-step"}
     assert data["text_embedder"]["exported"] == {}  # sentence-transformers stays in torch
     assert data["tagger"] == data["image_embedder"]
     paths = [Path(p) for item in data.values() for p in item["exported"].values()]

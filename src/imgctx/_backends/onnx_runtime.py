@@ -25,7 +25,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,8 +83,10 @@ def _require_exporter() -> None:
 
 
 def export(module: Any, example: Sequence[Any], path: Path, input_names: Sequence[str],
-           output_name: str, what: str) -> Path:
-    """Export ``module(*example)`` to ``path`` with a dynamic batch axis on every input."""
+           output_name: str | Sequence[str], what: str, dynamic: Sequence[dict[int, str]] | None = None) -> Path:
+    """Export ``module(*example)`` to ``path``. ``dynamic``: per input, its dynamic axes (axis ->
+    dimension name; a name shared by several inputs is one dimension); by default the batch
+    axis (0) of every input."""
     import torch
 
     _require_exporter()
@@ -92,13 +94,15 @@ def export(module: Any, example: Sequence[Any], path: Path, input_names: Sequenc
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
     log.warning("exporting %s to ONNX (once; reused from %s)...", what, path)
     start = time.perf_counter()
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    shapes = tuple({0: batch} for _ in example)
+    dims: dict[str, Any] = {}
+    shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name, min=1, max=4096)) for axis, name in axes.items()}
+                   for axes in (dynamic if dynamic is not None else [{0: "batch"}] * len(example)))
+    outputs = [output_name] if isinstance(output_name, str) else list(output_name)
     printed = io.StringIO()  # the exporter prints its steps: keep stdout clean (--json)
     try:
         with torch.no_grad(), contextlib.redirect_stdout(printed):
             torch.onnx.export(module.eval(), tuple(example), str(tmp), input_names=list(input_names),
-                              output_names=[output_name], dynamic_shapes=shapes, dynamo=True,
+                              output_names=outputs, dynamic_shapes=shapes, dynamo=True,
                               external_data=False, verbose=False)
         os.replace(tmp, path)
     finally:
@@ -143,15 +147,21 @@ class OnnxTower:
         feed = dict(zip(self.inputs, arrays, strict=True))
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
 
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Every output of the graph, as ONNX Runtime returns them."""
+        return self.session.run(None, dict(zip(self.inputs, arrays, strict=True)))
 
-def ensure_export(module: Any, example: Sequence[Any], tower: str, key: str, cache_dir: str | os.PathLike[str] | None,
-                  input_names: Sequence[str], output_name: str, what: str, int8: bool = False) -> Path:
+
+def ensure_export(module: Any, example: Sequence[Any] | Callable[[], Sequence[Any]], tower: str, key: str, cache_dir: str | os.PathLike[str] | None,
+                  input_names: Sequence[str], output_name: str | Sequence[str], what: str, int8: bool = False,
+                  dynamic: Sequence[dict[int, str]] | None = None) -> Path:
     """The export of ``tower`` (int8 when asked), exporting it now if the cache has none."""
     path = export_path(cache_dir, tower, key)
     if path is None:
         raise ConfigurationError(f"the ONNX runtime for {what} needs a model cache folder (IMGCTX_CACHE_DIR)")
     if not path.is_file():
-        export(module, example, path, input_names, output_name, what)
+        example = example() if callable(example) else example  # made only when exporting
+        export(module, example, path, input_names, output_name, what, dynamic)
     if not int8:
         return path
     q = export_path(cache_dir, tower, key, int8=True)
@@ -182,10 +192,15 @@ def method_module(owner: Any, method: str, pick: Any = None) -> Any:
 
 
 class TowerSpec:
-    """A tower to export: a module, example inputs (batch first) and the input names."""
+    """A tower to export: a module, example inputs (or a function making them, called only when
+    exporting) and the input names."""
 
-    def __init__(self, module: Any, example: Sequence[Any], input_names: Sequence[str], int8: bool = False) -> None:
+    def __init__(self, module: Any, example: Sequence[Any] | Callable[[], Sequence[Any]], input_names: Sequence[str], int8: bool = False,
+                 output_names: Sequence[str] = ("output",), dynamic: Sequence[dict[int, str]] | None = None) -> None:
         self.module, self.example, self.input_names, self.int8 = module, example, input_names, int8
+        self.output_names = list(output_names)
+        #: per input, its dynamic axes (axis -> dimension name); None: axis 0 of each ("batch")
+        self.dynamic = dynamic
 
 
 class Towers:
@@ -203,7 +218,8 @@ class Towers:
     def export(self) -> dict[str, Path]:
         """Every tower's export (int8 ones quantised), made now where missing."""
         return {name: ensure_export(spec.module, spec.example, f"{self.prefix}-{name}", self.key, self.cache_dir,
-                                    spec.input_names, "output", f"{self.what} ({name} tower)", int8=spec.int8)
+                                    spec.input_names, spec.output_names, f"{self.what} ({name} tower)",
+                                    int8=spec.int8, dynamic=spec.dynamic)
                 for name, spec in self.towers.items()}
 
     def sessions(self) -> dict[str, OnnxTower]:
