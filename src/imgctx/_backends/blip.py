@@ -344,8 +344,9 @@ class BlipSettings(PluginSettings):
     )
     runtime: Literal["torch", "onnx", "auto"] = Field(
         "auto",
-        description="Vision encoder runtime: torch; onnx (exported into cache_dir on first use); auto: ONNX on CPU "
-                    "once exported (imgctx models export), torch otherwise.",
+        description="Runtime of the vision encoder and the greedy text decoder: torch; onnx (exported into "
+                    "cache_dir on first use); auto: ONNX on CPU once exported (imgctx models export), torch "
+                    "otherwise. Beam search decodes in torch.",
     )
 
     def source(self) -> str:
