@@ -17,6 +17,7 @@ Each group's representative is chosen by a keep policy. Memory is linear in the 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -357,7 +358,7 @@ def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirro
 
 def link(n: int, i: np.ndarray, j: np.ndarray, scores: np.ndarray, threshold: float) -> UnionFind:
     """Union-find over the pairs at or above the threshold, the strongest first; two groups of
-    two or more join only through a certain pair or through two pairs."""
+    two or more join only through a certain pair or through two pairs that share no image."""
     uf = UnionFind(n)
     hit = np.flatnonzero(scores >= threshold)
     hit = hit[np.argsort(-scores[hit], kind="stable")]
@@ -374,16 +375,23 @@ def link(n: int, i: np.ndarray, j: np.ndarray, scores: np.ndarray, threshold: fl
     changed = True
     while changed and deferred:
         changed = False
-        links: Counter[tuple[int, int]] = Counter()
+        links: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for a, b in deferred:
             ra, rb = uf.find(a), uf.find(b)
             if ra != rb:
-                links[(min(ra, rb), max(ra, rb))] += 1
-        for (ra, rb), count in links.items():
-            if count >= 2 and uf.find(ra) != uf.find(rb):
+                links.setdefault((ra, rb) if ra < rb else (rb, ra), []).append((a, b) if ra < rb else (b, a))
+        for (ra, rb), pairs in links.items():
+            if uf.find(ra) != uf.find(rb) and _independent(pairs):
                 uf.union(ra, rb)
                 changed = True
     return uf
+
+
+def _independent(pairs: list[tuple[int, int]]) -> bool:
+    """Whether two of the links (a in one group, b in the other) share no image: one image that
+    looks like another group (a near-blank picture, a symmetric one turned) is one weak link,
+    however many of that group's members it resembles."""
+    return any(a1 != a2 and b1 != b2 for (a1, b1), (a2, b2) in itertools.combinations(pairs, 2))
 
 
 def group_indexes(items: Items, threshold: float, keep: str = "first", k: int = NEIGHBOURS,
