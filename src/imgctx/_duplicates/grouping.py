@@ -328,31 +328,41 @@ def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
 def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirrors: bool,
              features: Callable[[int], Features | None] | None) -> tuple[np.ndarray, dict[tuple[int, int], float]]:
     """Similarities of the candidate pairs after the geometric check where the rule asks for it
-    (and ``features`` can give both pictures), and the checked pairs' outcomes."""
+    (and ``features`` can give both pictures), and the checked pairs' outcomes.
+
+    Pairs to confirm (at or above the threshold, not certain) are checked first. Pairs to rescue
+    are then taken the closest image vectors first (the closest hashes without vectors), skipping those
+    whose images the pairs found so far already join, at most ``VERIFY_PER_IMAGE`` checks per
+    image: the checks go to the images that are still apart."""
     sim, reason, _, cos, bits = items.weigh(i, j, mirrors)
     checked: dict[tuple[int, int], float] = {}
     if features is None or not len(i):
         return sim, checked
     codes = items.content_codes
     rescue, confirm = evidence.needs_check(sim, cos, bits, threshold, codes[i] == codes[j])
+
+    def check(x: int) -> None:
+        fa, fb = features(int(i[x])), features(int(j[x]))
+        if fa is None or fb is None:
+            return
+        sim[x], _ = evidence.apply_check(float(sim[x]), int(reason[x]), match(fa, fb))
+        checked[(int(i[x]), int(j[x]))] = float(sim[x])
+
+    for x in np.flatnonzero(confirm).tolist():
+        check(x)
     rescue_at = np.flatnonzero(rescue)
     closeness = -bits[rescue_at] if cos is None else cos[rescue_at]
     rescue_at = rescue_at[np.argsort(-closeness, kind="stable")]
+    joined = link(len(items), i, j, sim, threshold)
     per_image: Counter[int] = Counter()
-    todo = []
     for x in rescue_at.tolist():  # the most plausible first, a few per image
         a, b = int(i[x]), int(j[x])
+        if joined.find(a) == joined.find(b):
+            continue
         if per_image[a] < evidence.VERIFY_PER_IMAGE and per_image[b] < evidence.VERIFY_PER_IMAGE:
             per_image[a] += 1
             per_image[b] += 1
-            todo.append(x)
-    todo += np.flatnonzero(confirm).tolist()
-    for x in todo:
-        fa, fb = features(int(i[x])), features(int(j[x]))
-        if fa is None or fb is None:
-            continue
-        sim[x], _ = evidence.apply_check(float(sim[x]), int(reason[x]), match(fa, fb))
-        checked[(int(i[x]), int(j[x]))] = float(sim[x])
+            check(x)
     return sim, checked
 
 
