@@ -44,7 +44,7 @@ MIN_INLIERS = 20
 #: Share of the smaller picture that must lie inside the larger one.
 MIN_CONTAINED = 0.85
 #: Share of the shared region that the agreeing keypoints must span (their convex hull).
-MIN_SPREAD = 0.15
+MIN_SPREAD = 0.2
 #: Largest scale change (either way) between the two pictures, each at MATCH_SIDE.
 MAX_SCALE = 4.0
 #: Uncovered share of the larger picture worth one unit of distance.
