@@ -47,6 +47,21 @@ def test_letterbox_bars_are_trimmed_and_a_photo_is_left_alone(photo_dir: Path, c
     assert trim_borders(photo) is photo  # no border: the same image
 
 
+def test_a_plain_background_is_kept_so_a_photo_and_its_framed_copy_trim_alike() -> None:
+    rng = np.random.default_rng(0)
+    # a photo whose left half is a smooth grey gradient and a noisy field, its right half detail
+    w, h = 300, 200
+    a = np.empty((h, w, 3), np.uint8)
+    a[:, :150] = (120 + np.linspace(0, 30, 150)[None, :, None] + rng.normal(0, 6, (h, 150, 1))).clip(0, 255)
+    a[:, 150:] = rng.integers(0, 256, (h, 150, 1))
+    photo = Image.fromarray(a)
+    assert border_box(photo) == (0, 0, w, h)  # the background drifts and frays: no step, no trim
+    framed = Image.new("RGB", (w + 160, h), (24, 24, 24))
+    framed.paste(photo, (80, 0))
+    left, top, right, bottom = border_box(framed)
+    assert abs(left - 80) <= 4 and abs(right - (80 + w)) <= 4 and (top, bottom) == (0, h)
+
+
 def test_orientation_hashes_match_quarter_turns_and_mirrors(photo_dir: Path) -> None:
     photo = _photo(photo_dir, "coffee.jpg")
     table = parse_orient_hashes([orientation_hashes(photo)])[0]
@@ -102,6 +117,17 @@ def test_two_groups_are_not_merged_through_one_weak_link() -> None:
     # a single image still joins a group through one pair
     uf = link(3, np.array([0, 1]), np.array([1, 2]), np.array([0.999, 0.96]), 0.95)
     assert uf.components() == [[0, 1, 2]]
+
+
+def test_two_links_through_one_image_do_not_merge_groups() -> None:
+    # {0,1} and {2,3}: image 1 looks like both 2 and 3 (a near-blank picture, a symmetric one
+    # turned); that is still one weak link
+    i, j = np.array([0, 2, 1, 1]), np.array([1, 3, 2, 3])
+    uf = link(4, i, j, np.array([0.999, 0.999, 0.97, 0.96]), 0.95)
+    assert sorted(uf.components()) == [[0, 1], [2, 3]]
+    # the same from the other side: 0 and 1 both look like image 2 only
+    uf = link(4, np.array([0, 2, 0, 1]), np.array([1, 3, 2, 2]), np.array([0.999, 0.999, 0.97, 0.96]), 0.95)
+    assert sorted(uf.components()) == [[0, 1], [2, 3]]
 
 
 # -- the Extractor ----------------------------------------------------------------------------------
