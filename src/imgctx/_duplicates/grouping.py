@@ -9,7 +9,8 @@ and most within about 12), and (4) the same table between each image's turned pH
 others' upright ones. Candidates are scored exactly and weighed by the rule of
 :mod:`.evidence` (the geometric check where a ``features`` source is given). Pairs at or above
 the threshold are joined with union-find, the strongest first; two groups of two or more images
-are joined only by a certain pair (``CERTAIN``) or by two pairs, never through one weak link.
+are joined only by a certain pair (``CERTAIN``) or by two pairs that share no image, never
+through one weak link.
 Each group's representative is chosen by a keep policy. Memory is linear in the number of images
 (``k`` pairs per image at most per source).
 """
