@@ -3,6 +3,7 @@ hashes, the geometric check, the evidence rule, the weak-link rule, the new reco
 
 from __future__ import annotations
 
+import io
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from imgctx import Extractor, Settings
 from imgctx._backends.faiss_store import FaissStore
-from imgctx._duplicates import evidence
+from imgctx._duplicates import evidence, geometry
 from imgctx._duplicates.geometry import features_of, match, opencv
 from imgctx._duplicates.grouping import link
 from imgctx._fingerprint import border_box, orientation_hashes, parse_orient_hashes, trim_borders
@@ -99,6 +100,55 @@ def test_geometric_check_accepts_a_crop_and_rejects_overlapping_parts(photo_dir:
     sim, reason = evidence.apply_check(0.96, evidence.UPRIGHT, views)
     if views.is_confident:
         assert sim < 0.95 and reason == evidence.PARTIAL  # the veto
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return im.convert("RGB")
+
+
+def _tile(photo: Image.Image, row: int, col: int) -> Image.Image:
+    w, h = photo.size
+    return _jpeg(photo.crop((col * w // 3, row * h // 3, (col + 1) * w // 3, (row + 1) * h // 3)), 90)
+
+
+@needs_opencv
+@pytest.mark.parametrize(("name", "row", "col", "corner"), [("astronaut.jpg", 0, 2, False), ("motorcycle_left.jpg", 2, 1, True)])
+def test_a_shrunk_compressed_crop_matches_by_aligned_detail(photo_dir: Path, name: str, row: int, col: int,
+                                                             corner: bool) -> None:
+    # a small picture's crop to 80% of each side, shrunk to half and saved at JPEG quality 20:
+    # its agreeing keypoints cluster on the one textured spot (too little spread to trust alone)
+    tile = _tile(_photo(photo_dir, name), row, col)
+    w, h = tile.size
+    cw, ch = round(w * 0.8), round(h * 0.8)
+    left, top = (w - cw, h - ch) if corner else (0, 0)
+    small = _jpeg(tile.crop((left, top, left + cw, top + ch)).resize((cw // 2, ch // 2), Image.Resampling.LANCZOS), 20)
+    m = match(features_of(small), features_of(tile))
+    assert not m.is_confident  # the keypoints alone would miss it
+    assert m.agreement >= geometry.MIN_AGREEMENT and m.is_aligned and m.is_match
+    assert m.contained > 0.9
+
+
+@needs_opencv
+def test_a_shared_watermark_does_not_make_different_pictures_agree(photo_dir: Path) -> None:
+    photo = _photo(photo_dir, "hubble_deep_field.jpg")
+
+    def marked(tile: Image.Image) -> Image.Image:
+        layer = Image.new("RGBA", tile.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        font = ImageFont.load_default(tile.width // 5)
+        box = draw.textbbox((0, 0), "© SAMPLE", font=font, stroke_width=2)
+        xy = ((tile.width - box[2]) // 2, (tile.height - box[3]) // 2)
+        draw.text(xy, "© SAMPLE", font=font, fill=(255, 255, 255, 140), stroke_width=2, stroke_fill=(0, 0, 0, 140))
+        return _jpeg(Image.alpha_composite(tile.convert("RGBA"), layer).convert("RGB"), 90)
+
+    m = match(features_of(marked(_tile(photo, 0, 0))), features_of(marked(_tile(photo, 2, 0))))
+    assert m.inliers >= geometry.MIN_INLIERS  # the text's keypoints agree ...
+    assert m.spread < geometry.MIN_SPREAD and m.agreement < 0.4  # ... and nothing else does
+    assert not m.is_match
 
 
 # -- grouping: never through one weak link --------------------------------------------------------
