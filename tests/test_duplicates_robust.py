@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imgctx import Extractor, Settings
 from imgctx._backends.faiss_store import FaissStore
-from imgctx._duplicates import evidence, geometry
+from imgctx._duplicates import evidence, geometry, grouping
 from imgctx._duplicates.geometry import features_of, match, opencv
-from imgctx._duplicates.grouping import link
+from imgctx._duplicates.grouping import Items, link
 from imgctx._fingerprint import border_box, orientation_hashes, parse_orient_hashes, trim_borders
 from imgctx._store_conformance import SPACES, make_item
 from imgctx.testing import settings_for_tests
@@ -178,6 +178,38 @@ def test_two_links_through_one_image_do_not_merge_groups() -> None:
     # the same from the other side: 0 and 1 both look like image 2 only
     uf = link(4, np.array([0, 2, 0, 1]), np.array([1, 3, 2, 2]), np.array([0.999, 0.999, 0.97, 0.96]), 0.95)
     assert sorted(uf.components()) == [[0, 1], [2, 3]]
+
+
+def test_a_copy_crowded_by_look_alikes_still_gets_its_original_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # image 0 is a copy of image 14; images 1-13 are look-alikes (other tiles of one telescope
+    # photo, sharing a watermark): closer to 0 by vector than its original, far by hashes
+    rng = np.random.default_rng(0)
+    n, dim = 15, 64
+    basis = np.linalg.qr(rng.standard_normal((dim, n + 1)))[0].T  # orthonormal rows
+    vectors = np.empty((n, dim), np.float32)
+    vectors[0] = basis[0]
+    for k in range(1, n):
+        c = 0.8 if k == 14 else 0.9
+        vectors[k] = c * basis[0] + np.sqrt(1 - c * c) * basis[k]
+    phash = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    dhash = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    phash[14], dhash[14] = phash[0] ^ np.uint64(0x3FF), dhash[0] ^ np.uint64(0x3FF)  # 10 bits apart
+    items = Items(ids=[str(k) for k in range(n)], paths=[str(k) for k in range(n)],
+                  content=[str(k) for k in range(n)], phash=phash, dhash=dhash, vectors=vectors,
+                  file_size=np.ones(n, np.int64), pixels=np.ones(n, np.int64))
+    assert items.score(np.array([0]), np.array([14]))[0] < 0.95  # below the threshold without the check
+
+    def fake_match(a: geometry.Features, b: geometry.Features) -> geometry.GeometricMatch:
+        if {a.size[0], b.size[0]} == {0, 14}:
+            return geometry.GeometricMatch(50, 60, 1.0, 0.9, 0.0, 1.0, 0.5)
+        return geometry.NO_MATCH
+
+    monkeypatch.setattr(grouping, "match", fake_match)
+    features = lambda k: geometry.Features(np.zeros((0, 2), np.float32), None, (k, 1))  # noqa: E731
+    groups = grouping.group_indexes(items, 0.95, features=features)
+    assert [(rep, rest) for rep, rest, _ in groups] == [(0, [14])]
+    monkeypatch.setattr(evidence, "VERIFY_EXTRA", 0)  # the vector order alone never reaches it
+    assert grouping.group_indexes(items, 0.95, features=features) == []
 
 
 # -- the Extractor ----------------------------------------------------------------------------------

@@ -334,7 +334,11 @@ def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirro
     Pairs to confirm (at or above the threshold, not certain) are checked first. Pairs to rescue
     are then taken the closest image vectors first (the closest hashes without vectors), skipping those
     whose images the pairs found so far already join, at most ``VERIFY_PER_IMAGE`` checks per
-    image: the checks go to the images that are still apart."""
+    image: the checks go to the images that are still apart. A second round takes the pairs
+    left unchecked by their combined similarity (hashes and vectors together), at most
+    ``VERIFY_EXTRA`` more per image: a copy whose look-alikes (other tiles of one telescope
+    image, sharing its watermark) are closer by vector than its own original still gets that
+    original checked."""
     sim, reason, _, cos, bits = items.weigh(i, j, mirrors)
     checked: dict[tuple[int, int], float] = {}
     if features is None or not len(i):
@@ -354,16 +358,20 @@ def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirro
     rescue_at = np.flatnonzero(rescue)
     closeness = -bits[rescue_at] if cos is None else cos[rescue_at]
     rescue_at = rescue_at[np.argsort(-closeness, kind="stable")]
-    joined = link(len(items), i, j, sim, threshold)
-    per_image: Counter[int] = Counter()
-    for x in rescue_at.tolist():  # the most plausible first, a few per image
-        a, b = int(i[x]), int(j[x])
-        if joined.find(a) == joined.find(b):
-            continue
-        if per_image[a] < evidence.VERIFY_PER_IMAGE and per_image[b] < evidence.VERIFY_PER_IMAGE:
-            per_image[a] += 1
-            per_image[b] += 1
-            check(x)
+    by_similarity = rescue_at[np.argsort(-sim[rescue_at], kind="stable")]
+    done: set[int] = set()
+    for order, budget in ((rescue_at, evidence.VERIFY_PER_IMAGE), (by_similarity, evidence.VERIFY_EXTRA)):
+        joined = link(len(items), i, j, sim, threshold)  # what the pairs found so far join
+        per_image: Counter[int] = Counter()
+        for x in order.tolist():  # the most plausible first, a few per image
+            a, b = int(i[x]), int(j[x])
+            if x in done or joined.find(a) == joined.find(b):
+                continue
+            if per_image[a] < budget and per_image[b] < budget:
+                per_image[a] += 1
+                per_image[b] += 1
+                done.add(x)
+                check(x)
     return sim, checked
 
 
