@@ -130,6 +130,9 @@ def test_a_shrunk_compressed_crop_matches_by_aligned_detail(photo_dir: Path, nam
     assert not m.is_confident  # the keypoints alone would miss it
     assert m.agreement >= geometry.MIN_AGREEMENT and m.is_aligned and m.is_match
     assert m.contained > 0.9
+    sim, reason = evidence.apply_check(0.3, evidence.UPRIGHT, m)
+    assert sim >= 0.95 and reason == evidence.GEOMETRIC
+    assert "detail agrees" in evidence.Verdict(sim, reason, 0, m).describe()  # the reason says why
 
 
 @needs_opencv

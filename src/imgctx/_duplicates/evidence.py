@@ -127,6 +127,8 @@ class Verdict:
             g = self.geometric
             detail = (f"{g.inliers} keypoints agree, {g.contained:.0%} of the smaller picture inside "
                       f"the other, covering {g.overlap:.0%} of it, turned {g.rotation:.0f} degrees")
+            if g.agreement:
+                detail += f", the aligned pictures' detail agrees {g.agreement:.2f} beyond those keypoints"
         return _REASONS[self.reason].format(orientation=ORIENTATIONS[self.orientation], detail=detail)
 
 
