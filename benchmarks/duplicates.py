@@ -298,8 +298,8 @@ def part2(n: int) -> None:
           f"(+{(during - rss_before) / gib:.2f} GiB for grouping)")
     print(f"  {len(groups)} groups; planted duplicates found with their original: {found.mean():.4f}; "
           f"groups mixing two originals: {wrong}")
-    print(f"  pairs the geometric check would read files for: {int(rescue.sum())} to rescue (before the cap "
-          f"of {evidence.VERIFY_PER_IMAGE} per image), {int(confirm.sum())} to confirm")
+    print(f"  pairs the geometric check would read files for: {int(rescue.sum())} to rescue (before the caps "
+          f"of {evidence.VERIFY_PER_IMAGE} + {evidence.VERIFY_EXTRA} per image), {int(confirm.sum())} to confirm")
 
 
 def per_kind(pred: set[Pair], truth: set[Pair], kind: dict[str, str]) -> list[tuple[str, int, int, float, float, float]]:

@@ -3,6 +3,7 @@ hashes, the geometric check, the evidence rule, the weak-link rule, the new reco
 
 from __future__ import annotations
 
+import io
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from imgctx import Extractor, Settings
 from imgctx._backends.faiss_store import FaissStore
-from imgctx._duplicates import evidence
+from imgctx._duplicates import evidence, geometry, grouping
 from imgctx._duplicates.geometry import features_of, match, opencv
-from imgctx._duplicates.grouping import link
+from imgctx._duplicates.grouping import Items, link
 from imgctx._fingerprint import border_box, orientation_hashes, parse_orient_hashes, trim_borders
 from imgctx._store_conformance import SPACES, make_item
 from imgctx.testing import settings_for_tests
@@ -45,6 +46,21 @@ def test_letterbox_bars_are_trimmed_and_a_photo_is_left_alone(photo_dir: Path, c
     left, top, right, bottom = border_box(framed)
     assert (left, right) == (0, w) and abs(top - 60) <= 2 and abs(bottom - (60 + h)) <= 2
     assert trim_borders(photo) is photo  # no border: the same image
+
+
+def test_a_plain_background_is_kept_so_a_photo_and_its_framed_copy_trim_alike() -> None:
+    rng = np.random.default_rng(0)
+    # a photo whose left half is a smooth grey gradient and a noisy field, its right half detail
+    w, h = 300, 200
+    a = np.empty((h, w, 3), np.uint8)
+    a[:, :150] = (120 + np.linspace(0, 30, 150)[None, :, None] + rng.normal(0, 6, (h, 150, 1))).clip(0, 255)
+    a[:, 150:] = rng.integers(0, 256, (h, 150, 1))
+    photo = Image.fromarray(a)
+    assert border_box(photo) == (0, 0, w, h)  # the background drifts and frays: no step, no trim
+    framed = Image.new("RGB", (w + 160, h), (24, 24, 24))
+    framed.paste(photo, (80, 0))
+    left, top, right, bottom = border_box(framed)
+    assert abs(left - 80) <= 4 and abs(right - (80 + w)) <= 4 and (top, bottom) == (0, h)
 
 
 def test_orientation_hashes_match_quarter_turns_and_mirrors(photo_dir: Path) -> None:
@@ -86,6 +102,58 @@ def test_geometric_check_accepts_a_crop_and_rejects_overlapping_parts(photo_dir:
         assert sim < 0.95 and reason == evidence.PARTIAL  # the veto
 
 
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return im.convert("RGB")
+
+
+def _tile(photo: Image.Image, row: int, col: int) -> Image.Image:
+    w, h = photo.size
+    return _jpeg(photo.crop((col * w // 3, row * h // 3, (col + 1) * w // 3, (row + 1) * h // 3)), 90)
+
+
+@needs_opencv
+@pytest.mark.parametrize(("name", "row", "col", "corner"), [("astronaut.jpg", 0, 2, False), ("motorcycle_left.jpg", 2, 1, True)])
+def test_a_shrunk_compressed_crop_matches_by_aligned_detail(photo_dir: Path, name: str, row: int, col: int,
+                                                             corner: bool) -> None:
+    # a small picture's crop to 80% of each side, shrunk to half and saved at JPEG quality 20:
+    # its agreeing keypoints cluster on the one textured spot (too little spread to trust alone)
+    tile = _tile(_photo(photo_dir, name), row, col)
+    w, h = tile.size
+    cw, ch = round(w * 0.8), round(h * 0.8)
+    left, top = (w - cw, h - ch) if corner else (0, 0)
+    small = _jpeg(tile.crop((left, top, left + cw, top + ch)).resize((cw // 2, ch // 2), Image.Resampling.LANCZOS), 20)
+    m = match(features_of(small), features_of(tile))
+    assert not m.is_confident  # the keypoints alone would miss it
+    assert m.agreement >= geometry.MIN_AGREEMENT and m.is_aligned and m.is_match
+    assert m.contained > 0.9
+    sim, reason = evidence.apply_check(0.3, evidence.UPRIGHT, m)
+    assert sim >= 0.95 and reason == evidence.GEOMETRIC
+    assert "detail agrees" in evidence.Verdict(sim, reason, 0, m).describe()  # the reason says why
+
+
+@needs_opencv
+def test_a_shared_watermark_does_not_make_different_pictures_agree(photo_dir: Path) -> None:
+    photo = _photo(photo_dir, "hubble_deep_field.jpg")
+
+    def marked(tile: Image.Image) -> Image.Image:
+        layer = Image.new("RGBA", tile.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        font = ImageFont.load_default(tile.width // 5)
+        box = draw.textbbox((0, 0), "© SAMPLE", font=font, stroke_width=2)
+        xy = ((tile.width - box[2]) // 2, (tile.height - box[3]) // 2)
+        draw.text(xy, "© SAMPLE", font=font, fill=(255, 255, 255, 140), stroke_width=2, stroke_fill=(0, 0, 0, 140))
+        return _jpeg(Image.alpha_composite(tile.convert("RGBA"), layer).convert("RGB"), 90)
+
+    m = match(features_of(marked(_tile(photo, 0, 0))), features_of(marked(_tile(photo, 2, 0))))
+    assert m.inliers >= geometry.MIN_INLIERS  # the text's keypoints agree ...
+    assert m.spread < geometry.MIN_SPREAD and m.agreement < 0.4  # ... and nothing else does
+    assert not m.is_match
+
+
 # -- grouping: never through one weak link --------------------------------------------------------
 
 
@@ -102,6 +170,49 @@ def test_two_groups_are_not_merged_through_one_weak_link() -> None:
     # a single image still joins a group through one pair
     uf = link(3, np.array([0, 1]), np.array([1, 2]), np.array([0.999, 0.96]), 0.95)
     assert uf.components() == [[0, 1, 2]]
+
+
+def test_two_links_through_one_image_do_not_merge_groups() -> None:
+    # {0,1} and {2,3}: image 1 looks like both 2 and 3 (a near-blank picture, a symmetric one
+    # turned); that is still one weak link
+    i, j = np.array([0, 2, 1, 1]), np.array([1, 3, 2, 3])
+    uf = link(4, i, j, np.array([0.999, 0.999, 0.97, 0.96]), 0.95)
+    assert sorted(uf.components()) == [[0, 1], [2, 3]]
+    # the same from the other side: 0 and 1 both look like image 2 only
+    uf = link(4, np.array([0, 2, 0, 1]), np.array([1, 3, 2, 2]), np.array([0.999, 0.999, 0.97, 0.96]), 0.95)
+    assert sorted(uf.components()) == [[0, 1], [2, 3]]
+
+
+def test_a_copy_crowded_by_look_alikes_still_gets_its_original_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # image 0 is a copy of image 14; images 1-13 are look-alikes (other tiles of one telescope
+    # photo, sharing a watermark): closer to 0 by vector than its original, far by hashes
+    rng = np.random.default_rng(0)
+    n, dim = 15, 64
+    basis = np.linalg.qr(rng.standard_normal((dim, n + 1)))[0].T  # orthonormal rows
+    vectors = np.empty((n, dim), np.float32)
+    vectors[0] = basis[0]
+    for k in range(1, n):
+        c = 0.8 if k == 14 else 0.9
+        vectors[k] = c * basis[0] + np.sqrt(1 - c * c) * basis[k]
+    phash = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    dhash = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    phash[14], dhash[14] = phash[0] ^ np.uint64(0x3FF), dhash[0] ^ np.uint64(0x3FF)  # 10 bits apart
+    items = Items(ids=[str(k) for k in range(n)], paths=[str(k) for k in range(n)],
+                  content=[str(k) for k in range(n)], phash=phash, dhash=dhash, vectors=vectors,
+                  file_size=np.ones(n, np.int64), pixels=np.ones(n, np.int64))
+    assert items.score(np.array([0]), np.array([14]))[0] < 0.95  # below the threshold without the check
+
+    def fake_match(a: geometry.Features, b: geometry.Features) -> geometry.GeometricMatch:
+        if {a.size[0], b.size[0]} == {0, 14}:
+            return geometry.GeometricMatch(50, 60, 1.0, 0.9, 0.0, 1.0, 0.5)
+        return geometry.NO_MATCH
+
+    monkeypatch.setattr(grouping, "match", fake_match)
+    features = lambda k: geometry.Features(np.zeros((0, 2), np.float32), None, (k, 1))  # noqa: E731
+    groups = grouping.group_indexes(items, 0.95, features=features)
+    assert [(rep, rest) for rep, rest, _ in groups] == [(0, [14])]
+    monkeypatch.setattr(evidence, "VERIFY_EXTRA", 0)  # the vector order alone never reaches it
+    assert grouping.group_indexes(items, 0.95, features=features) == []
 
 
 # -- the Extractor ----------------------------------------------------------------------------------

@@ -6,8 +6,12 @@ Border trimming
 Letterboxing, passe-partouts and screenshot padding add uniform bands that move every hash and
 vector. :func:`trim_borders` strips bands from each side while at least ``BAND_SHARE`` of a
 row's (column's) pixels lie within ``BAND_TOLERANCE`` of the colour of the outermost row
-(column). It never removes more than ``MAX_TRIM`` of a side and ignores bands thinner than
-``MIN_BAND`` of the side (noise at the edge). Ingest trims before hashing and embedding, so the
+(column), when the band ends in a step to the picture: at least ``BAND_STEP`` of the next row's
+pixels lie beyond that tolerance. A plain photo background (a sky, a wall, a gradient, a noisy
+field) drifts or frays away from its edge colour instead, and is kept, so that a photo and its
+framed copy are trimmed to the same picture. It never removes more than ``MAX_TRIM`` of a side
+(a band reaching it is background, not a frame) and ignores bands thinner than ``MIN_BAND`` of
+the side (noise at the edge). Ingest trims before hashing and embedding, so the
 stored hashes and vectors describe the picture, not its frame.
 
 Orientation hashes
@@ -32,6 +36,8 @@ BAND_SHARE = 0.97
 MIN_BAND = 0.02
 #: At most this share of a side is trimmed from each end.
 MAX_TRIM = 0.40
+#: A band ends in a step: this share of the next row's pixels must lie beyond ``BAND_TOLERANCE``.
+BAND_STEP = 0.5
 #: Names of the eight orientations, in ``orient_hashes`` order.
 ORIENTATIONS = ("upright", "rotated 90", "rotated 180", "rotated 270",
                 "mirrored", "mirrored, rotated 90", "mirrored, rotated 180", "mirrored, rotated 270")
@@ -40,18 +46,27 @@ _SAMPLE_SIDE = 160
 
 
 def _band_length(rows: np.ndarray) -> int:
-    """How many leading rows of ``rows`` (n, m, 3) are a band of the first row's colour."""
+    """How many leading rows of ``rows`` (n, m, 3) are a band of the first row's colour that
+    ends in a step to the picture (0 when there is none)."""
     edge = np.median(rows[0], axis=0).astype(np.int16)
     limit = int(len(rows) * MAX_TRIM)
 
     def near(block: np.ndarray) -> np.ndarray:
-        return (np.abs(block - edge).max(axis=2) <= BAND_TOLERANCE).mean(axis=1) >= BAND_SHARE
+        return (np.abs(block - edge).max(axis=2) <= BAND_TOLERANCE).mean(axis=1)
 
-    if not near(rows[:1])[0]:
+    if near(rows[:1])[0] < BAND_SHARE:
         return 0  # the common case: no band at all
-    not_band = np.flatnonzero(~near(rows[:limit]))
-    length = int(not_band[0]) if len(not_band) else limit
-    return length if length >= max(1, MIN_BAND * len(rows)) else 0
+    not_band = np.flatnonzero(near(rows[:limit]) < BAND_SHARE)
+    if not len(not_band):
+        return 0  # uniform up to the limit: a plain background, not a frame
+    length = int(not_band[0])
+    if length < max(1, MIN_BAND * len(rows)):
+        return 0
+    # A frame ends in a step: the row after it (or the next, past a row blended by resampling)
+    # is mostly far from the band's colour. A background that drifts or a textured one whose
+    # noise ends the band does not.
+    after = near(rows[length:length + 2])
+    return length if (1.0 - after.min()) >= BAND_STEP else 0
 
 
 def border_box(image: Image.Image) -> tuple[int, int, int, int]:

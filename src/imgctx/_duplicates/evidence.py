@@ -49,6 +49,8 @@ VERIFY_COS = 0.50
 VERIFY_BITS = 16
 #: At most this many pairs per image get the geometric check to rescue them (the most similar).
 VERIFY_PER_IMAGE = 12
+#: ... and at most this many more, the pairs left unchecked taken by their combined similarity.
+VERIFY_EXTRA = 4
 #: Pairs at or above this similarity need no geometric check.
 CERTAIN = 0.985
 
@@ -125,6 +127,8 @@ class Verdict:
             g = self.geometric
             detail = (f"{g.inliers} keypoints agree, {g.contained:.0%} of the smaller picture inside "
                       f"the other, covering {g.overlap:.0%} of it, turned {g.rotation:.0f} degrees")
+            if g.agreement:
+                detail += f", the aligned pictures' detail agrees {g.agreement:.2f} beyond those keypoints"
         return _REASONS[self.reason].format(orientation=ORIENTATIONS[self.orientation], detail=detail)
 
 

@@ -9,7 +9,8 @@ and most within about 12), and (4) the same table between each image's turned pH
 others' upright ones. Candidates are scored exactly and weighed by the rule of
 :mod:`.evidence` (the geometric check where a ``features`` source is given). Pairs at or above
 the threshold are joined with union-find, the strongest first; two groups of two or more images
-are joined only by a certain pair (``CERTAIN``) or by two pairs, never through one weak link.
+are joined only by a certain pair (``CERTAIN``) or by two pairs that share no image, never
+through one weak link.
 Each group's representative is chosen by a keep policy. Memory is linear in the number of images
 (``k`` pairs per image at most per source).
 """
@@ -17,6 +18,7 @@ Each group's representative is chosen by a keep policy. Memory is linear in the 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -327,37 +329,55 @@ def _keep_key(items: Items, keep: str) -> Callable[[int], tuple[int, ...]]:
 def _checked(items: Items, i: np.ndarray, j: np.ndarray, threshold: float, mirrors: bool,
              features: Callable[[int], Features | None] | None) -> tuple[np.ndarray, dict[tuple[int, int], float]]:
     """Similarities of the candidate pairs after the geometric check where the rule asks for it
-    (and ``features`` can give both pictures), and the checked pairs' outcomes."""
+    (and ``features`` can give both pictures), and the checked pairs' outcomes.
+
+    Pairs to confirm (at or above the threshold, not certain) are checked first. Pairs to rescue
+    are then taken the closest image vectors first (the closest hashes without vectors), skipping those
+    whose images the pairs found so far already join, at most ``VERIFY_PER_IMAGE`` checks per
+    image: the checks go to the images that are still apart. A second round takes the pairs
+    left unchecked by their combined similarity (hashes and vectors together), at most
+    ``VERIFY_EXTRA`` more per image: a copy whose look-alikes (other tiles of one telescope
+    image, sharing its watermark) are closer by vector than its own original still gets that
+    original checked."""
     sim, reason, _, cos, bits = items.weigh(i, j, mirrors)
     checked: dict[tuple[int, int], float] = {}
     if features is None or not len(i):
         return sim, checked
     codes = items.content_codes
     rescue, confirm = evidence.needs_check(sim, cos, bits, threshold, codes[i] == codes[j])
+
+    def check(x: int) -> None:
+        fa, fb = features(int(i[x])), features(int(j[x]))
+        if fa is None or fb is None:
+            return
+        sim[x], _ = evidence.apply_check(float(sim[x]), int(reason[x]), match(fa, fb))
+        checked[(int(i[x]), int(j[x]))] = float(sim[x])
+
+    for x in np.flatnonzero(confirm).tolist():
+        check(x)
     rescue_at = np.flatnonzero(rescue)
     closeness = -bits[rescue_at] if cos is None else cos[rescue_at]
     rescue_at = rescue_at[np.argsort(-closeness, kind="stable")]
-    per_image: Counter[int] = Counter()
-    todo = []
-    for x in rescue_at.tolist():  # the most plausible first, a few per image
-        a, b = int(i[x]), int(j[x])
-        if per_image[a] < evidence.VERIFY_PER_IMAGE and per_image[b] < evidence.VERIFY_PER_IMAGE:
-            per_image[a] += 1
-            per_image[b] += 1
-            todo.append(x)
-    todo += np.flatnonzero(confirm).tolist()
-    for x in todo:
-        fa, fb = features(int(i[x])), features(int(j[x]))
-        if fa is None or fb is None:
-            continue
-        sim[x], _ = evidence.apply_check(float(sim[x]), int(reason[x]), match(fa, fb))
-        checked[(int(i[x]), int(j[x]))] = float(sim[x])
+    by_similarity = rescue_at[np.argsort(-sim[rescue_at], kind="stable")]
+    done: set[int] = set()
+    for order, budget in ((rescue_at, evidence.VERIFY_PER_IMAGE), (by_similarity, evidence.VERIFY_EXTRA)):
+        joined = link(len(items), i, j, sim, threshold)  # what the pairs found so far join
+        per_image: Counter[int] = Counter()
+        for x in order.tolist():  # the most plausible first, a few per image
+            a, b = int(i[x]), int(j[x])
+            if x in done or joined.find(a) == joined.find(b):
+                continue
+            if per_image[a] < budget and per_image[b] < budget:
+                per_image[a] += 1
+                per_image[b] += 1
+                done.add(x)
+                check(x)
     return sim, checked
 
 
 def link(n: int, i: np.ndarray, j: np.ndarray, scores: np.ndarray, threshold: float) -> UnionFind:
     """Union-find over the pairs at or above the threshold, the strongest first; two groups of
-    two or more join only through a certain pair or through two pairs."""
+    two or more join only through a certain pair or through two pairs that share no image."""
     uf = UnionFind(n)
     hit = np.flatnonzero(scores >= threshold)
     hit = hit[np.argsort(-scores[hit], kind="stable")]
@@ -374,16 +394,23 @@ def link(n: int, i: np.ndarray, j: np.ndarray, scores: np.ndarray, threshold: fl
     changed = True
     while changed and deferred:
         changed = False
-        links: Counter[tuple[int, int]] = Counter()
+        links: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for a, b in deferred:
             ra, rb = uf.find(a), uf.find(b)
             if ra != rb:
-                links[(min(ra, rb), max(ra, rb))] += 1
-        for (ra, rb), count in links.items():
-            if count >= 2 and uf.find(ra) != uf.find(rb):
+                links.setdefault((ra, rb) if ra < rb else (rb, ra), []).append((a, b) if ra < rb else (b, a))
+        for (ra, rb), pairs in links.items():
+            if uf.find(ra) != uf.find(rb) and _independent(pairs):
                 uf.union(ra, rb)
                 changed = True
     return uf
+
+
+def _independent(pairs: list[tuple[int, int]]) -> bool:
+    """Whether two of the links (a in one group, b in the other) share no image: one image that
+    looks like another group (a near-blank picture, a symmetric one turned) is one weak link,
+    however many of that group's members it resembles."""
+    return any(a1 != a2 and b1 != b2 for (a1, b1), (a2, b2) in itertools.combinations(pairs, 2))
 
 
 def group_indexes(items: Items, threshold: float, keep: str = "first", k: int = NEIGHBOURS,
