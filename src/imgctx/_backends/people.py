@@ -43,7 +43,7 @@ class PeopleSettings(PluginSettings):
 
     model_config = plugin_config("people")
 
-    side: int = Field(320, ge=128, le=2048, description="Long side (pixels) the file is decoded to for detection.")
+    side: int = Field(320, ge=128, le=2048, description="Long side (pixels) of the grey picture the detectors look at (the decoded picture reduced to it; the file is decoded again only when that picture is much smaller).")
     min_neighbors: int = Field(3, ge=1, description="Face detections that must overlap to count as a face (higher: fewer false faces).")
     scale_factor: float = Field(1.25, ge=1.05, le=2.0, description="Step between the face sizes searched (lower: finds more faces between the steps, slower).")
     bodies: bool = Field(True, description="Also look for whole bodies (HOG pedestrian detector), not only faces.")
