@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from photo_support import sample, write_photo
 from PIL import Image, ImageDraw, ImageFont
 
 from imgctx import Extractor
+from imgctx._backends import people as people_module
 from imgctx._backends.colors import DominantColors, dominant_colours
 from imgctx._backends.composed import compose_caption
-from imgctx._backends.ocr import RapidOcr
+from imgctx._backends.ocr import RapidOcr, read_order
 from imgctx._backends.people import OpenCvPeople
 from imgctx._images import reduce
 from imgctx._types import Tag
@@ -70,6 +72,41 @@ def test_ocr_reads_only_where_its_detector_sees_text(ocr: RapidOcr, files: Path)
     assert ocr.stats["read"] - before["read"] == 1  # the photos without text were never read
 
 
+def test_ocr_bounds_what_it_reads(files: Path) -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    page = [_small(files / "page.jpg")], [str(files / "page.jpg")]
+    few = RapidOcr(max_lines=2)
+    lines = few.annotate(*page)[0].text.splitlines()
+    assert len(lines) == 2  # the page has seven; only the two tallest are read
+    tiny = RapidOcr(min_line_height=400)  # no line of the sign is that high: nothing is read
+    assert tiny.annotate([_small(files / "sign.jpg")], [str(files / "sign.jpg")])[0].text == ""
+    assert tiny.stats["read"] == 1  # the quick pass still saw text
+
+
+def test_ocr_finds_lines_on_a_reduced_copy_and_reads_them_at_full_size(ocr: RapidOcr, files: Path) -> None:
+    page = Image.open(files / "page.jpg").convert("RGB")
+    page = page.resize((page.width * 5 // 2, page.height * 5 // 2), Image.Resampling.LANCZOS)  # 960 x 477
+    bgr = np.ascontiguousarray(np.asarray(page)[:, :, ::-1])
+    assert ocr.det_side == 640 and max(bgr.shape) > ocr.det_side
+    boxes = ocr.find_lines(bgr)
+    assert len(boxes) >= 6
+    assert max(float(np.max(b[:, 0])) for b in boxes) > ocr.det_side * 0.8  # in the full image's pixels
+    texts = " ".join(t for _, t, _ in ocr.read_lines(bgr)).lower()
+    assert "segmentation" in texts and "markers" in texts and "background" in texts
+
+
+def test_reading_order_with_lines_of_different_heights() -> None:
+    def box(x: float, top: float, bottom: float) -> list[list[float]]:
+        return [[x, top], [x + 100, top], [x + 100, bottom], [x, bottom]]
+
+    # a title 40 px high above a line 60 px high that starts further left: they must not share a row
+    lines = [(box(50, 100, 140), "title", 0.9), (box(0, 150, 210), "body", 0.9),
+             (box(300, 155, 205), "right", 0.9), (box(10, 300, 340), "last", 0.9)]
+    assert read_order(lines) == ["title", "body", "right", "last"]
+    assert read_order(list(reversed(lines))) == ["title", "body", "right", "last"]
+    assert read_order([]) == []
+
+
 # -- colours ---------------------------------------------------------------------------------------
 
 
@@ -103,6 +140,34 @@ def test_people_and_faces_without_identity(files: Path) -> None:
     assert [a.people for a in found] == [1, 0, 0, 0]
     assert {t.label for t in found[0].tags} == {"person", "face"}
     assert found[1].tags == ()
+
+
+def test_people_are_found_on_the_decoded_picture(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cv2")
+    decodes: list[str] = []
+
+    def load_upright(path: str, side: int, fallback: Image.Image) -> Image.Image:
+        decodes.append(path)
+        return fallback
+
+    monkeypatch.setattr(people_module, "load_upright", load_upright)
+    people = OpenCvPeople()
+    astronaut = str(files / "astronaut.jpg")
+    wide = reduce(sample("astronaut").crop((0, 0, 512, 340)), 224)  # 337 x 224, as a model decodes it
+    found = people.annotate([wide], [astronaut])[0]
+    assert found.people == 1 and decodes == []  # large enough: the file is not decoded again
+    tiny = Image.open(files / "astronaut.jpg").convert("RGB").resize((160, 160))
+    people.annotate([tiny], [astronaut])
+    assert decodes == [astronaut]  # far below the 320 px asked for: decoded again at 320
+
+
+def test_two_people_side_by_side() -> None:
+    pytest.importorskip("cv2")
+    two = Image.new("RGB", (1024, 512))
+    two.paste(sample("astronaut"), (0, 0))
+    two.paste(sample("astronaut"), (512, 0))
+    found = OpenCvPeople().annotate([reduce(two, 256)], [""])[0]
+    assert found.people == 2 and {t.label for t in found.tags} == {"person", "people", "face"}
 
 
 def test_composed_caption_names_people_first() -> None:

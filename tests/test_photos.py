@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from photo_support import NEW_YORK, PARIS, SYDNEY, TOKYO, sample, write_photo
+from PIL import Image
 
 from imgctx import ConfigurationError, Extractor, PhotoInfo
 from imgctx._backends.faiss_store import FaissStore
 from imgctx._backends.photo_metadata import PhotoMetadata, parse_exif_datetime, read_photo_info
+from imgctx._backends.places import ReverseGeocoder
+from imgctx._images import load_image
 from imgctx.testing import settings_for_tests
 
 pytest.importorskip("reverse_geocoder")
@@ -91,6 +94,33 @@ def test_files_without_or_with_broken_exif(photos: Path, tmp_path: Path) -> None
     assert parse_exif_datetime("0000:00:00 00:00:00") is None and parse_exif_datetime(None) is None
 
 
+def test_exif_comes_from_the_decoded_picture_without_opening_the_file(photos: Path, tmp_path: Path) -> None:
+    # the pipeline's decoder keeps the EXIF block through its rotation and resizing: read from it,
+    # the file is not opened again (here it is gone by then)
+    moved = tmp_path / "paris.jpg"
+    shutil.copy(photos / "paris.jpg", moved)
+    decoded = load_image(moved, 10**8, 10**8, 224).image
+    moved.unlink()
+    info = read_photo_info(str(moved), decoded)
+    assert info is not None and info.camera_model == "Canon EOS R5" and info.iso == 400
+    assert info.latitude == pytest.approx(PARIS[0], abs=1e-4)
+    # a photo stored sideways: the block survives exif_transpose (without its orientation tag)
+    sideways = tmp_path / "sideways.jpg"
+    write_photo(sideways, sample("coffee").transpose(Image.Transpose.ROTATE_90), taken="2022:05:06 07:08:09", make="Apple")
+    with Image.open(sideways) as im:
+        exif = im.getexif()
+        exif[0x0112] = 6
+        im.save(sideways, exif=exif.tobytes())
+    upright = load_image(sideways, 10**8, 10**8, 224).image
+    assert upright.width > upright.height
+    assert read_photo_info("", upright).taken_at == datetime(2022, 5, 6, 7, 8, 9)
+    # without an EXIF block in the picture, the file's header is read as before
+    plain = load_image(photos / "tokyo.jpg", 10**8, 10**8, 224).image
+    plain.info.pop("exif")
+    assert read_photo_info(str(photos / "tokyo.jpg"), plain).camera_model == "NIKON D750"
+    assert read_photo_info("", plain) is None
+
+
 # -- places ----------------------------------------------------------------------------------------
 
 
@@ -117,6 +147,25 @@ def test_the_geocoder_loads_lazily_and_once(photos: Path) -> None:
     assert first is not None and annotator.geocoder._geocoder is first
     no_places = PhotoMetadata(places=False)
     assert no_places.annotate([None], [str(photos / "tokyo.jpg")])[0].photo.city is None
+
+
+def test_places_are_looked_up_once_per_position() -> None:
+    class Tree:  # stands in for reverse_geocoder's k-d tree: counts the positions asked
+        asked: list[tuple[float, float]] = []
+
+        def query(self, points: list[tuple[float, float]]) -> list[dict[str, str]]:
+            self.asked.extend(points)
+            return [{"name": f"at {lat}", "admin1": "", "cc": "FR"} for lat, _ in points]
+
+    geocoder = ReverseGeocoder()
+    geocoder._geocoder = tree = Tree()
+    first = geocoder.places([(48.85301, 2.34991), (48.853, 2.3499), (35.6895, 139.6917)])
+    assert first[0] == first[1] == ("at 48.853", None, "France")  # 11 m apart: one place
+    assert len(tree.asked) == 2
+    again = geocoder.places([(35.6895, 139.6917), (48.853, 2.3499), (-33.8688, 151.2093)])
+    assert again[:2] == [first[2], first[0]] and again[2][0] == "at -33.8688"
+    assert len(tree.asked) == 3  # only the new position was asked
+    assert geocoder.places([]) == []
 
 
 # -- the library's filters, in the stores that need no server ---------------------------------------

