@@ -124,13 +124,13 @@ def test_int8_image_tower_is_optional_and_close(models: dict[str, Path], images:
     ref = _clip(models, runtime="torch").embed_images(images)
     q = _clip(models, runtime="onnx", int8=True)
     got = q.embed_images(images)
-    assert q.runtime == "onnx" and q._onnx is not None and q._onnx["image"].path.name.endswith("-int8.onnx")
+    assert q.runtime == "onnx" and q._onnx is not None and q._onnx["image"].path.name.endswith("-int8-7bit.onnx")
     assert q._onnx["text"].path.name.endswith(".onnx") and "int8" not in q._onnx["text"].path.name
     cos = _cosines(ref, got)
-    # measured, not exact: this tiny random-weight model's int8 vectors lie at cosines 0.980-0.996
-    # of the float ones (onnx 1.23, onnxscript 0.7, onnxruntime 1.31-1.32); the full-size
-    # architecture's fidelity (0.9998) is measured by benchmarks/runtimes.py (docs/models.md)
-    assert cos.min() >= 0.97, cos
+    # measured, not exact: with 7-bit weights the tiny model's int8 vectors lie at cosines of
+    # about 0.9998; with full 8-bit weights they fell to 0.980 on an AVX2 CPU (no VNNI), where
+    # ONNX Runtime's u8 x s8 products saturate
+    assert cos.min() >= 0.999, cos
     assert not np.array_equal(ref, got)
 
 
