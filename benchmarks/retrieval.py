@@ -110,6 +110,21 @@ _SKL = "CC-BY-2.0 (sklearn/datasets/images/README.txt)"
 _LGPL = "LGPL-3 (the wallpaper's metadata.json)"
 _MATE_LIC = "GPL-2+ (debian/copyright)"
 
+
+def _plasma(name: str, shows: str) -> Photo:
+    """A KDE wallpaper photo (its 2560x1600 image) from plasma-workspace-wallpapers."""
+    return Photo("deb", _PLASMA_DIR.format(name, "2560x1600.jpg"), shows, _LGPL, _PLASMA)
+
+
+def _mate(file: str, shows: str) -> Photo:
+    """A photo of mate-backgrounds' nature set."""
+    return Photo("deb", _MATE_DIR + file, shows, _MATE_LIC, _MATE)
+
+
+def _lomiri(file: str, shows: str, licence: str) -> Photo:
+    """A photo of lomiri-wallpapers-16.04, with its licence from debian/copyright."""
+    return Photo("deb", _LOMIRI_DIR + file, shows, f"{licence} (debian/copyright)", _LOMIRI)
+
 #: Photo name -> where it comes from, what it shows, its licence and where that is stated.
 PHOTOS: dict[str, Photo] = {
     # scikit-image and scikit-learn wheels (the first 19)
@@ -145,76 +160,44 @@ PHOTOS: dict[str, Photo] = {
     "raccoon": Photo("wheel", "scipy/misc/face.dat", "a raccoon among palm leaves",
                      "public domain (scipy.misc.face docstring)", "scipy==1.9.3"),
     # Debian bookworm: plasma-workspace-wallpapers (KDE)
-    "jetty_planks": Photo("deb", _PLASMA_DIR.format("BytheWater", "2560x1600.jpg"),
-                          "sunlit wooden planks of a jetty by a lake", _LGPL, _PLASMA),
-    "foggy_pier": Photo("deb", _PLASMA_DIR.format("ColdRipple", "2560x1600.jpg"),
-                        "a pier in fog, black and white", _LGPL, _PLASMA),
-    "cups": Photo("deb", _PLASMA_DIR.format("ColorfulCups", "2560x1600.jpg"),
-                  "rows of coloured plastic cups", _LGPL, _PLASMA),
-    "misty_lake": Photo("deb", _PLASMA_DIR.format("DarkestHour", "2560x1600.jpg"),
-                        "a dark blue misty lake", _LGPL, _PLASMA),
-    "rowing_boats": Photo("deb", _PLASMA_DIR.format("EveningGlow", "2560x1600.jpg"),
-                          "wooden rowing boats on a lake shore at sunset", _LGPL, _PLASMA),
-    "autumn_leaf": Photo("deb", _PLASMA_DIR.format("FallenLeaf", "2560x1600.jpg"),
-                         "a fallen maple leaf among autumn leaves", _LGPL, _PLASMA),
-    "facade": Photo("deb", _PLASMA_DIR.format("Grey", "2560x1600.jpg"),
-                    "wavy facade of a modern building, black and white", _LGPL, _PLASMA),
-    "kite": Photo("deb", _PLASMA_DIR.format("Kite", "2560x1600.jpg"), "a kite in a blue sky", _LGPL, _PLASMA),
-    "moss": Photo("deb", _PLASMA_DIR.format("OneStandsOut", "2560x1600.jpg"),
-                  "star moss from above with one orange shoot", _LGPL, _PLASMA),
-    "forest_path": Photo("deb", _PLASMA_DIR.format("Path", "2560x1600.jpg"),
-                         "a path through a spruce forest", _LGPL, _PLASMA),
-    "calm_lake": Photo("deb", _PLASMA_DIR.format("summer_1am", "2560x1600.jpg"),
-                       "a still lake with reeds under a pink dawn sky", _LGPL, _PLASMA),
+    "jetty_planks": _plasma("BytheWater", "sunlit wooden planks of a jetty by a lake"),
+    "foggy_pier": _plasma("ColdRipple", "a pier in fog, black and white"),
+    "cups": _plasma("ColorfulCups", "rows of coloured plastic cups"),
+    "misty_lake": _plasma("DarkestHour", "a dark blue misty lake"),
+    "rowing_boats": _plasma("EveningGlow", "wooden rowing boats on a lake shore at sunset"),
+    "autumn_leaf": _plasma("FallenLeaf", "a fallen maple leaf among autumn leaves"),
+    "facade": _plasma("Grey", "wavy facade of a modern building, black and white"),
+    "kite": _plasma("Kite", "a kite in a blue sky"),
+    "moss": _plasma("OneStandsOut", "star moss from above with one orange shoot"),
+    "forest_path": _plasma("Path", "a path through a spruce forest"),
+    "calm_lake": _plasma("summer_1am", "a still lake with reeds under a pink dawn sky"),
     # Debian bookworm: mate-backgrounds (nature)
-    "water_drop": Photo("deb", _MATE_DIR + "Aqua.jpg", "a drop splashing into water", _MATE_LIC, _MATE),
-    "leaf_veins": Photo("deb", _MATE_DIR + "Blinds.jpg", "backlit green leaf with veins", _MATE_LIC, _MATE),
-    "dune_grass": Photo("deb", _MATE_DIR + "Dune.jpg", "dry grass on a dune, the sea behind", _MATE_LIC, _MATE),
-    "orange_petals": Photo("deb", _MATE_DIR + "FreshFlower.jpg", "macro of an orange flower's petals",
-                           _MATE_LIC, _MATE),
-    "marigold": Photo("deb", _MATE_DIR + "Garden.jpg", "a red and yellow marigold", _MATE_LIC, _MATE),
-    "grass_blades": Photo("deb", _MATE_DIR + "GreenMeadow.jpg", "young green grass blades, side view",
-                          _MATE_LIC, _MATE),
-    "ladybird": Photo("deb", _MATE_DIR + "LadyBird.jpg", "a ladybird on a stem among forget-me-nots",
-                      _MATE_LIC, _MATE),
-    "raindrops": Photo("deb", _MATE_DIR + "RainDrops.jpg", "water drops on green leaves", _MATE_LIC, _MATE),
-    "storm": Photo("deb", _MATE_DIR + "Storm.jpg", "storm clouds over a road", _MATE_LIC, _MATE),
-    "dandelion_seeds": Photo("deb", _MATE_DIR + "TwoWings.jpg", "two dandelion seeds, orange flowers behind",
-                             _MATE_LIC, _MATE),
-    "wood_grain": Photo("deb", _MATE_DIR + "Wood.jpg", "pale weathered wood grain", _MATE_LIC, _MATE),
-    "yellow_flower": Photo("deb", _MATE_DIR + "YellowFlower.jpg", "a yellow flower in sunlight", _MATE_LIC, _MATE),
+    "water_drop": _mate("Aqua.jpg", "a drop splashing into water"),
+    "leaf_veins": _mate("Blinds.jpg", "backlit green leaf with veins"),
+    "dune_grass": _mate("Dune.jpg", "dry grass on a dune, the sea behind"),
+    "orange_petals": _mate("FreshFlower.jpg", "macro of an orange flower's petals"),
+    "marigold": _mate("Garden.jpg", "a red and yellow marigold"),
+    "grass_blades": _mate("GreenMeadow.jpg", "young green grass blades, side view"),
+    "ladybird": _mate("LadyBird.jpg", "a ladybird on a stem among forget-me-nots"),
+    "raindrops": _mate("RainDrops.jpg", "water drops on green leaves"),
+    "storm": _mate("Storm.jpg", "storm clouds over a road"),
+    "dandelion_seeds": _mate("TwoWings.jpg", "two dandelion seeds, orange flowers behind"),
+    "wood_grain": _mate("Wood.jpg", "pale weathered wood grain"),
+    "yellow_flower": _mate("YellowFlower.jpg", "a yellow flower in sunlight"),
     # Debian bookworm: lomiri-wallpapers (Ubuntu wallpaper contests)
-    "bridge_cables": Photo("deb", _LOMIRI_DIR + "Bridge_by_Sander_Klootwijk.jpg",
-                           "steel cables of a bridge over a beach and blue sky", "CC-BY-SA-4.0 (debian/copyright)",
-                           _LOMIRI),
-    "dragonfly": Photo("deb", _LOMIRI_DIR + "Dragonfly_by_Bolly.jpg", "a dragonfly on a twig, leaves and sky",
-                       "CC-BY-SA-4.0 (debian/copyright)", _LOMIRI),
-    "fig": Photo("deb", _LOMIRI_DIR + "Picture_0B_by_freespace.jpg", "half a fig in a red bowl",
-                 "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "paintbrushes": Photo("deb", _LOMIRI_DIR + "Picture_1A_by_freespace.jpg", "colourful paint brushes",
-                          "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "living_room": Photo("deb", _LOMIRI_DIR + "Wine_by_Jakkub_Mede.jpg",
-                         "a room: wine bottle and glass on a pallet table, speaker, a djembe on a beanbag",
-                         "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "mountain_forest": Photo("deb", _LOMIRI_DIR + "aitzgorri_by_Aitzol_Berasategi.jpg",
-                             "a mountain ridge above an autumn forest and a meadow",
-                             "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "toy_bird": Photo("deb", _LOMIRI_DIR + "free_by_Peter_Nerlich.jpg",
-                      "a toy bird hanging under white globe lamps", "CC-BY-SA-4.0 (debian/copyright)", _LOMIRI),
-    "dogs": Photo("deb", _LOMIRI_DIR + "friends_by_Aitzol_Berasategi.jpg",
-                  "two spaniels looking out of a window of a wooden house", "CC-BY-4.0 (debian/copyright)",
-                  _LOMIRI),
-    "modern_clock": Photo("deb", _LOMIRI_DIR + "greentock_by_Peter_Nerlich.jpg",
-                          "a modern wall clock with cut-out numbers", "CC-BY-SA-4.0 (debian/copyright)", _LOMIRI),
-    "stream": Photo("deb", _LOMIRI_DIR + "life_by_Aitzol_Berasategi.jpg", "a stream over rocks in a forest",
-                    "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "mountain_trail": Photo("deb", _LOMIRI_DIR + "picosdeeuropa_by_Aitzol_Berasategi.jpg",
-                            "a trail towards rocky, snowy mountains", "CC-BY-4.0 (debian/copyright)", _LOMIRI),
-    "dandelions": Photo("deb", _LOMIRI_DIR + "seeding_by_Clements_Engelhardt.jpg",
-                        "dandelion clocks in a meadow", "CC0-1.0 (debian/copyright)", _LOMIRI),
-    "hill_sunset": Photo("deb", _LOMIRI_DIR + "sunset_by_Aitzol_Berasategi.jpg",
-                         "the sun setting over hills, seen from a hilltop", "CC-BY-4.0 (debian/copyright)",
-                         _LOMIRI),
+    "bridge_cables": _lomiri("Bridge_by_Sander_Klootwijk.jpg", "steel cables of a bridge over a beach and blue sky", "CC-BY-SA-4.0"),
+    "dragonfly": _lomiri("Dragonfly_by_Bolly.jpg", "a dragonfly on a twig, leaves and sky", "CC-BY-SA-4.0"),
+    "fig": _lomiri("Picture_0B_by_freespace.jpg", "half a fig in a red bowl", "CC-BY-4.0"),
+    "paintbrushes": _lomiri("Picture_1A_by_freespace.jpg", "colourful paint brushes", "CC-BY-4.0"),
+    "living_room": _lomiri("Wine_by_Jakkub_Mede.jpg", "a room: wine bottle and glass on a pallet table, speaker, a djembe on a beanbag", "CC-BY-4.0"),
+    "mountain_forest": _lomiri("aitzgorri_by_Aitzol_Berasategi.jpg", "a mountain ridge above an autumn forest and a meadow", "CC-BY-4.0"),
+    "toy_bird": _lomiri("free_by_Peter_Nerlich.jpg", "a toy bird hanging under white globe lamps", "CC-BY-SA-4.0"),
+    "dogs": _lomiri("friends_by_Aitzol_Berasategi.jpg", "two spaniels looking out of a window of a wooden house", "CC-BY-4.0"),
+    "modern_clock": _lomiri("greentock_by_Peter_Nerlich.jpg", "a modern wall clock with cut-out numbers", "CC-BY-SA-4.0"),
+    "stream": _lomiri("life_by_Aitzol_Berasategi.jpg", "a stream over rocks in a forest", "CC-BY-4.0"),
+    "mountain_trail": _lomiri("picosdeeuropa_by_Aitzol_Berasategi.jpg", "a trail towards rocky, snowy mountains", "CC-BY-4.0"),
+    "dandelions": _lomiri("seeding_by_Clements_Engelhardt.jpg", "dandelion clocks in a meadow", "CC0-1.0"),
+    "hill_sunset": _lomiri("sunset_by_Aitzol_Berasategi.jpg", "the sun setting over hills, seen from a hilltop", "CC-BY-4.0"),
     "nuthatch": Photo("deb", _LOMIRI_DIR + "Kleiber_by_Lukas_Baubkus.jpg", "a nuthatch on a tree trunk",
                       "CC-BY-SA-3.0 (debian/copyright)", _LOMIRI20),
 }
