@@ -20,6 +20,7 @@ from imgctx._duplicates.geometry import features_of, match, opencv
 from imgctx._duplicates.grouping import Items, link
 from imgctx._fingerprint import border_box, orientation_hashes, parse_orient_hashes, trim_borders
 from imgctx._store_conformance import SPACES, make_item
+from imgctx._testkit import sample_photo_path
 from imgctx.testing import settings_for_tests
 
 needs_opencv = pytest.mark.skipif(opencv() is None, reason="OpenCV is not installed (extra: duplicates)")
@@ -152,6 +153,76 @@ def test_a_shared_watermark_does_not_make_different_pictures_agree(photo_dir: Pa
     assert m.inliers >= geometry.MIN_INLIERS  # the text's keypoints agree ...
     assert m.spread < geometry.MIN_SPREAD and m.agreement < 0.4  # ... and nothing else does
     assert not m.is_match
+
+
+def _sample(name: str) -> Image.Image:
+    with Image.open(sample_photo_path(name)) as im:
+        return _jpeg(im.convert("RGB"), 90)
+
+
+def _watermarked(picture: Image.Image) -> Image.Image:
+    layer = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(picture.width // 5)
+    box = draw.textbbox((0, 0), "© SAMPLE", font=font, stroke_width=2)
+    xy = ((picture.width - box[2]) // 2, (picture.height - box[3]) // 2)
+    draw.text(xy, "© SAMPLE", font=font, fill=(255, 255, 255, 140), stroke_width=2, stroke_fill=(0, 0, 0, 140))
+    return _jpeg(Image.alpha_composite(picture.convert("RGBA"), layer).convert("RGB"), 90)
+
+
+def _crop_small(picture: Image.Image, left: int, top: int) -> tuple[Image.Image, Image.Image]:
+    """A crop to 80% of each side at (left, top), and that crop shrunk to half at JPEG quality 20."""
+    w, h = picture.size
+    cw, ch = round(w * 0.8), round(h * 0.8)
+    crop = picture.crop((left, top, left + cw, top + ch))
+    return _jpeg(crop, 90), _jpeg(crop.resize((cw // 2, ch // 2), Image.Resampling.LANCZOS), 20)
+
+
+@needs_opencv
+def test_a_crop_of_a_picture_without_keypoints_matches_by_its_pixels() -> None:
+    # scikit-image's colour wheel: smooth, not one ORB keypoint; its crops are found by searching
+    # one picture inside the other, and its watermarked copy by comparing them cell by cell
+    wheel = _sample("color")
+    crop, small = _crop_small(wheel, 20, 10)
+    assert len(features_of(wheel).points) == 0
+    for copy, overlap in ((crop, 0.64), (small, 0.64), (_watermarked(wheel), 1.0)):
+        assert not geometry.keypoint_match(features_of(copy), features_of(wheel)).is_match
+        m = match(features_of(copy), features_of(wheel))
+        assert m.is_pixel_aligned and m.is_match and m.cells >= geometry.PIXEL_CELLS
+        assert abs(m.overlap - overlap) < 0.06
+        sim, reason = evidence.apply_check(0.8, evidence.UPRIGHT, m)
+        assert sim >= 0.95 and reason == evidence.GEOMETRIC
+        assert "found inside the other by its pixels" in evidence.Verdict(sim, reason, 0, m).describe()
+
+
+@needs_opencv
+def test_a_tiny_crop_whose_keypoints_fit_nothing_matches_by_its_pixels(photo_dir: Path) -> None:
+    # the bottom-right ninth of the astronaut photo, cropped and shrunk to 68 pixels at quality 20:
+    # its keypoints' matches pile onto one spot, and the fitted transform is degenerate
+    tile = _tile(_photo(photo_dir, "astronaut.jpg"), 2, 2)
+    _, small = _crop_small(tile, 18, 24)
+    keypoints = geometry.keypoint_match(features_of(small), features_of(tile))
+    assert not keypoints.is_match and not keypoints.is_confident
+    m = match(features_of(small), features_of(tile))
+    assert m.is_pixel_aligned and m.is_match and abs(m.overlap - 0.64) < 0.06
+
+
+@needs_opencv
+def test_the_pixel_search_does_not_match_other_views_turned_corners_or_shared_watermarks(photo_dir: Path) -> None:
+    coffee = _photo(photo_dir, "coffee.jpg")
+    w, h = coffee.size
+    part = round(w * 0.56)
+    left, right = coffee.crop((0, 0, part, h)), coffee.crop((w - part, 0, w, h))
+    assert geometry.pixel_match(features_of(left), features_of(right)).cells < geometry.PIXEL_CELLS
+    # two corners of a round retina scan, one turned onto the other: nearly blank, and the rim of
+    # the eye lines up; only a few cells' detail agrees
+    retina = _sample("retina")
+    corner = _tile(retina, 0, 0).transpose(Image.Transpose.ROTATE_90)
+    other = geometry.pixel_match(features_of(corner), features_of(_tile(retina, 2, 0)))
+    assert 0 < other.cells < geometry.PIXEL_CELLS and not other.is_match
+    hubble = _photo(photo_dir, "hubble_deep_field.jpg")
+    marked = [features_of(_watermarked(_tile(hubble, r, 0))) for r in (0, 2)]
+    assert geometry.pixel_match(*marked).cells < geometry.PIXEL_CELLS
 
 
 # -- grouping: never through one weak link --------------------------------------------------------

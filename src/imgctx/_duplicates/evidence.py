@@ -127,7 +127,10 @@ class Verdict:
             g = self.geometric
             detail = (f"{g.inliers} keypoints agree, {g.contained:.0%} of the smaller picture inside "
                       f"the other, covering {g.overlap:.0%} of it, turned {g.rotation:.0f} degrees")
-            if g.agreement:
+            if g.is_pixel_aligned and not (g.is_confident or g.is_aligned):
+                detail = (f"too few keypoints; one picture found inside the other by its pixels, covering "
+                          f"{g.overlap:.0%} of it, their detail agreeing in {g.cells} of 9 cells")
+            elif g.agreement:
                 detail += f", the aligned pictures' detail agrees {g.agreement:.2f} beyond those keypoints"
         return _REASONS[self.reason].format(orientation=ORIENTATIONS[self.orientation], detail=detail)
 

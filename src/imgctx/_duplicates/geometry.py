@@ -27,6 +27,17 @@ other's, and the correlation outside the agreeing keypoints' hull (``agreement``
 ``MIN_AGREEMENT``. A watermark shared by two different photos agrees only on itself: beyond its
 hull the photos barely correlate (at most 0.25 on the dev set, 0.53 for two tiles of one flower
 photo held out, against a median of 0.9 for copies).
+Some pictures have no keypoints to speak of (a colour wheel, a nearly blank corner of a retina
+scan), and a tiny copy's keypoints may pile onto one spot and fit a degenerate transform. When the
+keypoints neither match nor can be trusted (not confident, not aligned), one picture is searched
+for inside the other by its pixels (``pixel_match``): the grey pictures at ``PIXEL_SIDE``, one
+scaled to cover from about half (``PIXEL_MIN_OVERLAP``) to all of the other and slid over it
+(normalised cross-correlation, coarse then fine), and where it fits best their band-passed detail
+is compared in a 3 x 3 grid: at least ``PIXEL_CELLS`` of the nine cells must each correlate by
+``PIXEL_AGREEMENT``. A cell without detail counts against the match, so blank areas, a rim that two
+different pictures share, or a watermark across the middle row are no evidence (two different
+corners of the round retina scan, one turned onto the other, agree in at most five cells on the dev
+set; copies in eight or nine). Only upright pictures are searched (turned copies have their hashes).
 OpenCV is optional (``pip install "imgctx[duplicates]"``); without it no pair is checked.
 """
 
@@ -61,6 +72,20 @@ MIN_ALIGNED = 6
 MIN_AGREEMENT = 0.6
 #: Side (long) of the band-passed picture the agreement is measured on.
 TEXTURE_SIDE = 128
+#: Without a keypoint transform to trust (too few keypoints, as in a smooth or nearly blank picture
+#: or a tiny copy of one), one picture is searched for in the other directly: scaled so that it
+#: covers ``PIXEL_MIN_OVERLAP`` to all of the other (in steps of ``PIXEL_STEP`` of the side) and
+#: slid over it, both at ``PIXEL_SIDE`` (long side) ...
+PIXEL_SIDE = 96
+PIXEL_MIN_OVERLAP = 0.49
+PIXEL_STEP = 0.015
+#: ... and, where it fits best, the band-passed detail is compared in a 3 x 3 grid of cells: at
+#: least ``PIXEL_CELLS`` cells must each correlate by ``PIXEL_AGREEMENT`` (a cell without detail
+#: in either picture counts as disagreeing, so a shared overlay or a shared blank area is no
+#: evidence).
+PIXEL_CELLS = 7
+PIXEL_AGREEMENT = 0.6
+_CELL_DETAIL = 1.0  # standard deviation (grey levels) of the band-passed cell below which it has no detail
 #: Largest scale change (either way) between the two pictures, each at MATCH_SIDE.
 MAX_SCALE = 4.0
 #: Uncovered share of the larger picture worth one unit of distance.
@@ -89,6 +114,7 @@ class Features:
     descriptors: np.ndarray | None
     size: tuple[int, int]
     texture: np.ndarray | None = None
+    pixels: np.ndarray | None = None  # the picture's grey levels at PIXEL_SIDE (float32); None: unknown
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,7 @@ class GeometricMatch:
     scale: float
     spread: float = 0.0
     agreement: float = 0.0
+    cells: int = 0  # cells whose detail agrees when the pictures were aligned by their pixels (0: not tried)
 
     @property
     def is_confident(self) -> bool:
@@ -121,8 +148,14 @@ class GeometricMatch:
                 and 1.0 / MAX_SCALE <= self.scale <= MAX_SCALE)
 
     @property
+    def is_pixel_aligned(self) -> bool:
+        """No keypoint transform to trust, but one picture found inside the other by its pixels,
+        their detail agreeing cell by cell (see ``pixel_match``)."""
+        return self.cells >= PIXEL_CELLS
+
+    @property
     def is_match(self) -> bool:
-        return (self.is_confident or self.is_aligned) and self.contained >= MIN_CONTAINED
+        return (self.is_confident or self.is_aligned or self.is_pixel_aligned) and self.contained >= MIN_CONTAINED
 
     @property
     def similarity(self) -> float:
@@ -146,7 +179,84 @@ def features_of(image: Image.Image) -> Features:
     orb = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=31)
     keypoints, descriptors = orb.detectAndCompute(gray, None)
     points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
-    return Features(points, descriptors, size, _texture(cv2, gray))
+    f = PIXEL_SIDE / max(w, h)
+    pixels = cv2.resize(np.asarray(image.convert("L")), (max(1, round(w * f)), max(1, round(h * f))),
+                        interpolation=cv2.INTER_AREA).astype(np.float32)
+    return Features(points, descriptors, size, _texture(cv2, gray), pixels)
+
+
+def _band_pass(cv2: Any, x: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(x, (0, 0), 0.8) - cv2.GaussianBlur(x, (0, 0), 4.0)
+
+
+def _agreeing_cells(cv2: Any, x: np.ndarray, y: np.ndarray) -> int:
+    """Cells of a 3 x 3 grid where the band-passed x and y (same shape) both have detail and
+    correlate by at least PIXEL_AGREEMENT."""
+    x, y = _band_pass(cv2, x), _band_pass(cv2, y)
+    h, w = x.shape
+    count = 0
+    for r in range(3):
+        for c in range(3):
+            cell = (slice(r * h // 3, (r + 1) * h // 3), slice(c * w // 3, (c + 1) * w // 3))
+            a, b = x[cell].ravel(), y[cell].ravel()
+            a, b = a - a.mean(), b - b.mean()
+            if a.std() < _CELL_DETAIL or b.std() < _CELL_DETAIL:
+                continue
+            count += float((a * b).sum() / math.sqrt(float((a * a).sum() * (b * b).sum()))) >= PIXEL_AGREEMENT
+    return count
+
+
+def _best_fit(cv2: Any, outer: np.ndarray, inner: np.ndarray, sides: np.ndarray) -> tuple[float, float, int, int]:
+    """(correlation, side, x, y): where ``inner``, scaled to cover ``side`` ** 2 of ``outer`` (for
+    each side that fits), correlates best with ``outer``; correlation -2.0 when none fits."""
+    ho, wo = outer.shape
+    hi, wi = inner.shape
+    fit = math.sqrt(wo * ho / (wi * hi))
+    best = (-2.0, 0.0, 0, 0)
+    for side in sides:
+        tw, th = round(wi * fit * side), round(hi * fit * side)
+        if tw > wo or th > ho or tw < 8 or th < 8:
+            continue
+        template = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
+        if template.std() < 1e-3:
+            continue
+        _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
+        if score > best[0]:
+            best = (float(score), float(side), x, y)
+    return best
+
+
+def _half(cv2: Any, x: np.ndarray) -> np.ndarray:
+    return cv2.resize(x, (max(1, x.shape[1] // 2), max(1, x.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+
+
+def pixel_match(a: Features, b: Features) -> GeometricMatch:
+    """One picture searched for inside the other by its pixels (upright, scaled to cover from
+    PIXEL_MIN_OVERLAP to all of it, slid over it: coarsely at half of PIXEL_SIDE, then finely
+    around the best fit), and the detail compared cell by cell where it fits best: a match
+    (contained 1.0) when PIXEL_CELLS cells agree."""
+    cv2 = opencv()
+    assert cv2 is not None, "pixel_match needs OpenCV"
+    if a.pixels is None or b.pixels is None:
+        return NO_MATCH
+    coarse = np.arange(1.0, math.sqrt(PIXEL_MIN_OVERLAP) - 1e-9, -2 * PIXEL_STEP)
+    fits = [(_best_fit(cv2, _half(cv2, o), _half(cv2, i), coarse), o, i)
+            for o, i in ((a.pixels, b.pixels), (b.pixels, a.pixels))]
+    (score, side, _, _), outer, inner = max(fits, key=lambda f: f[0][0])
+    if score <= -2.0:
+        return NO_MATCH
+    fine = np.clip(side + PIXEL_STEP * np.array([-1.0, 0.0, 1.0]), math.sqrt(PIXEL_MIN_OVERLAP), 1.0)
+    score, side, x, y = _best_fit(cv2, outer, inner, np.unique(fine))
+    if score <= -2.0:
+        return NO_MATCH
+    ho, wo = outer.shape
+    hi, wi = inner.shape
+    fit = math.sqrt(wo * ho / (wi * hi))
+    tw, th = round(wi * fit * side), round(hi * fit * side)
+    template = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
+    cells = _agreeing_cells(cv2, outer[y:y + th, x:x + tw], template)
+    overlap = min(1.0, tw * th / (wo * ho))
+    return GeometricMatch(0, 0, 1.0 if cells >= PIXEL_CELLS else 0.0, overlap, 0.0, 1.0, cells=cells)
 
 
 def _texture(cv2: Any, gray: np.ndarray) -> np.ndarray:
@@ -195,7 +305,17 @@ def _area(poly: np.ndarray) -> float:
 
 
 def match(a: Features, b: Features) -> GeometricMatch:
-    """The geometric check of two pictures' features (see the module docstring)."""
+    """The geometric check of two pictures' features (see the module docstring): the keypoints,
+    and where they make no match and cannot be trusted to tell a partial overlap, the pixels."""
+    found = keypoint_match(a, b)
+    if found.is_match or found.is_confident or found.is_aligned:
+        return found  # a match, or keypoints that can tell a partial overlap
+    pixels = pixel_match(a, b)
+    return pixels if pixels.is_match else replace(found, cells=pixels.cells)
+
+
+def keypoint_match(a: Features, b: Features) -> GeometricMatch:
+    """The keypoints' check of two pictures' features (see the module docstring)."""
     cv2 = opencv()
     assert cv2 is not None, "match needs OpenCV"
     if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
