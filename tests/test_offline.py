@@ -95,3 +95,26 @@ def test_fused_single_pass_matches_separate_calls(photo_dir: Path) -> None:
     tags, vecs = net.analyze(images)
     assert tags == net.tag(images)
     assert np.allclose(vecs, net.embed_images(images), atol=1e-5)
+
+
+def test_text_batches_on_cpu_are_small_and_give_the_same_vectors() -> None:
+    """Texts of very different lengths: batches of CPU_TEXT_BATCH pad less than one batch of
+    all, and the vectors are the same either way."""
+    from imgctx._backends.offline import CPU_TEXT_BATCH
+
+    texts = ["a cat", "a dog on a beach"] * 6 + ["text: " + "Region-based segmentation of coins " * 12]
+    small = SentenceTransformerText()
+    seen: list[int] = []
+    small.load()
+    encode = small._model.encode
+
+    def spy(sentences: list[str], **kwargs: object) -> object:
+        seen.append(int(kwargs["batch_size"]))  # type: ignore[call-overload]
+        return encode(sentences, **kwargs)
+
+    small._model.encode = spy
+    a = small.embed_texts(texts)
+    assert seen == [CPU_TEXT_BATCH] and CPU_TEXT_BATCH < len(texts)
+    whole = SentenceTransformerText(batch_size=len(texts))
+    b = whole.embed_texts(texts)
+    assert np.allclose(a, b, atol=1e-5)

@@ -30,7 +30,7 @@ class HubSentenceTransformer(SentenceTransformerText):
     """SentenceTransformerText whose load error names the setting for a local folder."""
 
     def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu", local_files_only: bool = False,
-                 batch_size: int = 64) -> None:
+                 batch_size: int | None = None) -> None:
         super().__init__(model=str(model), device=device, name=f"st:{short(str(model))}",
                          local_files_only=local_files_only or is_folder(str(model)), batch_size=batch_size)
         self.asked_local_files_only = self.local_files_only
