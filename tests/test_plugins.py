@@ -273,10 +273,11 @@ def test_name_collision_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_same_name_in_different_roles_is_no_collision() -> None:
-    """efficientnet-lite0 is both a tagger and an image embedder, from one plugin."""
+    """Each EfficientNet-Lite is both a tagger and an image embedder, from one plugin."""
     registry = collect(make_plugin_manager(default_plugins=("imgctx._backends.offline",), entry_points=False))
-    assert registry.names("tagger") == ["efficientnet-lite0"]
-    assert registry.names("image_embedder") == ["efficientnet-lite0"]
+    lites = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
+    assert registry.names("tagger") == lites
+    assert registry.names("image_embedder") == lites
 
 
 def test_collision_within_one_plugin_object_raises() -> None:

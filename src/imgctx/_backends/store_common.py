@@ -105,9 +105,14 @@ def check_spaces(
     if set(want) != set(recorded) or any(key(want[n]) != key(recorded[n]) for n in want):
         have = ", ".join(show(s) for s in recorded.values())
         asked = ", ".join(show(s) for s in wanted)
+        hint = ""
+        if any(want[n].model == f"{recorded[n].model}.inception" for n in want if n in recorded):
+            hint = ("; this index holds image vectors of EfficientNet-Lite fed the ImageNet scaling "
+                    "imgctx used before the fix: set IMGCTX_EFFICIENTNET_NORMALIZATION=imagenet to "
+                    "keep using it as built, or index into a new db path for the better tags")
         raise IncompatibleIndexError(
             f"{where} was built with {have}, but the configured models give {asked}; "
-            "use the preset that built it, or another db path/collection"
+            f"use the preset that built it, or another db path/collection{hint}"
         )
 
 
