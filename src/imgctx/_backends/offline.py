@@ -56,7 +56,7 @@ class EfficientNetSettings(PluginSettings):
     normalization: Literal["inception", "imagenet"] = Field(
         "inception", description="How pixels are scaled for the model: 'inception', (x - 127) / 128, "
         "what EfficientNet-Lite was trained with; 'imagenet', the ImageNet mean and deviation, what "
-        "imgctx 0.x used before the fix: only to keep using an index built then (its image vectors "
+        "imgctx used before this was fixed: only to keep using an index built then (its image vectors "
         "belong to that scaling).")
 
 
