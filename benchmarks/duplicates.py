@@ -52,7 +52,7 @@ when its torchvision weights are already on disk (they cannot be downloaded offl
 Usage (from the repository root)::
 
     PYTHONPATH=src .venv/bin/python benchmarks/duplicates.py [--part 1|2|3] [--seed N] [--n 100000]
-        [--set dev|heldout]
+        [--set dev|heldout|fresh|fresh_small]
 """
 
 from __future__ import annotations
@@ -361,8 +361,8 @@ def main() -> None:
     ap.add_argument("--part", type=int, choices=(1, 2, 3))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--set", choices=("dev", "heldout"), default=None,
-                    help="part 3's set (default: both)")
+    ap.add_argument("--set", choices=("dev", "heldout", *hardset.FRESH), default=None,
+                    help="part 3's set (default: dev and heldout; fresh sets need retrieval.py's photo cache)")
     args = ap.parse_args()
     if args.part in (None, 1):
         part1(args.seed)

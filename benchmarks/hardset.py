@@ -13,7 +13,8 @@ Two sets from disjoint photos: ``dev`` (51 originals: scikit-image's retina, hub
 and motorcycle_left cut 3x3, and 15 whole photos; negatives from coffee and rocket), on which the
 constants and the threshold were chosen, and ``heldout`` (22 originals: matplotlib's
 grace_hopper cut 2x2, scikit-learn's china and flower cut 3x3; negatives from chelsea and
-motorcycle_right), kept back to check them.
+motorcycle_right), kept back to check them. ``fresh`` and ``fresh_small`` (see ``FRESH``): other
+photos again, to diagnose misses without looking at the held-out ones.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ SETS = {
     },
 }
 PART = 0.56  # width of each part of a wide photo: parts overlap by 2 * PART - 1 of the width
+#: Two diagnosis sets from photos used by neither set above: the Debian wallpaper photos of
+#: ``benchmarks/retrieval.py`` (its cache must hold them), shuffled with a fixed seed. ``fresh``:
+#: 29 whole photos reduced to a random long side of 300-660 pixels, 4 cut 2x2 at 1,200 pixels,
+#: pywt's ascent and scipy's raccoon cut 2x2; negatives from 4 more at 800 pixels. ``fresh_small``
+#: (tiles as small as the held-out set's): 6 cut 3x3 at 640 pixels; negatives from 2 more.
+FRESH = {"fresh": (17, 4, 4, 1200, 2), "fresh_small": (23, 6, 2, 640, 3)}  # seed, tiled, wide, side, cut
 
 
 def _source(name: str) -> Image.Image:
@@ -52,7 +59,35 @@ def _source(name: str) -> Image.Image:
     return dupset._source(name)
 
 
+def _resized(img: Image.Image, side: int) -> Image.Image:
+    w, h = img.size
+    f = side / max(w, h)
+    return img.resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS)
+
+
+def _fresh(which: str) -> tuple[list[tuple[str, Image.Image]], list[tuple[str, Image.Image]]]:
+    """(originals, wide photos) of a fresh set (see ``FRESH``)."""
+    import retrieval
+
+    seed, n_tiled, n_wide, side, cut = FRESH[which]
+    photos = retrieval.load_photos(retrieval.default_cache())
+    rng = random.Random(seed)
+    order = [n for n, p in retrieval.PHOTOS.items() if p.kind == "deb"]
+    rng.shuffle(order)
+    tiled, wide = order[:n_tiled], order[n_tiled:n_tiled + n_wide]
+    out = []
+    if which == "fresh":
+        out += [(n, _resized(photos[n], rng.randint(300, 660))) for n in order[n_tiled + n_wide:]]
+    for n in tiled:
+        out += dupset.tiles(n, _resized(photos[n], side), cut, cut)
+    if which == "fresh":
+        out += dupset.tiles("stairs", photos["stairs"], 2, 2) + dupset.tiles("raccoon", photos["raccoon"], 2, 2)
+    return out, [(n, _resized(photos[n], 800 if which == "fresh" else 640)) for n in wide]
+
+
 def originals(which: str) -> list[tuple[str, Image.Image]]:
+    if which in FRESH:
+        return _fresh(which)[0]
     spec = SETS[which]
     out = [(n, _source(n)) for n in spec["whole"]]
     for name, rows, cols in spec["tiled"]:
@@ -62,8 +97,8 @@ def originals(which: str) -> list[tuple[str, Image.Image]]:
 
 def wide_parts(which: str) -> list[tuple[str, Image.Image]]:
     out = []
-    for name in SETS[which]["wide"]:
-        img = _source(name)
+    wide = _fresh(which)[1] if which in FRESH else [(n, _source(n)) for n in SETS[which]["wide"]]
+    for name, img in wide:
         w, h = img.size
         p = round(w * PART)
         out += [(f"{name}_left", img.crop((0, 0, p, h))), (f"{name}_right", img.crop((w - p, 0, w, h)))]

@@ -225,6 +225,25 @@ def test_the_pixel_search_does_not_match_other_views_turned_corners_or_shared_wa
     assert geometry.pixel_match(*marked).cells < geometry.PIXEL_CELLS
 
 
+@needs_opencv
+def test_a_shared_watermark_on_two_parts_of_a_brick_wall_is_no_pixel_match() -> None:
+    # the centre and bottom-middle ninths of scikit-image's brick wall, each with the same large
+    # watermark: the text spans two rows of cells and its detail agrees in seven of nine, but the
+    # grey levels where one fits best in the other do not correlate: different pictures
+    brick = _sample("brick")
+    w, h = brick.size
+    tiles = [brick.crop((w // 3, r * h // 3, 2 * w // 3, (r + 1) * h // 3)) for r in (1, 2)]
+    a, b = (features_of(_watermarked(t)) for t in tiles)
+    found = geometry.pixel_match(a, b)
+    assert found.fit < geometry.PIXEL_FIT and found.cells < geometry.PIXEL_CELLS and not found.is_match
+    assert not match(a, b).is_match
+    # while the watermarked wall and a crop of it (light and detail agreeing) still match by pixels
+    crop, small = _crop_small(tiles[0], 10, 12)
+    for copy in (crop, small):
+        m = geometry.pixel_match(features_of(copy), a)
+        assert m.is_match and m.fit >= geometry.PIXEL_FIT
+
+
 # -- grouping: never through one weak link --------------------------------------------------------
 
 

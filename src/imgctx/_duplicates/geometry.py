@@ -37,7 +37,9 @@ is compared in a 3 x 3 grid: at least ``PIXEL_CELLS`` of the nine cells must eac
 ``PIXEL_AGREEMENT``. A cell without detail counts against the match, so blank areas, a rim that two
 different pictures share, or a watermark across the middle row are no evidence (two different
 corners of the round retina scan, one turned onto the other, agree in at most five cells on the dev
-set; copies in eight or nine). Only upright pictures are searched (turned copies have their hashes).
+set; copies in eight or nine). A watermark that spans two rows, shared by two different smooth
+pictures, can make seven cells agree; their grey levels, where one fits best in the other, must
+then correlate by ``PIXEL_FIT`` too (the light of two different pictures does not agree). Only upright pictures are searched (turned copies have their hashes).
 OpenCV is optional (``pip install "imgctx[duplicates]"``); without it no pair is checked.
 """
 
@@ -85,6 +87,10 @@ PIXEL_STEP = 0.015
 #: evidence).
 PIXEL_CELLS = 7
 PIXEL_AGREEMENT = 0.6
+#: Where it fits best, the grey levels themselves must correlate by at least this much (not only
+#: the detail: a large watermark shared by two different smooth pictures agrees in detail, not in
+#: light) ...
+PIXEL_FIT = 0.55
 _CELL_DETAIL = 1.0  # standard deviation (grey levels) of the band-passed cell below which it has no detail
 #: Largest scale change (either way) between the two pictures, each at MATCH_SIDE.
 MAX_SCALE = 4.0
@@ -133,6 +139,7 @@ class GeometricMatch:
     spread: float = 0.0
     agreement: float = 0.0
     cells: int = 0  # cells whose detail agrees when the pictures were aligned by their pixels (0: not tried)
+    fit: float = 0.0  # where they were so aligned, the correlation of their grey levels (0.0: not tried)
 
     @property
     def is_confident(self) -> bool:
@@ -256,7 +263,9 @@ def pixel_match(a: Features, b: Features) -> GeometricMatch:
     template = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
     cells = _agreeing_cells(cv2, outer[y:y + th, x:x + tw], template)
     overlap = min(1.0, tw * th / (wo * ho))
-    return GeometricMatch(0, 0, 1.0 if cells >= PIXEL_CELLS else 0.0, overlap, 0.0, 1.0, cells=cells)
+    if score < PIXEL_FIT:
+        cells = min(cells, PIXEL_CELLS - 1)  # detail agrees, light does not: a shared overlay
+    return GeometricMatch(0, 0, 1.0 if cells >= PIXEL_CELLS else 0.0, overlap, 0.0, 1.0, cells=cells, fit=score)
 
 
 def _texture(cv2: Any, gray: np.ndarray) -> np.ndarray:
@@ -311,7 +320,7 @@ def match(a: Features, b: Features) -> GeometricMatch:
     if found.is_match or found.is_confident or found.is_aligned:
         return found  # a match, or keypoints that can tell a partial overlap
     pixels = pixel_match(a, b)
-    return pixels if pixels.is_match else replace(found, cells=pixels.cells)
+    return pixels if pixels.is_match else replace(found, cells=pixels.cells, fit=pixels.fit)
 
 
 def keypoint_match(a: Features, b: Features) -> GeometricMatch:
