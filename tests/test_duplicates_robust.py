@@ -244,6 +244,32 @@ def test_a_shared_watermark_on_two_parts_of_a_brick_wall_is_no_pixel_match() -> 
         assert m.is_match and m.fit >= geometry.PIXEL_FIT
 
 
+@needs_opencv
+def test_a_large_watermark_on_parts_of_one_photo_is_no_keypoint_match(tmp_path: Path) -> None:
+    # the four quarters of scikit-image's motion-blurred clock, each with the same large
+    # watermark, as files (read as find_duplicates reads them: borders trimmed): hundreds of
+    # keypoints on the text agree with no shift, spread along its band, but the photos around it
+    # do not agree: refuted, never joined
+    clock = _sample("clock_motion")
+    w, h = clock.size
+    quarters = [clock.crop((x, y, x + w // 2, y + h // 2)) for y in (0, h // 2) for x in (0, w // 2)]
+    marked = []
+    for k, q in enumerate(quarters):
+        _watermarked(q).save(tmp_path / f"q{k}_marked.jpg", quality=95)
+        marked.append(geometry.file_features(tmp_path / f"q{k}_marked.jpg", 10**8, 10**8))
+    found = [geometry.keypoint_match(marked[i], marked[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert any(m.refuted and m.inliers >= geometry.MIN_INLIERS and m.spread >= geometry.MIN_SPREAD for m in found)
+    assert all(not m.is_match for m in found)
+    assert all(not match(marked[i], marked[j]).is_match for i in range(4) for j in range(i + 1, 4))
+    # while a photo with texture of its own still matches its watermarked copy
+    for name in ("chelsea", "coffee"):
+        photo = _sample(name)
+        photo.save(tmp_path / f"{name}.jpg", quality=95)
+        _watermarked(photo).save(tmp_path / f"{name}_marked.jpg", quality=95)
+        a, b = (geometry.file_features(tmp_path / f, 10**8, 10**8) for f in (f"{name}.jpg", f"{name}_marked.jpg"))
+        assert match(a, b).is_match
+
+
 # -- grouping: never through one weak link --------------------------------------------------------
 
 
