@@ -405,3 +405,19 @@ def test_faiss_files_without_orientation_hashes_are_migrated(tmp_path: Path) -> 
 
 def test_settings_document_the_mirror_setting() -> None:
     assert Settings.model_fields["duplicate_mirrors"].default is False
+
+
+def test_perceptual_hashes_are_imagehash_s_own() -> None:
+    """The record's pHash and dHash are computed without imagehash's string building, bit for
+    bit what ``imagehash.phash``/``dhash`` give (stores compare them with older records)."""
+    import imagehash
+
+    from imgctx._images import perceptual_hashes
+
+    rng = np.random.default_rng(0)
+    images = [_sample(n) for n in ("chelsea", "camera", "clock_motion")]
+    images += [im.convert(mode).resize(size) for im in images[:1] for mode in ("L", "RGBA")
+               for size in ((7, 5), (31, 200), (333, 121))]
+    images += [Image.fromarray(rng.integers(0, 256, (40 + 13 * k, 90 - 7 * k, 3), dtype=np.uint8)) for k in range(6)]
+    for im in images:
+        assert perceptual_hashes(im) == (str(imagehash.phash(im)), str(imagehash.dhash(im)))

@@ -73,7 +73,7 @@ def border_box(image: Image.Image) -> tuple[int, int, int, int]:
     """The (left, top, right, bottom) box inside an image's uniform borders (the whole image
     when it has none)."""
     w, h = image.size
-    small = image.convert("RGB")
+    small = image if image.mode == "RGB" else image.convert("RGB")
     scale = min(1.0, _SAMPLE_SIDE / max(w, h))
     if scale < 1.0:
         small = small.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
@@ -81,7 +81,7 @@ def border_box(image: Image.Image) -> tuple[int, int, int, int]:
     sh, sw = a.shape[:2]
     if sh < 8 or sw < 8:
         return (0, 0, w, h)
-    at = np.ascontiguousarray(a.transpose(1, 0, 2))
+    at = a.transpose(1, 0, 2)  # a view: columns as rows
     top, bottom = _band_length(a), _band_length(a[::-1])
     left, right = _band_length(at), _band_length(at[::-1])
     if not (top or bottom or left or right):
@@ -119,6 +119,17 @@ def _bits_to_int(bits: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes(), "big")
 
 
+def _orient_blocks(c: np.ndarray) -> np.ndarray:
+    """The eight ``_orient_dct`` blocks of ``c`` at once: (8, 8, 8)."""
+    return np.stack([_orient_dct(c, t) for t in range(ORIENT_COUNT)])
+
+
+def _pack_rows(bits: np.ndarray) -> list[int]:
+    """Each (8, 8) boolean block of ``bits`` (n, 8, 8) as a 64-bit integer, row-major."""
+    packed = np.packbits(bits.reshape(len(bits), -1).astype(np.uint8), axis=1)
+    return [int.from_bytes(row.tobytes(), "big") for row in packed]
+
+
 def orientation_hashes(image: Image.Image) -> str:
     """The 16 hashes described in the module docstring, as 256 hex characters (of an image
     whose borders are already trimmed)."""
@@ -128,13 +139,10 @@ def orientation_hashes(image: Image.Image) -> str:
     p = np.asarray(gray.resize((32, 32), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float64)
     d = np.asarray(gray.resize((9, 9), Image.Resampling.BOX), dtype=np.float64)
     block = dct(dct(p, axis=0, norm="ortho"), axis=1, norm="ortho")[:8, :8]
-    out = []
-    for t in range(ORIENT_COUNT):
-        low = _orient_dct(block, t)
-        out.append(_bits_to_int(low > np.median(low)))
-    for t in range(ORIENT_COUNT):
-        o = _orient(d, t)
-        out.append(_bits_to_int(o[:8, 1:] > o[:8, :-1]))
+    lows = _orient_blocks(block)
+    medians = np.median(lows.reshape(ORIENT_COUNT, -1), axis=1)
+    ds = np.stack([_orient(d, t) for t in range(ORIENT_COUNT)])
+    out = _pack_rows(lows > medians[:, None, None]) + _pack_rows(ds[:, :8, 1:] > ds[:, :8, :-1])
     return "".join(f"{h:016x}" for h in out)
 
 
