@@ -40,12 +40,16 @@ class Components:
     def spaces(self) -> list[SpaceSpec]:
         out = []
         if self.image_embedder is not None:
-            out.append(SpaceSpec("image", getattr(self.image_embedder, "space_model", self.image_embedder.name),
-                                 int(self.image_embedder.dim)))
+            out.append(_space("image", self.image_embedder))
         if self.text_embedder is not None:
-            out.append(SpaceSpec("text", getattr(self.text_embedder, "space_model", self.text_embedder.name),
-                                 int(self.text_embedder.dim)))
+            out.append(_space("text", self.text_embedder))
         return out
+
+
+def _space(name: str, embedder: Any) -> SpaceSpec:
+    """A vector space as stores record it: the model's ``space_model`` (what its vectors mean,
+    settings that change them included) when it has one, else its name."""
+    return SpaceSpec(name, getattr(embedder, "space_model", embedder.name), int(embedder.dim))
 
 
 class ModelManager:

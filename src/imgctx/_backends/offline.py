@@ -20,6 +20,7 @@ from pydantic import Field
 
 from imgctx._backends.base import LazyModel, TagSettings, import_torch, resolve_device
 from imgctx._backends.imagenet import coarse_nouns, labels
+from imgctx._backends.store_common import RENAMED_SPACES
 from imgctx._backends.torch_common import TorchSettings
 from imgctx._errors import MissingDependencyError, ModelLoadError
 from imgctx._hookspecs import hookimpl
@@ -36,6 +37,13 @@ INCEPTION_STD = np.full(3, 128.0 / 255.0, dtype=np.float32)
 NORMALIZATIONS = {"inception": (INCEPTION_MEAN, INCEPTION_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 #: Variant -> (input size, published ImageNet top-1 of the TensorFlow checkpoints).
 LITE_VARIANTS = {0: (224, 0.751), 1: (240, 0.767), 2: (260, 0.776)}
+RENAMED_SPACES.update({
+    (f"efficientnet-lite{v}", f"efficientnet-lite{v}.inception"):
+        "this index holds image vectors of EfficientNet-Lite fed the ImageNet scaling imgctx used "
+        "before the fix: set IMGCTX_EFFICIENTNET_NORMALIZATION=imagenet to keep using it as built, "
+        "or index into a new db path for the better tags"
+    for v in LITE_VARIANTS
+})
 #: Coarse nouns are scored over this many most likely ImageNet classes, which are also the
 #: candidate labels that feed text search.
 COARSE_TOP_K = 10

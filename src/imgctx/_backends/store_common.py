@@ -87,6 +87,11 @@ def _describe_value(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
+#: The way out when an index's recorded model and the configured one differ because a backend
+#: changed what its vectors mean, keyed by (recorded, configured) model name; backends add theirs.
+RENAMED_SPACES: dict[tuple[str, str], str] = {}
+
+
 def check_spaces(
     recorded: Mapping[str, SpaceSpec], wanted: Sequence[SpaceSpec], where: str, dims: bool = True
 ) -> None:
@@ -105,11 +110,8 @@ def check_spaces(
     if set(want) != set(recorded) or any(key(want[n]) != key(recorded[n]) for n in want):
         have = ", ".join(show(s) for s in recorded.values())
         asked = ", ".join(show(s) for s in wanted)
-        hint = ""
-        if any(want[n].model == f"{recorded[n].model}.inception" for n in want if n in recorded):
-            hint = ("; this index holds image vectors of EfficientNet-Lite fed the ImageNet scaling "
-                    "imgctx used before the fix: set IMGCTX_EFFICIENTNET_NORMALIZATION=imagenet to "
-                    "keep using it as built, or index into a new db path for the better tags")
+        hint = "".join(f"; {RENAMED_SPACES[recorded[n].model, want[n].model]}" for n in want
+                       if n in recorded and (recorded[n].model, want[n].model) in RENAMED_SPACES)
         raise IncompatibleIndexError(
             f"{where} was built with {have}, but the configured models give {asked}; "
             f"use the preset that built it, or another db path/collection{hint}"

@@ -167,7 +167,7 @@ class GeometricMatch:
     def is_pixel_aligned(self) -> bool:
         """No keypoint transform to trust, but one picture found inside the other by its pixels,
         their detail agreeing cell by cell (see ``pixel_match``)."""
-        return self.cells >= PIXEL_CELLS
+        return self.cells >= PIXEL_CELLS and self.fit >= PIXEL_FIT
 
     @property
     def is_match(self) -> bool:
@@ -201,8 +201,9 @@ def features_of(image: Image.Image) -> Features:
     return Features(points, descriptors, size, _texture(cv2, gray), pixels)
 
 
-def _band_pass(cv2: Any, x: np.ndarray) -> np.ndarray:
-    return cv2.GaussianBlur(x, (0, 0), 0.8) - cv2.GaussianBlur(x, (0, 0), 4.0)
+def _band_pass(cv2: Any, x: np.ndarray, fine: float = 0.8, coarse: float = 4.0) -> np.ndarray:
+    """Detail between two scales (Gaussian sigmas, pixels): the slow changes of light taken out."""
+    return cv2.GaussianBlur(x, (0, 0), fine) - cv2.GaussianBlur(x, (0, 0), coarse)
 
 
 def _agreeing_cells(cv2: Any, x: np.ndarray, y: np.ndarray) -> int:
@@ -222,13 +223,15 @@ def _agreeing_cells(cv2: Any, x: np.ndarray, y: np.ndarray) -> int:
     return count
 
 
-def _best_fit(cv2: Any, outer: np.ndarray, inner: np.ndarray, sides: np.ndarray) -> tuple[float, float, int, int]:
-    """(correlation, side, x, y): where ``inner``, scaled to cover ``side`` ** 2 of ``outer`` (for
-    each side that fits), correlates best with ``outer``; correlation -2.0 when none fits."""
+def _best_fit(cv2: Any, outer: np.ndarray, inner: np.ndarray,
+              sides: np.ndarray) -> tuple[float, float, int, int, np.ndarray | None]:
+    """(correlation, side, x, y, template): where ``inner``, scaled (``template``) to cover
+    ``side`` ** 2 of ``outer`` (for each side that fits), correlates best with ``outer``;
+    correlation -2.0 when none fits."""
     ho, wo = outer.shape
     hi, wi = inner.shape
     fit = math.sqrt(wo * ho / (wi * hi))
-    best = (-2.0, 0.0, 0, 0)
+    best: tuple[float, float, int, int, np.ndarray | None] = (-2.0, 0.0, 0, 0, None)
     for side in sides:
         tw, th = round(wi * fit * side), round(hi * fit * side)
         if tw > wo or th > ho or tw < 8 or th < 8:
@@ -238,7 +241,7 @@ def _best_fit(cv2: Any, outer: np.ndarray, inner: np.ndarray, sides: np.ndarray)
             continue
         _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
         if score > best[0]:
-            best = (float(score), float(side), x, y)
+            best = (float(score), float(side), x, y, template)
     return best
 
 
@@ -258,23 +261,17 @@ def pixel_match(a: Features, b: Features) -> GeometricMatch:
     coarse = np.arange(1.0, math.sqrt(PIXEL_MIN_OVERLAP) - 1e-9, -2 * PIXEL_STEP)
     fits = [(_best_fit(cv2, _half(cv2, o), _half(cv2, i), coarse), o, i)
             for o, i in ((a.pixels, b.pixels), (b.pixels, a.pixels))]
-    (score, side, _, _), outer, inner = max(fits, key=lambda f: f[0][0])
+    (score, side, *_), outer, inner = max(fits, key=lambda f: f[0][0])
     if score <= -2.0:
         return NO_MATCH
     fine = np.clip(side + PIXEL_STEP * np.array([-1.0, 0.0, 1.0]), math.sqrt(PIXEL_MIN_OVERLAP), 1.0)
-    score, side, x, y = _best_fit(cv2, outer, inner, np.unique(fine))
-    if score <= -2.0:
+    score, side, x, y, template = _best_fit(cv2, outer, inner, np.unique(fine))
+    if template is None:
         return NO_MATCH
-    ho, wo = outer.shape
-    hi, wi = inner.shape
-    fit = math.sqrt(wo * ho / (wi * hi))
-    tw, th = round(wi * fit * side), round(hi * fit * side)
-    template = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
+    th, tw = template.shape
     cells = _agreeing_cells(cv2, outer[y:y + th, x:x + tw], template)
-    overlap = min(1.0, tw * th / (wo * ho))
-    if score < PIXEL_FIT:
-        cells = min(cells, PIXEL_CELLS - 1)  # detail agrees, light does not: a shared overlay
-    return GeometricMatch(0, 0, 1.0 if cells >= PIXEL_CELLS else 0.0, overlap, 0.0, 1.0, cells=cells, fit=score)
+    found = GeometricMatch(0, 0, 0.0, min(1.0, tw * th / outer.size), 0.0, 1.0, cells=cells, fit=score)
+    return replace(found, contained=1.0) if found.is_pixel_aligned else found
 
 
 def _texture(cv2: Any, gray: np.ndarray) -> np.ndarray:
@@ -284,7 +281,7 @@ def _texture(cv2: Any, gray: np.ndarray) -> np.ndarray:
     f = TEXTURE_SIDE / MATCH_SIDE
     small = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))),
                        interpolation=cv2.INTER_AREA).astype(np.float32)
-    return cv2.GaussianBlur(small, (0, 0), 1.0) - cv2.GaussianBlur(small, (0, 0), 6.0)
+    return _band_pass(cv2, small, 1.0, 6.0)
 
 
 def _agreement(cv2: Any, a: Features, b: Features, transform: np.ndarray, points_b: np.ndarray) -> float:
