@@ -45,21 +45,25 @@ ORIENT_COUNT = len(ORIENTATIONS)
 _SAMPLE_SIDE = 160
 
 
-def _band_length(rows: np.ndarray) -> int:
-    """How many leading rows of ``rows`` (n, m, 3) are a band of the first row's colour that
-    ends in a step to the picture (0 when there is none)."""
-    edge = np.median(rows[0], axis=0).astype(np.int16)
+def _band_length(rows: np.ndarray, edge: np.ndarray) -> int:
+    """How many leading rows of ``rows`` (n, m, 3) uint8 are a band of ``edge``, the first row's
+    median colour, that ends in a step to the picture (0 when there is none)."""
     limit = int(len(rows) * MAX_TRIM)
+    lo = np.clip(edge - BAND_TOLERANCE, 0, 255).astype(np.uint8)
+    hi = np.clip(edge + BAND_TOLERANCE, 0, 255).astype(np.uint8)
 
-    def near(block: np.ndarray) -> np.ndarray:
-        return (np.abs(block - edge).max(axis=2) <= BAND_TOLERANCE).mean(axis=1)
+    def near(block: np.ndarray) -> np.ndarray:  # share of each row within the tolerance
+        inside = (block >= lo) & (block <= hi)
+        return np.count_nonzero(inside[..., 0] & inside[..., 1] & inside[..., 2], axis=1) / block.shape[1]
 
-    if near(rows[:1])[0] < BAND_SHARE:
-        return 0  # the common case: no band at all
-    not_band = np.flatnonzero(near(rows[:limit]) < BAND_SHARE)
-    if not len(not_band):
+    length = -1
+    for start in range(0, limit, 16):  # most bands (and most plain edges) end in a few rows
+        not_band = np.flatnonzero(near(rows[start:min(start + 16, limit)]) < BAND_SHARE)
+        if len(not_band):
+            length = start + int(not_band[0])
+            break
+    if length < 0:
         return 0  # uniform up to the limit: a plain background, not a frame
-    length = int(not_band[0])
     if length < max(1, MIN_BAND * len(rows)):
         return 0
     # A frame ends in a step: the row after it (or the next, past a row blended by resampling)
@@ -69,6 +73,33 @@ def _band_length(rows: np.ndarray) -> int:
     return length if (1.0 - after.min()) >= BAND_STEP else 0
 
 
+def _edges(lines: np.ndarray, tolerance: int = BAND_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """For edge lines ``lines`` (k, n, 3) uint8: each line's median colour (per channel, truncated
+    to an integer) and the share of its pixels within ``tolerance`` of it in every channel."""
+    n = lines.shape[1]
+    s = np.sort(lines, axis=1).astype(np.int16)
+    edge = (s[:, (n - 1) // 2] + s[:, n // 2]) // 2  # np.median's value, truncated
+    share = (np.abs(lines.astype(np.int16) - edge[:, None, :]).max(axis=2) <= tolerance).mean(axis=1)
+    return edge, share
+
+
+def _may_have_band(image: Image.Image, sw: int, sh: int) -> bool:
+    """False when no side of ``image`` resized to (sw, sh) can start a band, decided on its four
+    edge lines alone: each is resized by itself (``box``), about a fifth of the work of the whole
+    sample. Resizing a line by itself rounds in another order, so its pixels may differ from the
+    whole sample's by 1; that moves a line's median by at most 1 too, so a pixel within
+    ``BAND_TOLERANCE`` of the median in the sample is within ``BAND_TOLERANCE + 2`` here, and
+    testing with 3 more never rules out a side that the sample would test further."""
+    w, h = image.size
+    bilinear = Image.Resampling.BILINEAR
+    rows = np.stack([np.asarray(image.resize((sw, 1), bilinear, box=b))[0]
+                     for b in ((0, 0, w, h / sh), (0, h - h / sh, w, h))])
+    cols = np.stack([np.asarray(image.resize((1, sh), bilinear, box=b))[:, 0]
+                     for b in ((0, 0, w / sw, h), (w - w / sw, 0, w, h))])
+    loose = BAND_TOLERANCE + 3
+    return bool((_edges(rows, loose)[1] >= BAND_SHARE).any() or (_edges(cols, loose)[1] >= BAND_SHARE).any())
+
+
 def border_box(image: Image.Image) -> tuple[int, int, int, int]:
     """The (left, top, right, bottom) box inside an image's uniform borders (the whole image
     when it has none)."""
@@ -76,14 +107,22 @@ def border_box(image: Image.Image) -> tuple[int, int, int, int]:
     small = image if image.mode == "RGB" else image.convert("RGB")
     scale = min(1.0, _SAMPLE_SIDE / max(w, h))
     if scale < 1.0:
-        small = small.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
-    a = np.asarray(small, dtype=np.int16)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if min(size) >= 8 and not _may_have_band(small, *size):
+            return (0, 0, w, h)  # the common case: no side starts with a near-uniform line
+        small = small.resize(size, Image.Resampling.BILINEAR)
+    a = np.asarray(small)
     sh, sw = a.shape[:2]
     if sh < 8 or sw < 8:
         return (0, 0, w, h)
     at = a.transpose(1, 0, 2)  # a view: columns as rows
-    top, bottom = _band_length(a), _band_length(a[::-1])
-    left, right = _band_length(at), _band_length(at[::-1])
+    sides = (a, a[::-1], at, at[::-1])  # top, bottom, left, right: each side's rows inward
+    row_edge, row_share = _edges(np.stack((a[0], a[-1])))
+    col_edge, col_share = _edges(np.stack((a[:, 0], a[:, -1])))
+    edges, shares = (*row_edge, *col_edge), (*row_share, *col_share)
+    # Only a side whose outermost line is near-uniform can have a band: usually none.
+    top, bottom, left, right = (_band_length(rows, edge) if share >= BAND_SHARE else 0
+                                for rows, edge, share in zip(sides, edges, shares))
     if not (top or bottom or left or right):
         return (0, 0, w, h)
     box = (left / sw * w, top / sh * h, (sw - right) / sw * w, (sh - bottom) / sh * h)
@@ -115,35 +154,34 @@ def _orient_dct(c: np.ndarray, t: int) -> np.ndarray:
     return c
 
 
-def _bits_to_int(bits: np.ndarray) -> int:
-    return int.from_bytes(np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes(), "big")
+def _orientation_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every orientation as one gather, so the 16 hashes take a few array calls: the flat
+    indexes and signs of ``_orient_dct(block, t)`` in an 8x8 block (8, 64), and the flat indexes
+    of the right and left pixel of each dHash gradient of ``_orient(d, t)`` in a 9x9 grey (8, 64)."""
+    ids = np.arange(1, 65, dtype=np.float64).reshape(8, 8)
+    signed = np.stack([_orient_dct(ids, t).reshape(-1) for t in range(ORIENT_COUNT)])
+    grid = np.arange(81).reshape(9, 9)
+    turned = np.stack([_orient(grid, t) for t in range(ORIENT_COUNT)])
+    return ((np.abs(signed) - 1).astype(np.intp), np.sign(signed),
+            turned[:, :8, 1:].reshape(ORIENT_COUNT, -1), turned[:, :8, :-1].reshape(ORIENT_COUNT, -1))
 
 
-def _orient_blocks(c: np.ndarray) -> np.ndarray:
-    """The eight ``_orient_dct`` blocks of ``c`` at once: (8, 8, 8)."""
-    return np.stack([_orient_dct(c, t) for t in range(ORIENT_COUNT)])
-
-
-def _pack_rows(bits: np.ndarray) -> list[int]:
-    """Each (8, 8) boolean block of ``bits`` (n, 8, 8) as a 64-bit integer, row-major."""
-    packed = np.packbits(bits.reshape(len(bits), -1).astype(np.uint8), axis=1)
-    return [int.from_bytes(row.tobytes(), "big") for row in packed]
+_DCT_INDEX, _DCT_SIGN, _GRADIENT_RIGHT, _GRADIENT_LEFT = _orientation_tables()
 
 
 def orientation_hashes(image: Image.Image) -> str:
     """The 16 hashes described in the module docstring, as 256 hex characters (of an image
-    whose borders are already trimmed)."""
-    from scipy.fft import dct
+    whose borders are already trimmed; a grey ``L`` image is used as it is)."""
+    from scipy.fftpack import dct  # the same pocketfft transform as scipy.fft's, less dispatch
 
-    gray = image.convert("L")
+    gray = image if image.mode == "L" else image.convert("L")
     p = np.asarray(gray.resize((32, 32), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float64)
-    d = np.asarray(gray.resize((9, 9), Image.Resampling.BOX), dtype=np.float64)
-    block = dct(dct(p, axis=0, norm="ortho"), axis=1, norm="ortho")[:8, :8]
-    lows = _orient_blocks(block)
-    medians = np.median(lows.reshape(ORIENT_COUNT, -1), axis=1)
-    ds = np.stack([_orient(d, t) for t in range(ORIENT_COUNT)])
-    out = _pack_rows(lows > medians[:, None, None]) + _pack_rows(ds[:, :8, 1:] > ds[:, :8, :-1])
-    return "".join(f"{h:016x}" for h in out)
+    d = np.asarray(gray.resize((9, 9), Image.Resampling.BOX), dtype=np.float64).reshape(-1)
+    block = dct(dct(p, axis=0, norm="ortho"), axis=1, norm="ortho")[:8, :8].reshape(-1)
+    lows = block[_DCT_INDEX] * _DCT_SIGN  # (8, 64): the block of each orientation, row-major
+    middle = np.partition(lows, (31, 32), axis=1)[:, 31:33]  # what np.median does, in one call
+    bits = np.concatenate((lows > middle.mean(axis=1)[:, None], d[_GRADIENT_RIGHT] > d[_GRADIENT_LEFT]))
+    return np.packbits(bits, axis=1).tobytes().hex()  # each row big-endian: 16 hex digits a hash
 
 
 def parse_orient_hashes(values: list[str]) -> np.ndarray:

@@ -139,7 +139,8 @@ def decode(
             if getattr(img, "is_animated", False):
                 img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            if orientation in (2, 3, 4, 5, 6, 7, 8):  # otherwise exif_transpose only copies the image
+                img = ImageOps.exif_transpose(img) or img
             if img.mode != "RGB":
                 img = _to_rgb(img)
     except ImageError:
@@ -199,7 +200,7 @@ def perceptual_hashes(image: Image.Image) -> tuple[str, str]:
     imagehash's string building, which cost as much as the hashes themselves."""
     import scipy.fftpack
 
-    gray = image.convert("L")
+    gray = image if image.mode == "L" else image.convert("L")
     pixels = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS))
     dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)[:8, :8]
     small = np.asarray(gray.resize((9, 8), Image.Resampling.LANCZOS))

@@ -52,5 +52,6 @@ def probe_file(path: str | os.PathLike[str], settings: Settings, decode_side: in
     picture = trim_borders(whole)
     if picture is not whole:
         image = replace(image, image=picture)
-    phash, dhash = perceptual_hashes(picture)
-    return ProbedFile(image, phash, dhash, orientation_hashes(picture), whole if picture is not whole else None)
+    gray = picture.convert("L")  # both kinds of hash are of luminance
+    phash, dhash = perceptual_hashes(gray)
+    return ProbedFile(image, phash, dhash, orientation_hashes(gray), whole if picture is not whole else None)
