@@ -64,6 +64,46 @@ def test_a_plain_background_is_kept_so_a_photo_and_its_framed_copy_trim_alike() 
     assert abs(left - 80) <= 4 and abs(right - (80 + w)) <= 4 and (top, bottom) == (0, h)
 
 
+def test_the_edge_line_shortcut_gives_the_box_of_the_full_band_test(photo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """border_box rules out most pictures from their four edge lines resized alone; on framed,
+    plain-edged and near-uniform pictures that must give exactly what the full test gives."""
+    from imgctx import _fingerprint
+
+    rng = np.random.default_rng(7)
+    pictures = []
+    for path in sorted(photo_dir.glob("*.jpg")):
+        photo = _photo(photo_dir, path.name)
+        pictures.append(photo)
+        w, h = photo.size
+        for _ in range(4):  # unframed: crops
+            x, y = int(rng.integers(0, w // 3)), int(rng.integers(0, h // 3))
+            pictures.append(photo.crop((x, y, x + w // 2, y + h // 2)))
+        for _ in range(6):
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            pad = (int(rng.integers(0, 60)), int(rng.integers(0, 60)), int(rng.integers(0, 60)), int(rng.integers(0, 60)))
+            framed = Image.new("RGB", (w + pad[0] + pad[2], h + pad[1] + pad[3]), colour)
+            framed.paste(photo, pad[:2])
+            pictures.append(framed)
+    for _ in range(60):  # near-uniform edges: a band of noise around one colour over random pixels
+        h, w = int(rng.integers(170, 400)), int(rng.integers(170, 400))
+        a = rng.integers(0, 256, (h, w, 3)).astype(np.int16)
+        rows = int(rng.integers(1, h // 2))
+        a[:rows] = rng.integers(0, 256, 3) + rng.integers(-28, 29, (rows, w, 3))
+        pictures.append(Image.fromarray(a.clip(0, 255).astype(np.uint8)))
+    fast = [border_box(p) for p in pictures]
+    ruled_out = sum(not _fingerprint._may_have_band(p, *_sample_size(p)) for p in pictures)
+    monkeypatch.setattr(_fingerprint, "_may_have_band", lambda image, sw, sh: True)
+    assert [border_box(p) for p in pictures] == fast
+    trimmed = sum(box != (0, 0, *p.size) for box, p in zip(fast, pictures))
+    assert ruled_out >= 15 and trimmed >= 30, (ruled_out, trimmed)  # both paths were taken
+
+
+def _sample_size(image: Image.Image) -> tuple[int, int]:
+    w, h = image.size
+    scale = min(1.0, 160 / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def test_orientation_hashes_match_quarter_turns_and_mirrors(photo_dir: Path) -> None:
     photo = _photo(photo_dir, "coffee.jpg")
     table = parse_orient_hashes([orientation_hashes(photo)])[0]
