@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "imgctx"
 DEFAULT_PLUGINS = (
     "imgctx._backends.offline",
     "imgctx._backends.composed",
+    "imgctx._backends.git_caption",
     "imgctx._backends.blip",
     "imgctx._backends.clip",
     "imgctx._backends.sentence",

@@ -29,7 +29,7 @@ from imgctx._testkit import PLUGIN, SAMPLE_PHOTOS, sample_photo_path, settings_f
 # (StoreConformance, make_item and CONFORMANCE_SPACES load on first use: see __getattr__)
 __all__ = [
     "PLUGIN", "SAMPLE_PHOTOS", "TINY_PRESET", "TinyColorTagger", "TinyImageEmbedder", "TinyTextEmbedder",
-    "build_tiny_blip", "build_tiny_clip", "build_tiny_open_clip", "build_tiny_sentence_transformer",
+    "build_tiny_blip", "build_tiny_clip", "build_tiny_git", "build_tiny_open_clip", "build_tiny_sentence_transformer",
     "sample_photo_path", "settings_for_tests", "write_sample_photos",
 ]
 
@@ -203,6 +203,29 @@ def build_tiny_blip(folder: str | Path, seed: int = 0) -> Path:
     model = BlipForConditionalGeneration(config).eval()
     model.save_pretrained(folder)
     BlipProcessor(image_processor, tokenizer).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_git(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny GIT captioning model (``GitForCausalLM`` + ``GitProcessor``: a CLIP image processor
+    at 32x32 and a BERT WordPiece tokenizer) saved with ``save_pretrained``; returns the folder.
+    Its weights are drawn wider than GIT's default so that captions depend on the picture."""
+    from transformers import BertTokenizer, CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
+
+    folder = Path(folder)
+    vocab = _wordpiece_vocab()
+    tokenizer = BertTokenizer(vocab=vocab)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    config = GitConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8, initializer_range=0.3),
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=64, bos_token_id=vocab["[CLS]"], eos_token_id=vocab["[SEP]"],
+        pad_token_id=vocab["[PAD]"], initializer_range=0.3,
+    )
+    _seed(seed)
+    GitForCausalLM(config).eval().save_pretrained(folder)
+    GitProcessor(image_processor, tokenizer).save_pretrained(folder)
     return folder
 
 

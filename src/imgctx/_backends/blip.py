@@ -23,20 +23,20 @@ implement (a repetition penalty, banned n-grams, ...), run the decoder in torch
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from imgctx._backends.base import LazyModel, resolve_device
-from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
+from imgctx._backends.captioning import HubCaptioner
+from imgctx._backends.hub import HubSettings, load_error, use_local_files
 from imgctx._backends.onnx_runtime import (
-    OnnxTower,
     Towers,
     TowerSpec,
     choose_runtime,
+    greedy_supported,
+    greedy_tokens,
     method_module,
     start_onnx,
 )
@@ -44,17 +44,8 @@ from imgctx._backends.torch_common import TorchSettings, prepare_torch
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
 from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
-from imgctx._types import Tag
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
-#: Images per generate call on CPU. With beam search, per-image time grows with the batch
-#: beyond a few images (likely the per-step reordering of the decoder's caches; not profiled).
-#: BLIP base, 3 beams, 20 tokens, 1 thread: 3.1 s/image one at a time, 2.8 in fours, 4.1 in
-#: eights; 8.8 in batches of 32 with 30 tokens (see docs/models.md).
-CPU_MICRO_BATCH = 4
-#: Decoding defaults per device: (beams, max new tokens).
-CPU_DECODING = (1, 20)
-CUDA_DECODING = (3, 30)
 
 
 def decoder_modules(model: Any) -> tuple[Any, Any]:
@@ -132,35 +123,15 @@ def decoder_modules(model: Any) -> tuple[Any, Any]:
     return Start().eval(), Step().eval()
 
 
-class BlipCaptioner(LazyModel):
+class BlipCaptioner(HubCaptioner):
     """Captions with ``BlipForConditionalGeneration.generate``, batch by batch."""
 
     #: BLIP's image processor resizes to 384x384; images are decoded to at least this short side.
     input_size = 384
+    kind = "blip"
 
-    def __init__(
-        self, model: str = DEFAULT_BLIP_MODEL, device: str = "cpu", local_files_only: bool = False,
-        max_length: int | None = None, num_beams: int | None = None, torch_threads: int | None = None,
-        micro_batch: int | None = None, runtime: str = "auto", cache_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        super().__init__(device)
-        self.source = str(model)
-        self.name = f"blip:{short(self.source)}"
-        self.local_files_only = local_files_only or is_folder(self.source)
-        self.max_length = max_length
-        self.num_beams = num_beams
-        self.torch_threads = torch_threads
-        self.micro_batch = micro_batch
-        self.runtime_setting = runtime
-        self.cache_dir = cache_dir
-        #: ``torch`` or ``onnx`` (the vision encoder) once loaded.
-        self.runtime = "torch"
-        self._onnx: dict[str, OnnxTower] | None = None
-        self._towers: Towers | None = None
-        self._model: Any = None
-        self._processor: Any = None
-        self._torch: Any = None
-        self._dtype: Any = None
+    def __init__(self, model: str = DEFAULT_BLIP_MODEL, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
 
     def _load(self) -> None:
         try:
@@ -222,31 +193,6 @@ class BlipCaptioner(LazyModel):
         # keyed by the whole model's weights: the encoder and decoder exports belong together
         return Towers("blip", self.name, model, towers, self.cache_dir, self.torch_threads)
 
-    def export_onnx(self) -> dict[str, Path]:
-        """Export the vision encoder into the model cache now (where not yet done); its path."""
-        self.load()
-        if self._onnx is not None:
-            return {name: tower.path for name, tower in self._onnx.items()}
-        self._towers = self._towers or self._onnx_towers()
-        return self._towers.export()
-
-    def decoding(self) -> tuple[int, int]:
-        """(beams, max new tokens): the settings, or the device's defaults."""
-        beams, length = CPU_DECODING if resolve_device(self.device_setting) == "cpu" else CUDA_DECODING
-        return self.num_beams or beams, self.max_length or length
-
-    def caption(self, images: Sequence[Any], tags: Sequence[Sequence[Tag]] | None = None) -> list[str]:
-        """Captions for a batch, generated ``micro_batch`` images at a time (when None: 4 on
-        CPU, the whole batch on CUDA)."""
-        if not images:
-            return []
-        self.load()
-        step = self.micro_batch or (CPU_MICRO_BATCH if self.device == "cpu" else len(images))
-        out: list[str] = []
-        for start in range(0, len(images), step):
-            out += self._generate(images[start:start + step])
-        return out
-
     def _generate(self, images: Sequence[Any]) -> list[str]:
         torch = self._torch
         device = next(self._model.parameters()).device
@@ -262,22 +208,13 @@ class BlipCaptioner(LazyModel):
                     out = self._greedy_onnx(embeds, length)
                 else:
                     out = self._decode(torch.from_numpy(embeds), max_new_tokens=length, num_beams=beams)
-        texts = self._processor.batch_decode(out, skip_special_tokens=True)
-        return [" ".join(t.split()) for t in texts]
+        return self._texts(out)
 
     def onnx_greedy_supported(self) -> bool:
         """Whether the text decoder's generation settings are ones the ONNX greedy loop does
         (no sampling, no repetition penalty, no banned or forced tokens); otherwise the decoder
         runs in torch."""
-        config = self._model.text_decoder.generation_config
-        neutral = {
-            "do_sample": (None, False), "repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0),
-            "encoder_no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,), "forced_bos_token_id": (None,),
-            "forced_eos_token_id": (None,), "suppress_tokens": (None,), "begin_suppress_tokens": (None,),
-            "sequence_bias": (None,), "min_new_tokens": (None, 0), "exponential_decay_length_penalty": (None,),
-            "diversity_penalty": (None, 0.0), "renormalize_logits": (None, False),
-        }
-        return all(getattr(config, name, None) in allowed for name, allowed in neutral.items())
+        return greedy_supported(self._model.text_decoder.generation_config)
 
     def _greedy_onnx(self, image_embeds: Any, max_new_tokens: int) -> Any:
         """Greedy decoding in ONNX Runtime: token ids [batch, 1 + generated], as
@@ -285,24 +222,19 @@ class BlipCaptioner(LazyModel):
         import numpy as np
 
         text = self._model.config.text_config
-        bos, eos, pad = int(text.bos_token_id), int(text.sep_token_id), int(text.pad_token_id)
         min_length = int(getattr(self._model.text_decoder.generation_config, "min_length", 0) or 0)
         assert self._onnx is not None
+        decoder_step = self._onnx["decoder-step"]
         logits, k, v, cross_k, cross_v = self._onnx["decoder-start"].run(np.ascontiguousarray(image_embeds))
-        n = image_embeds.shape[0]
-        out = [np.full(n, bos, dtype=np.int64)]
-        done = np.zeros(n, dtype=bool)
-        for step in range(max_new_tokens):
-            if len(out) < min_length:  # as MinLengthLogitsProcessor: no end before min_length tokens
-                logits[:, eos] = -np.inf
-            token = np.where(done, pad, np.argmax(logits, axis=-1)).astype(np.int64)
-            out.append(token)
-            done |= token == eos
-            if done.all() or step == max_new_tokens - 1:
-                break
-            position = np.full((1, 1), len(out) - 1, dtype=np.int64)
-            logits, k, v = self._onnx["decoder-step"].run(token[:, None], position, k, v, cross_k, cross_v)
-        return np.stack(out, axis=1)
+        caches = [k, v]
+
+        def step(token: Any, position: int) -> Any:
+            logits, caches[0], caches[1] = decoder_step.run(
+                token[:, None], np.full((1, 1), position, dtype=np.int64), caches[0], caches[1], cross_k, cross_v)
+            return logits
+
+        return greedy_tokens(logits, step, int(text.bos_token_id), int(text.sep_token_id), int(text.pad_token_id),
+                             min_length, max_new_tokens)
 
     def _decode(self, image_embeds: Any, **generate_kwargs: Any) -> Any:
         """What ``BlipForConditionalGeneration.generate`` does after its vision model: the text

@@ -240,3 +240,41 @@ def start_onnx(setting: str, device: str, towers: Towers) -> dict[str, OnnxTower
     if choose_runtime(setting, device, towers.exported(), towers.what) == "torch":
         return None
     return towers.sessions()
+
+
+def greedy_tokens(logits: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray], bos: int, eos: int,
+                  pad: int, min_length: int, max_new_tokens: int) -> np.ndarray:
+    """Greedy decoding as transformers' ``generate(num_beams=1)`` does it, for a decoder exported
+    with explicit caches: ``logits`` [B, V] are the BOS step's; ``step(tokens [B], position)``
+    runs the next position and returns its logits. Returns token ids [B, 1 + generated], BOS first,
+    rows that ended padded with ``pad``; no end before ``min_length`` tokens (as
+    ``MinLengthLogitsProcessor``)."""
+    n = logits.shape[0]
+    out = [np.full(n, bos, dtype=np.int64)]
+    done = np.zeros(n, dtype=bool)
+    for index in range(max_new_tokens):
+        if len(out) < min_length:
+            logits[:, eos] = -np.inf
+        token = np.where(done, pad, np.argmax(logits, axis=-1)).astype(np.int64)
+        out.append(token)
+        done |= token == eos
+        if done.all() or index == max_new_tokens - 1:
+            break
+        logits = step(token, len(out) - 1)
+    return np.stack(out, axis=1)
+
+
+#: Generation settings the greedy loop leaves neutral: any other value decodes in torch.
+NEUTRAL_GENERATION = {
+    "do_sample": (None, False), "repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0),
+    "encoder_no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,), "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,), "suppress_tokens": (None,), "begin_suppress_tokens": (None,),
+    "sequence_bias": (None,), "min_new_tokens": (None, 0), "exponential_decay_length_penalty": (None,),
+    "diversity_penalty": (None, 0.0), "renormalize_logits": (None, False),
+}
+
+
+def greedy_supported(generation_config: Any) -> bool:
+    """Whether a model's generation settings are ones :func:`greedy_tokens` does (no sampling,
+    no repetition penalty, no banned or forced tokens)."""
+    return all(getattr(generation_config, name, None) in allowed for name, allowed in NEUTRAL_GENERATION.items())
