@@ -138,6 +138,26 @@ def build_full_size_blip(folder: Path) -> Path:
     return folder
 
 
+def build_full_size_git(folder: Path) -> Path:
+    """microsoft/git-base-coco's architecture (CLIP ViT-B/16 at 224 px, a 6-layer decoder over
+    the image tokens and the text, BERT's vocabulary) with random weights."""
+    import torch
+    from transformers import BertTokenizer, CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
+
+    vocab = _synthetic_wordpiece(30522)
+    config = GitConfig(
+        vision_config=dict(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12,
+                           num_attention_heads=12, intermediate_size=3072),
+        vocab_size=30522, hidden_size=768, num_hidden_layers=6, num_attention_heads=12, intermediate_size=3072,
+        max_position_embeddings=1024, bos_token_id=vocab["[CLS]"], eos_token_id=vocab["[SEP]"], pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    GitForCausalLM(config).eval().save_pretrained(folder)
+    GitProcessor(CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}),
+                 BertTokenizer(vocab=vocab)).save_pretrained(folder)
+    return folder
+
+
 def build_full_size_open_clip(folder: Path) -> Path:
     import open_clip
     import torch

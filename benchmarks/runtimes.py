@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import build_full_size_blip, build_full_size_open_clip, rss, write_images  # noqa: E402
+from models import build_full_size_blip, build_full_size_git, build_full_size_open_clip, rss, write_images  # noqa: E402
 
 QUERIES = [f"a photo of {w}" for w in (
     "a cat", "a dog", "coffee", "a rocket", "an astronaut", "a motorcycle", "the moon", "a coin",
@@ -78,13 +78,18 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--captioners", default="blip,git",
+                    help="which captioners' torch and ONNX variants to run (the old BLIP default, the "
+                         "baseline, always runs)")
     args = ap.parse_args()
+    captioners = set(args.captioners.split(","))
 
     import torch
     from PIL import Image
 
     from imgctx._backends.blip import BlipCaptioner
     from imgctx._backends.clip import OpenClipModel
+    from imgctx._backends.git_caption import GitCaptioner, git_modules
 
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"images": args.images, "threads": args.threads}
@@ -103,38 +108,64 @@ def main() -> int:
         clip_q.load()
         t2 = time.perf_counter()
         blip_kw = dict(model=str(blip_dir), cache_dir=cache, torch_threads=args.threads)
-        blip_o = BlipCaptioner(runtime="onnx", max_length=20, num_beams=1, **blip_kw)
-        blip_o.load()
-        t3 = time.perf_counter()
-        out["export_s"] = {"clip (image + text)": t1 - t0, "clip int8 quantisation": t2 - t1, "blip (vision encoder, text decoder)": t3 - t2}
+        out["export_s"] = {"clip (image + text)": t1 - t0, "clip int8 quantisation": t2 - t1}
+        if "blip" in captioners:
+            blip_o = BlipCaptioner(runtime="onnx", max_length=20, num_beams=1, **blip_kw)
+            blip_o.load()
+            out["export_s"]["blip (vision encoder, text decoder)"] = time.perf_counter() - t2
+        if "git" in captioners:
+            git_kw = dict(model=str(build_full_size_git(work / "git")), cache_dir=cache, torch_threads=args.threads)
+            t3 = time.perf_counter()
+            git_o = GitCaptioner(runtime="onnx", max_length=20, num_beams=1, **git_kw)
+            git_o.load()
+            out["export_s"]["git (vision encoder, decoder)"] = time.perf_counter() - t3
+            git_t = GitCaptioner(runtime="torch", max_length=20, num_beams=1, **git_kw)
 
         # -- fidelity -------------------------------------------------------------------------
         vt, vo, vq = clip_t.embed_images(images), clip_o.embed_images(images), clip_q.embed_images(images)
         tt, to, tq = clip_t.embed_texts(QUERIES), clip_o.embed_texts(QUERIES), clip_q.embed_texts(QUERIES)
-        blip_t = BlipCaptioner(runtime="torch", max_length=20, num_beams=1, **blip_kw)
-        blip_t.load()
-        proc, model = blip_t._processor, blip_t._model
-        pixels = proc(images=images, return_tensors="pt")["pixel_values"]
-        with torch.inference_mode():
-            ref_tokens = torch.cat([model.generate(pixel_values=pixels[s:s + 4], max_new_tokens=20, num_beams=1)
-                                    for s in range(0, len(images), 4)])
-            ref_embeds = model.vision_model(pixel_values=pixels)[0].numpy()
-            embeds = blip_o._onnx["vision"](pixels.numpy())
-            tokens = torch.cat([blip_o._decode(torch.from_numpy(embeds[s:s + 4]), max_new_tokens=20, num_beams=1)
-                                for s in range(0, len(images), 4)])
-        onnx_tokens = [row for s in range(0, len(images), 4) for row in blip_o._greedy_onnx(embeds[s:s + 4], 20).tolist()]
         out["fidelity"] = {
             "clip image cosine onnx fp32 (min)": float(cos(vt, vo).min()),
             "clip text cosine onnx fp32 (min)": float(cos(tt, to).min()),
-            "blip vision embeddings cosine onnx (min)": float(cos(ref_embeds, embeds).min()),
-            "blip greedy captions identical token for token (onnx encoder, torch decoder)": f"{sum(a == b for a, b in zip(ref_tokens.tolist(), tokens.tolist(), strict=True))}/{len(images)}",
-            "blip greedy captions identical token for token (onnx encoder and decoder)": f"{sum(a == b for a, b in zip(ref_tokens.tolist(), onnx_tokens, strict=True))}/{len(images)}",
             "clip image cosine int8 (min)": float(cos(vt, vq).min()),
             "clip image cosine int8 (mean)": float(cos(vt, vq).mean()),
             "text-to-image top-1 agreement int8": topk_agreement(vt, tt, vq, tq, 1),
             "text-to-image top-5 agreement int8": topk_agreement(vt, tt, vq, tq, 5),
             "text-to-image top-5 agreement onnx fp32": topk_agreement(vt, tt, vo, to, 5),
         }
+        if "blip" in captioners:
+            blip_t = BlipCaptioner(runtime="torch", max_length=20, num_beams=1, **blip_kw)
+            blip_t.load()
+            proc, model = blip_t._processor, blip_t._model
+            pixels = proc(images=images, return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                ref_tokens = torch.cat([model.generate(pixel_values=pixels[s:s + 4], max_new_tokens=20, num_beams=1)
+                                        for s in range(0, len(images), 4)])
+                ref_embeds = model.vision_model(pixel_values=pixels)[0].numpy()
+                embeds = blip_o._onnx["vision"](pixels.numpy())
+                tokens = torch.cat([blip_o._decode(torch.from_numpy(embeds[s:s + 4]), max_new_tokens=20, num_beams=1)
+                                    for s in range(0, len(images), 4)])
+            onnx_tokens = [row for s in range(0, len(images), 4) for row in blip_o._greedy_onnx(embeds[s:s + 4], 20).tolist()]
+            out["fidelity"].update({
+                "blip vision embeddings cosine onnx (min)": float(cos(ref_embeds, embeds).min()),
+                "blip greedy captions identical token for token (onnx encoder, torch decoder)": f"{sum(a == b for a, b in zip(ref_tokens.tolist(), tokens.tolist(), strict=True))}/{len(images)}",
+                "blip greedy captions identical token for token (onnx encoder and decoder)": f"{sum(a == b for a, b in zip(ref_tokens.tolist(), onnx_tokens, strict=True))}/{len(images)}",
+            })
+        if "git" in captioners:
+            git_t.load()
+            proc, model = git_t._processor, git_t._model
+            pixels = proc(images=images, return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                ref_tokens = torch.cat([model.generate(pixel_values=pixels[s:s + 4], max_new_tokens=20, num_beams=1)
+                                        for s in range(0, len(images), 4)])
+                ref_embeds = git_modules(model)[0](pixels).numpy()
+            embeds = git_o._onnx["vision"](pixels.numpy())
+            onnx_tokens = [row for s in range(0, len(images), 4)
+                           for row in git_o._greedy_onnx(pixels[s:s + 4].numpy(), 20).tolist()]
+            out["fidelity"].update({
+                "git image tokens cosine onnx (min)": float(cos(ref_embeds, embeds).min()),
+                "git greedy captions identical token for token (onnx)": f"{sum(a == b for a, b in zip(ref_tokens.tolist(), onnx_tokens, strict=True))}/{len(images)}",
+            })
         for k, v in out["fidelity"].items():
             print(f"{k}: {v if isinstance(v, str) else f'{v:.6f}'}", flush=True)
 
@@ -142,16 +173,26 @@ def main() -> int:
         blip_old = BlipCaptioner(runtime="torch", max_length=30, num_beams=3, **blip_kw)
         speed: dict[str, dict[int, float]] = {}
         variants = [("clip torch", clip_t.embed_images), ("clip onnx", clip_o.embed_images),
-                    ("clip onnx int8", clip_q.embed_images), ("blip torch 3 beams 30 tokens (old default)", blip_old.caption),
-                    ("blip torch greedy 20 tokens (new CPU default)", blip_t.caption),
-                    ("blip onnx greedy 20 tokens (encoder and decoder)", blip_o.caption)]
+                    ("clip onnx int8", clip_q.embed_images), ("blip torch 3 beams 30 tokens (old default)", blip_old.caption)]
+        combos = {"with captions, torch, old defaults": ("clip torch", "blip torch 3 beams 30 tokens (old default)")}
+        compared = []
+        if "blip" in captioners:
+            variants += [("blip torch greedy 20 tokens (new CPU default)", blip_t.caption),
+                         ("blip onnx greedy 20 tokens (encoder and decoder)", blip_o.caption)]
+            combos.update({"with captions, torch, greedy 20": ("clip torch", "blip torch greedy 20 tokens (new CPU default)"),
+                           "with captions, onnx, greedy 20": ("clip onnx", "blip onnx greedy 20 tokens (encoder and decoder)")})
+            compared += [("with captions onnx greedy / torch old", "with captions, onnx, greedy 20"),
+                         ("with captions torch greedy / torch old", "with captions, torch, greedy 20")]
+        if "git" in captioners:
+            variants += [("git torch greedy 20 tokens", git_t.caption), ("git onnx greedy 20 tokens", git_o.caption)]
+            combos.update({"with captions, torch, git greedy 20": ("clip torch", "git torch greedy 20 tokens"),
+                           "with captions, onnx, git greedy 20": ("clip onnx", "git onnx greedy 20 tokens")})
+            compared += [("with git captions torch / torch old", "with captions, torch, git greedy 20"),
+                         ("with git captions onnx / torch old", "with captions, onnx, git greedy 20")]
         for name, run in variants:
             run(images[:2])  # warm-up
             speed[name] = {b: per_image(run, images, b, args.repeats) for b in (1, 16)}
             print(f"{name}: " + ", ".join(f"b={b} {1 / s:.2f} img/s" for b, s in speed[name].items()), flush=True)
-        combos = {"with captions, torch, old defaults": ("clip torch", "blip torch 3 beams 30 tokens (old default)"),
-                  "with captions, torch, greedy 20": ("clip torch", "blip torch greedy 20 tokens (new CPU default)"),
-                  "with captions, onnx, greedy 20": ("clip onnx", "blip onnx greedy 20 tokens (encoder and decoder)")}
         out["images_per_s"] = {name: {b: 1 / s for b, s in t.items()} for name, t in speed.items()}
         for name, (c, b) in combos.items():
             out["images_per_s"][name] = {n: 1 / (speed[c][n] + speed[b][n]) for n in (1, 16)}
@@ -161,10 +202,7 @@ def main() -> int:
             for n in (1, 16)
             for what, new, old in (("clip onnx / torch", "clip onnx", "clip torch"),
                                    ("clip onnx int8 / torch", "clip onnx int8", "clip torch"),
-                                   ("with captions onnx greedy / torch old", "with captions, onnx, greedy 20",
-                                    "with captions, torch, old defaults"),
-                                   ("with captions torch greedy / torch old", "with captions, torch, greedy 20",
-                                    "with captions, torch, old defaults"))
+                                   *((what, new, "with captions, torch, old defaults") for what, new in compared))
         }
         out["peak_rss_mib"] = rss("VmHWM") / 1024**2
     print(json.dumps({k: out[k] for k in ("export_s", "images_per_s", "ratios", "peak_rss_mib")}, indent=2))

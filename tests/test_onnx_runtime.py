@@ -24,11 +24,13 @@ from click.testing import CliRunner  # noqa: E402
 from imgctx import Extractor  # noqa: E402
 from imgctx._backends.blip import BlipCaptioner, BlipSettings  # noqa: E402
 from imgctx._backends.clip import OpenClipModel  # noqa: E402
+from imgctx._backends.git_caption import GitCaptioner, GitSettings  # noqa: E402
 from imgctx._backends.onnx_runtime import choose_runtime  # noqa: E402
 from imgctx._cli import cli  # noqa: E402
 from imgctx._errors import ConfigurationError  # noqa: E402
 from imgctx.testing import (  # noqa: E402
     build_tiny_blip,
+    build_tiny_git,
     build_tiny_open_clip,
     build_tiny_sentence_transformer,
     settings_for_tests,
@@ -42,6 +44,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("onnx-models")
     return {
         "blip": build_tiny_blip(root / "blip", seed=3),
+        "git": build_tiny_git(root / "git", seed=3),
         "open_clip": build_tiny_open_clip(root / "open-clip"),
         "st": build_tiny_sentence_transformer(root / "st"),
         "cache": root / "cache",
@@ -198,6 +201,87 @@ def test_blip_onnx_greedy_stops_at_the_end_token_and_pads_like_generate(models: 
     assert onnx_blip.caption(images[:2]) == [" ".join(t.split()) for t in processor.batch_decode(
         ref_model.generate(pixel_values=pixels[:2], max_new_tokens=12, num_beams=1, repetition_penalty=1.3),
         skip_special_tokens=True)]
+
+
+def test_git_onnx_graphs_give_the_tokens_of_generate(models: dict[str, Path], images: list) -> None:
+    import torch
+    from transformers import AutoProcessor, GitForCausalLM
+
+    onnx_git = GitCaptioner(model=str(models["git"]), runtime="onnx", cache_dir=models["cache"], max_length=12)
+    captions = onnx_git.caption(images)
+    assert onnx_git.runtime == "onnx" and onnx_git.decoding() == (1, 12) and onnx_git.onnx_greedy_supported()
+    assert onnx_git._onnx is not None and set(onnx_git._onnx) == {"vision", "decoder-start", "decoder-step"}
+    processor = AutoProcessor.from_pretrained(models["git"])
+    model = GitForCausalLM.from_pretrained(models["git"]).eval()
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        ref = model.generate(pixel_values=pixels, max_new_tokens=12, num_beams=1)
+        ref_embeds = model.git.visual_projection(model.git.image_encoder(pixels).last_hidden_state).numpy()
+    assert len({tuple(row) for row in ref.tolist()}) > 1  # the captions depend on the picture
+    assert onnx_git._greedy_onnx(pixels.numpy(), 12).tolist() == ref.tolist()  # token for token
+    for n in (1, 3):  # other lengths and batch sizes than the export's examples
+        assert onnx_git._greedy_onnx(pixels[:n].numpy(), 5).tolist() == ref[:n, :6].tolist()
+    embeds = onnx_git._onnx["vision"](pixels.numpy())
+    assert _cosines(ref_embeds.reshape(len(images), -1), embeds.reshape(len(images), -1)).min() >= 0.9999
+    expected = [" ".join(t.split()) for t in processor.batch_decode(ref, skip_special_tokens=True)]
+    assert captions == expected and all(captions)
+    torch_git = GitCaptioner(model=str(models["git"]), runtime="torch", max_length=12)
+    assert torch_git.caption(images) == captions and torch_git.runtime == "torch"
+
+
+def test_git_onnx_greedy_stops_like_generate_and_leaves_beams_to_torch(models: dict[str, Path], images: list) -> None:
+    """An end token made likely and a minimum length: the ONNX loop stops, pads and holds the end
+    back exactly as ``generate`` does; beam search and a repetition penalty run in torch."""
+    import torch
+    from transformers import AutoProcessor, GitForCausalLM
+
+    onnx_git = GitCaptioner(model=str(models["git"]), runtime="onnx", cache_dir=models["cache"], max_length=12)
+    onnx_git.load()
+    model, processor = onnx_git._model, AutoProcessor.from_pretrained(models["git"])
+    eos = model.config.eos_token_id
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    ref_model = GitForCausalLM.from_pretrained(models["git"]).eval()
+    with torch.no_grad():  # the same bias on the end token in both copies of the weights
+        for m in (model, ref_model):
+            m.output.bias[eos] += 3.0
+    onnx_git._onnx = None
+    onnx_git._towers = onnx_git._onnx_towers()  # other weights: a new export key
+    onnx_git._onnx = onnx_git._towers.sessions()
+    for min_length in (0, 4):
+        ref_model.generation_config.min_length = min_length
+        model.generation_config.min_length = min_length
+        with torch.inference_mode():
+            ref = ref_model.generate(pixel_values=pixels, max_new_tokens=12, num_beams=1)
+        assert onnx_git._greedy_onnx(pixels.numpy(), 12).tolist() == ref.tolist()
+        ends = [row.index(eos) if eos in row else None for row in ref.tolist()]
+        assert any(e is not None and e < 12 for e in ends)  # some captions did end early
+        if min_length:
+            assert all(e is None or e >= min_length - 1 for e in ends)
+
+    def texts(tokens: object) -> list[str]:
+        return [" ".join(t.split()) for t in processor.batch_decode(tokens, skip_special_tokens=True)]
+
+    beams = GitCaptioner(model=str(models["git"]), runtime="onnx", cache_dir=models["cache"], max_length=8, num_beams=2)
+    with torch.inference_mode():
+        plain = GitForCausalLM.from_pretrained(models["git"]).eval()
+        assert beams.caption(images[:2]) == texts(plain.generate(pixel_values=pixels[:2], max_new_tokens=8, num_beams=2))
+    model.generation_config.repetition_penalty = 1.3  # not done by the ONNX loop: torch decodes
+    assert not onnx_git.onnx_greedy_supported()
+    with torch.inference_mode():
+        ref = ref_model.generate(pixel_values=pixels[:2], max_new_tokens=12, num_beams=1, repetition_penalty=1.3)
+    assert onnx_git.caption(images[:2]) == texts(ref)
+
+
+def test_git_is_a_captioner_with_its_own_settings(models: dict[str, Path], tmp_path: Path, photo_dir: Path) -> None:
+    settings = _standard(tmp_path / "db", models, git={"local_model_path": models["git"], "max_length": 6})
+    own = settings.plugin(GitSettings)
+    assert own.num_beams is None and own.runtime == "auto" and own.source() == str(models["git"])
+    assert GitCaptioner(model=str(models["git"])).decoding() == (1, 20)
+    with Extractor(settings=settings, store="memory", captioner="git") as ex:
+        assert isinstance(ex.components.captioner, GitCaptioner)
+        report = ex.process_directory(photo_dir)
+        assert report.processed == 6 and report.failed == 0
+        assert all(r.caption for r in ex.list())
 
 
 def test_blip_decodes_greedily_with_short_captions_on_cpu_by_default(models: dict[str, Path]) -> None:
