@@ -277,11 +277,16 @@ def test_git_is_a_captioner_with_its_own_settings(models: dict[str, Path], tmp_p
     own = settings.plugin(GitSettings)
     assert own.num_beams is None and own.runtime == "auto" and own.source() == str(models["git"])
     assert GitCaptioner(model=str(models["git"])).decoding() == (1, 20)
-    with Extractor(settings=settings, store="memory", captioner="git") as ex:
+    chosen = settings.with_overrides(captioner="git")  # IMGCTX_CAPTIONER=git: the CLI and server too
+    with Extractor(settings=chosen, store="memory") as ex:
         assert isinstance(ex.components.captioner, GitCaptioner)
         report = ex.process_directory(photo_dir)
         assert report.processed == 6 and report.failed == 0
         assert all(r.caption for r in ex.list())
+    with Extractor(settings=chosen, store="memory", captioner="blip") as ex:  # the argument wins
+        assert isinstance(ex.components.captioner, BlipCaptioner)
+    with Extractor(settings=settings.with_overrides(captioner="none"), store="memory") as ex:
+        assert ex.components.captioner is None
 
 
 def test_blip_decodes_greedily_with_short_captions_on_cpu_by_default(models: dict[str, Path]) -> None:

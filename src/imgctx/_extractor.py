@@ -90,6 +90,8 @@ class Extractor:
         if captioner is not PRESET_CAPTIONER:
             self._model_choices["captioner"] = captioner
         p = self.registry.preset(self.settings.preset)
+        if captioner is PRESET_CAPTIONER and self.settings.captioner:  # IMGCTX_CAPTIONER
+            captioner = None if self.settings.captioner.lower() == "none" else self.settings.captioner
         taggers: Sequence[str | Any]
         if tagger is None:
             taggers = p.taggers

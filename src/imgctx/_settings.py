@@ -114,6 +114,11 @@ class Settings(_Config):
     preset: str = Field(
         "offline", description="Named model set to use."
     )
+    captioner: str | None = Field(
+        None,
+        description="Captioner plugin to use instead of the preset's (e.g. 'git'); 'none': no captions. "
+                    "Extractor(captioner=...) wins over it.",
+    )
     store: str = Field(
         "faiss", description="Vector store plugin name."
     )
