@@ -95,8 +95,11 @@ def test_cli_watch_and_ctrl_c_leave_a_consistent_store(tmp_path: Path, photo_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCTX_")}
     env.update(IMGCTX_LOAD_PLUGINS="imgctx.testing", IMGCTX_PRESET="tiny", IMGCTX_DB_PATH=str(db),
                PYTHONUNBUFFERED="1")
+    # Ctrl-C as in a terminal: a shell that runs the tests in the background (`... &` in a script)
+    # starts them with SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "imgctx", "watch", str(folder), "--debounce", str(DEBOUNCE)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: (db / "image_contexts.sqlite3").exists(), timeout=60)
         time.sleep(0.5)  # the observer is started before the (empty) initial sync ends
