@@ -270,6 +270,10 @@ def test_git_onnx_greedy_stops_like_generate_and_leaves_beams_to_torch(models: d
     with torch.inference_mode():
         ref = ref_model.generate(pixel_values=pixels[:2], max_new_tokens=12, num_beams=1, repetition_penalty=1.3)
     assert onnx_git.caption(images[:2]) == texts(ref)
+    model.generation_config.repetition_penalty = 1.0
+    assert onnx_git.onnx_greedy_supported()
+    model.generation_config.eos_token_id = [eos, eos + 1]  # several end tokens: generate in torch
+    assert not onnx_git.onnx_greedy_supported()
 
 
 def test_git_is_a_captioner_with_its_own_settings(models: dict[str, Path], tmp_path: Path, photo_dir: Path) -> None:

@@ -196,8 +196,18 @@ class GitCaptioner(HubCaptioner):
         return Towers("git", self.name, model, towers, self.cache_dir, self.torch_threads)
 
     def onnx_greedy_supported(self) -> bool:
-        """Whether the model's generation settings are ones the ONNX greedy loop does."""
-        return greedy_supported(self._model.generation_config)
+        """Whether the model's generation settings are ones the ONNX greedy loop does (and it
+        ends captions at one token)."""
+        return greedy_supported(self._model.generation_config) and self._end_token() is not None
+
+    def _end_token(self) -> int | None:
+        """The token that ends a caption: the generation config's, else the model config's
+        (None when there are several: ``generate`` runs them in torch)."""
+        eos = self._model.generation_config.eos_token_id
+        eos = self._model.config.eos_token_id if eos is None else eos
+        if isinstance(eos, (list, tuple)):
+            eos = eos[0] if len(eos) == 1 else None
+        return None if eos is None else int(eos)
 
     def _generate(self, images: Sequence[Any]) -> list[str]:
         import numpy as np
@@ -221,7 +231,8 @@ class GitCaptioner(HubCaptioner):
 
         config, onnx = self._model.generation_config, self._onnx
         assert onnx is not None
-        eos = config.eos_token_id[0] if isinstance(config.eos_token_id, list) else config.eos_token_id
+        eos = self._end_token()
+        assert eos is not None
         bos = int(self._model.config.bos_token_id)
         pad = int(config.pad_token_id if config.pad_token_id is not None else self._model.config.pad_token_id)
         decoder_step = onnx["decoder-step"]
@@ -233,7 +244,7 @@ class GitCaptioner(HubCaptioner):
                 token[:, None], np.full((1, 1), position, dtype=np.int64), caches[0], caches[1])
             return logits
 
-        return greedy_tokens(logits, step, bos, int(eos), pad, int(getattr(config, "min_length", 0) or 0),
+        return greedy_tokens(logits, step, bos, eos, pad, int(getattr(config, "min_length", 0) or 0),
                              max_new_tokens)
 
 
