@@ -39,6 +39,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/models.py [--presets offline,standard] [--images 64]
         [--repeats 3] [--threads N] [--json out.json] [--strict]
         [--blip DIR] [--clip DIR] [--text DIR] [--full-size] [--caption-max-length N]
+        [--captioner blip|git] [--git DIR]
 """
 
 from __future__ import annotations
@@ -193,15 +194,19 @@ def build_full_size_minilm(folder: Path) -> Path:
 def settings_for(preset: str, db: Path, args: argparse.Namespace, batch_size: int = 16) -> Any:
     from imgctx import Settings
 
-    plugins: dict[str, dict[str, Any]] = {"torch": {"threads": args.threads}, "blip": {}}
+    plugins: dict[str, dict[str, Any]] = {"torch": {"threads": args.threads}, "blip": {}, "git": {}}
     if args.caption_max_length:
-        plugins["blip"]["max_length"] = args.caption_max_length
+        plugins["blip"]["max_length"] = plugins["git"]["max_length"] = args.caption_max_length
+    captioner = None
     if preset == "standard":
         plugins["blip"]["local_model_path"] = Path(args.blip)
         plugins["clip"] = {"local_model_path": Path(args.clip)}
         plugins["sentence"] = {"model": str(args.text)}
+        if args.captioner == "git":
+            plugins["git"]["local_model_path"] = Path(args.git)
+            captioner = "git"
     return Settings.from_values(db_path=db, preset=preset, store="memory", batch_size=batch_size,
-                                plugin_settings=plugins)
+                                plugin_settings=plugins, captioner=captioner)
 
 
 def roles_of(components: Any) -> dict[str, list[str]]:
@@ -276,6 +281,10 @@ def child_backend(args: argparse.Namespace) -> dict[str, Any]:
             run, kind, items = model.embed_texts, "embed_texts (caption + tags documents)", text_documents(len(images))
         elif "image_embedder" in roles:
             run, kind, items = model.embed_images, "embed_images", images
+        elif any(r.startswith("annotator") for r in roles):  # photo annotators read the file too
+            def run(pairs: list[Any]) -> Any:
+                return model.annotate([image for image, _ in pairs], [path for _, path in pairs])
+            kind, items = "annotate", list(zip(images, [str(p) for p in paths], strict=True))
         else:
             run, kind, items = model.tag, "tag", images
         for b in BATCH_SIZES:  # warm-up
@@ -323,6 +332,8 @@ def run_child(args: argparse.Namespace, preset: str, backend: str | None) -> dic
            "--images", str(args.images)]
     if args.caption_max_length:
         cmd += ["--caption-max-length", str(args.caption_max_length)]
+    if args.captioner == "git":
+        cmd += ["--captioner", "git", "--git", str(args.git)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if backend is not None:
@@ -347,6 +358,9 @@ def main() -> int:
     ap.add_argument("--full-size", action="store_true",
                     help="standard preset: the real architectures with random weights instead of tiny models")
     ap.add_argument("--caption-max-length", type=int, default=None)
+    ap.add_argument("--captioner", choices=("blip", "git"), default="blip",
+                    help="the standard preset's captioner (git: IMGCTX_CAPTIONER=git)")
+    ap.add_argument("--git", default=None, help="folder of a GIT captioning model (with --captioner git)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)
@@ -373,11 +387,15 @@ def main() -> int:
                 args.blip = args.blip or str(build_full_size_blip(work / "blip-base"))
                 args.clip = args.clip or str(build_full_size_open_clip(work / "vit-b-32"))
                 args.text = args.text or str(build_full_size_minilm(work / "minilm-l6"))
+                if args.captioner == "git":
+                    args.git = args.git or str(build_full_size_git(work / "git-base"))
             elif not (args.blip and args.clip and args.text):
                 weights["standard"] = "TINY random-weight models (real classes, a few thousand parameters)"
                 args.blip = args.blip or str(testing.build_tiny_blip(work / "tiny-blip"))
                 args.clip = args.clip or str(testing.build_tiny_open_clip(work / "tiny-open-clip"))
                 args.text = args.text or str(testing.build_tiny_sentence_transformer(work / "tiny-st"))
+                if args.captioner == "git":
+                    args.git = args.git or str(testing.build_tiny_git(work / "tiny-git"))
             else:
                 weights["standard"] = f"weights from {args.blip}, {args.clip}, {args.text}"
         results = []
