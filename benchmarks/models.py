@@ -382,8 +382,8 @@ def main() -> int:
             from imgctx import testing
 
             if args.full_size and not (args.blip and args.clip and args.text):
-                weights["standard"] = ("FULL-SIZE architectures with RANDOM weights (BLIP base, open_clip "
-                                       "ViT-B-32, MiniLM-L6): real cost, captions run to max length")
+                weights["standard"] = (f"FULL-SIZE architectures with RANDOM weights ({'GIT' if args.captioner == 'git' else 'BLIP'}"
+                                       " base, open_clip ViT-B-32, MiniLM-L6): real cost, captions run to max length")
                 args.blip = args.blip or str(build_full_size_blip(work / "blip-base"))
                 args.clip = args.clip or str(build_full_size_open_clip(work / "vit-b-32"))
                 args.text = args.text or str(build_full_size_minilm(work / "minilm-l6"))
