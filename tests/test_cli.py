@@ -74,6 +74,18 @@ def test_models_status_and_preload(run) -> None:  # noqa: ANN001
     assert code == 0 and "total" in json.loads(out)
 
 
+def test_the_captioner_setting_reaches_the_cli(run, photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("IMGCTX_CAPTIONER", "none")  # the preset's captioner left out
+    code, out, _ = run("models", "status", "--json")
+    assert code == 0 and "captioner" not in json.loads(out)
+    assert run("index", str(photos))[0] == 0
+    code, out, _ = run("--json", "list")
+    assert code == 0 and len(json.loads(out)) == 6 and all(r["caption"] == "" for r in json.loads(out))
+    monkeypatch.setenv("IMGCTX_CAPTIONER", "no-such-captioner")
+    code, _, err = run("models", "status")
+    assert code == 1 and "no-such-captioner" in err
+
+
 def test_console_script_in_a_subprocess(tmp_path: Path, photos: Path) -> None:
     exe = Path(sys.executable).with_name("imgctx")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "imgctx"]

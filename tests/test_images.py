@@ -64,6 +64,23 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert decoded.image.size == (40, 80)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_the_upright_picture(tmp_path: Path, orientation: int) -> None:
+    """Each of the eight EXIF orientations (mirrors too) decodes to what Pillow's exif_transpose
+    shows; 1 (upright) and a picture without the tag are left as they are."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"  # lossless, so pixels compare exactly
+    _photo((60, 30)).save(path, exif=exif.tobytes())
+    with Image.open(path) as src:
+        expected = np.asarray((ImageOps.exif_transpose(src) or src).convert("RGB"))
+    got = np.asarray(load_image(path, **LIMITS).image)
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+    assert (got.shape[:2] == (60, 30)) == (orientation in (5, 6, 7, 8))
+
+
 def test_large_jpeg_is_decoded_reduced_but_reports_full_size(tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"
     _photo((3000, 2000)).save(path, "JPEG")

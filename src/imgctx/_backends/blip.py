@@ -25,25 +25,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from imgctx._backends.captioning import HubCaptioner
-from imgctx._backends.hub import HubSettings, load_error, use_local_files
+from imgctx._backends.captioning import CaptionerSettings, HubCaptioner, captioner_factory
+from imgctx._backends.hub import HubSettings
 from imgctx._backends.onnx_runtime import (
     Towers,
     TowerSpec,
-    choose_runtime,
     greedy_supported,
     greedy_tokens,
     method_module,
-    start_onnx,
 )
-from imgctx._backends.torch_common import TorchSettings, prepare_torch
+from imgctx._backends.torch_common import TorchSettings
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import PluginSettings, Settings, contract_name, plugin_config
+from imgctx._settings import contract_name, plugin_config
 
 DEFAULT_BLIP_MODEL = "Salesforce/blip-image-captioning-base"
 
@@ -133,28 +131,19 @@ class BlipCaptioner(HubCaptioner):
     def __init__(self, model: str = DEFAULT_BLIP_MODEL, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
 
-    def _load(self) -> None:
+    what = "the BLIP captioning model"
+    local_setting = "IMGCTX_LOCAL_BLIP_MODEL_PATH"
+
+    def _classes(self) -> tuple[Any, Any]:
         try:
             from transformers import BlipForConditionalGeneration, BlipProcessor
         except ImportError:
             raise MissingDependencyError("the blip captioner", "standard") from None
-        torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
-        try:
-            local = use_local_files(self.local_files_only)
-            processor = BlipProcessor.from_pretrained(self.source, local_files_only=local)
-            model = BlipForConditionalGeneration.from_pretrained(self.source, local_files_only=local)
-        except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
-            raise load_error("the BLIP captioning model", self.source, "IMGCTX_LOCAL_BLIP_MODEL_PATH",
-                             exc, self.local_files_only) from None
-        self._model = model.eval().to(device=device, dtype=dtype)
-        self._processor = processor
-        self._torch, self._dtype = torch, dtype
+        return BlipProcessor, BlipForConditionalGeneration
+
+    def _model_input_size(self, processor: Any, model: Any) -> int:
         size = getattr(processor.image_processor, "size", None) or {}
-        self.input_size = int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
-        if choose_runtime(self.runtime_setting, device, True, self.name) == "onnx":
-            towers = self._onnx_towers()
-            self._onnx = start_onnx(self.runtime_setting, device, towers)
-            self._towers, self.runtime = (towers, "torch") if self._onnx is None else (None, "onnx")
+        return int(size.get("height", self.input_size)) if isinstance(size, dict) else self.input_size
 
     def _onnx_towers(self) -> Towers:
         model, torch = self._model, self._torch
@@ -251,48 +240,22 @@ class BlipCaptioner(HubCaptioner):
         )
 
 
-class BlipSettings(PluginSettings):
+class BlipSettings(CaptionerSettings):
     """Settings of the ``blip`` captioner (``IMGCTX_BLIP_*``)."""
 
     model_config = plugin_config("blip")
 
     model: str = Field(
-        "Salesforce/blip-image-captioning-base",
-        description="BLIP captioning model: a hub id or a folder (local_model_path wins).",
+        DEFAULT_BLIP_MODEL, description="BLIP captioning model: a hub id or a folder (local_model_path wins).",
     )
     local_model_path: Path | None = Field(
         None, validation_alias=contract_name("BLIP_LOCAL_MODEL_PATH", "IMGCTX_LOCAL_BLIP_MODEL_PATH",
                                              "LOCAL_BLIP_MODEL_PATH"),
         description="Folder of a BLIP captioning model (also LOCAL_BLIP_MODEL_PATH).",
     )
-    max_length: int | None = Field(
-        None, ge=1, le=512, description="At most this many tokens per generated caption (none: 20 on CPU, 30 on CUDA).",
-    )
-    num_beams: int | None = Field(
-        None, ge=1, le=16, description="Beam-search width of caption generation (1: greedy; none: 1 on CPU, 3 on CUDA).",
-    )
-    batch_size: int | None = Field(
-        None, ge=1, le=1024, description="Images per BLIP generate call (none: the whole model batch).",
-    )
-    runtime: Literal["torch", "onnx", "auto"] = Field(
-        "auto",
-        description="Runtime of the vision encoder and the greedy text decoder: torch; onnx (exported into "
-                    "cache_dir on first use); auto: ONNX on CPU once exported (imgctx models export), torch "
-                    "otherwise. Beam search decodes in torch.",
-    )
-
-    def source(self) -> str:
-        return str(self.local_model_path) if self.local_model_path else self.model
 
 
-def blip_factory(settings: Settings) -> BlipCaptioner:
-    own = settings.plugin(BlipSettings)
-    return BlipCaptioner(
-        model=own.source(), device=settings.device,
-        local_files_only=settings.plugin(HubSettings).local_files_only, max_length=own.max_length,
-        num_beams=own.num_beams, torch_threads=settings.plugin(TorchSettings).threads,
-        micro_batch=own.batch_size, runtime=own.runtime, cache_dir=settings.cache_dir,
-    )
+blip_factory = captioner_factory(BlipCaptioner, BlipSettings)
 
 
 @hookimpl

@@ -1,21 +1,25 @@
-"""What the transformers captioners (``git``, ``blip``) share: their settings as arguments, the
-decoding defaults per device, micro-batches, and the ONNX export entry point.
+"""What the transformers captioners (``git``, ``blip``) share: loading (torch, the hub or a
+folder, the runtime), the decoding defaults per device, micro-batches, the ONNX export entry
+point, and their settings and factory.
 
-A subclass loads its model and processor in ``_load`` (setting ``_model``, ``_processor``,
-``_torch``, ``_dtype``, and ``_onnx`` / ``_towers`` when ONNX Runtime runs it), builds its
+A subclass names its transformers classes (``_classes``) and its input size, builds its
 exportable towers in ``_onnx_towers`` and captions one micro-batch in ``_generate``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from imgctx._backends.base import LazyModel, resolve_device
-from imgctx._backends.hub import is_folder, short
-from imgctx._backends.onnx_runtime import OnnxTower, Towers
+from imgctx._backends.hub import HubSettings, is_folder, load_error, short, use_local_files
+from imgctx._backends.onnx_runtime import OnnxTower, Towers, choose_runtime, start_onnx
+from imgctx._backends.torch_common import TorchSettings, prepare_torch
+from imgctx._settings import PluginSettings, Settings
 from imgctx._types import Tag
 
 #: Images per generate call on CPU. With beam search, per-image time grows with the batch
@@ -60,6 +64,35 @@ class HubCaptioner(LazyModel):
         self._torch: Any = None
         self._dtype: Any = None
 
+    #: What the model is and the setting that takes a local folder of it (for load errors).
+    what = "the captioning model"
+    local_setting = ""
+
+    def _classes(self) -> tuple[Any, Any]:  # pragma: no cover - every captioner overrides it
+        """The transformers processor and model classes (imported here: the standard extra)."""
+        raise NotImplementedError
+
+    def _model_input_size(self, processor: Any, model: Any) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _load(self) -> None:
+        processor_class, model_class = self._classes()
+        torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
+        try:
+            local = use_local_files(self.local_files_only)
+            processor = processor_class.from_pretrained(self.source, local_files_only=local)
+            model = model_class.from_pretrained(self.source, local_files_only=local)
+        except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
+            raise load_error(self.what, self.source, self.local_setting, exc, self.local_files_only) from None
+        self._model = model.eval().to(device=device, dtype=dtype)
+        self._processor = processor
+        self._torch, self._dtype = torch, dtype
+        self.input_size = self._model_input_size(processor, model)
+        if choose_runtime(self.runtime_setting, device, True, self.name) == "onnx":
+            towers = self._onnx_towers()
+            self._onnx = start_onnx(self.runtime_setting, device, towers)
+            self._towers, self.runtime = (towers, "torch") if self._onnx is None else (None, "onnx")
+
     def _onnx_towers(self) -> Towers:  # pragma: no cover - every captioner overrides it
         raise NotImplementedError
 
@@ -94,3 +127,43 @@ class HubCaptioner(LazyModel):
     def _texts(self, tokens: Any) -> list[str]:
         """Token ids to captions, special tokens dropped and white space collapsed."""
         return [" ".join(t.split()) for t in self._processor.batch_decode(tokens, skip_special_tokens=True)]
+
+
+class CaptionerSettings(PluginSettings):
+    """The settings every transformers captioner has besides its model (``IMGCTX_<NAME>_*``)."""
+
+    model: str
+    local_model_path: Path | None = None
+    max_length: int | None = Field(
+        None, ge=1, le=512, description="At most this many tokens per generated caption (none: 20 on CPU, 30 on CUDA).",
+    )
+    num_beams: int | None = Field(
+        None, ge=1, le=16, description="Beam-search width of caption generation (1: greedy; none: 1 on CPU, 3 on CUDA).",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, le=1024, description="Images per generate call (none: 4 on CPU, the whole model batch on CUDA).",
+    )
+    runtime: Literal["torch", "onnx", "auto"] = Field(
+        "auto",
+        description="Runtime of the image encoder and the greedy text decoder: torch; onnx (exported into "
+                    "cache_dir on first use); auto: ONNX on CPU once exported (imgctx models export), torch "
+                    "otherwise. Beam search decodes in torch.",
+    )
+
+    def source(self) -> str:
+        return str(self.local_model_path) if self.local_model_path else self.model
+
+
+def captioner_factory(captioner: type[HubCaptioner], own_settings: type[CaptionerSettings]) -> Callable[[Settings], Any]:
+    """The plugin factory of a captioner: its own settings, the hub's and torch's."""
+
+    def factory(settings: Settings) -> HubCaptioner:
+        own = settings.plugin(own_settings)
+        return captioner(
+            model=own.source(), device=settings.device,
+            local_files_only=settings.plugin(HubSettings).local_files_only, max_length=own.max_length,
+            num_beams=own.num_beams, torch_threads=settings.plugin(TorchSettings).threads,
+            micro_batch=own.batch_size, runtime=own.runtime, cache_dir=settings.cache_dir,
+        )
+
+    return factory

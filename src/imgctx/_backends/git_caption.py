@@ -28,24 +28,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from imgctx._backends.captioning import HubCaptioner
-from imgctx._backends.hub import HubSettings, load_error, use_local_files
+from imgctx._backends.captioning import CaptionerSettings, HubCaptioner, captioner_factory
+from imgctx._backends.hub import HubSettings
 from imgctx._backends.onnx_runtime import (
     Towers,
     TowerSpec,
-    choose_runtime,
     greedy_supported,
     greedy_tokens,
-    start_onnx,
 )
-from imgctx._backends.torch_common import TorchSettings, prepare_torch
+from imgctx._backends.torch_common import TorchSettings
 from imgctx._errors import MissingDependencyError
 from imgctx._hookspecs import hookimpl
-from imgctx._settings import PluginSettings, Settings, plugin_config
+from imgctx._settings import plugin_config
 
 DEFAULT_GIT_MODEL = "microsoft/git-base-coco"
 
@@ -140,27 +138,18 @@ class GitCaptioner(HubCaptioner):
     def __init__(self, model: str = DEFAULT_GIT_MODEL, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
 
-    def _load(self) -> None:
+    what = "the GIT captioning model"
+    local_setting = "IMGCTX_GIT_LOCAL_MODEL_PATH"
+
+    def _classes(self) -> tuple[Any, Any]:
         try:
             from transformers import AutoProcessor, GitForCausalLM
         except ImportError:
             raise MissingDependencyError("the git captioner", "standard") from None
-        torch, device, dtype = prepare_torch(self.device_setting, self.torch_threads)
-        try:
-            local = use_local_files(self.local_files_only)
-            processor = AutoProcessor.from_pretrained(self.source, local_files_only=local)
-            model = GitForCausalLM.from_pretrained(self.source, local_files_only=local)
-        except Exception as exc:  # transformers raises OSError, ValueError, hub errors...
-            raise load_error("the GIT captioning model", self.source, "IMGCTX_GIT_LOCAL_MODEL_PATH",
-                             exc, self.local_files_only) from None
-        self._model = model.eval().to(device=device, dtype=dtype)
-        self._processor = processor
-        self._torch, self._dtype = torch, dtype
-        self.input_size = int(model.config.vision_config.image_size)
-        if choose_runtime(self.runtime_setting, device, True, self.name) == "onnx":
-            towers = self._onnx_towers()
-            self._onnx = start_onnx(self.runtime_setting, device, towers)
-            self._towers, self.runtime = (towers, "torch") if self._onnx is None else (None, "onnx")
+        return AutoProcessor, GitForCausalLM
+
+    def _model_input_size(self, processor: Any, model: Any) -> int:
+        return int(model.config.vision_config.image_size)
 
     def _onnx_towers(self) -> Towers:
         torch, model = self._torch, self._model
@@ -248,7 +237,7 @@ class GitCaptioner(HubCaptioner):
                              max_new_tokens)
 
 
-class GitSettings(PluginSettings):
+class GitSettings(CaptionerSettings):
     """Settings of the ``git`` captioner (``IMGCTX_GIT_*``)."""
 
     model_config = plugin_config("git")
@@ -257,34 +246,9 @@ class GitSettings(PluginSettings):
         DEFAULT_GIT_MODEL, description="GIT captioning model: a hub id or a folder (local_model_path wins).",
     )
     local_model_path: Path | None = Field(None, description="Folder of a GIT captioning model.")
-    max_length: int | None = Field(
-        None, ge=1, le=512, description="At most this many tokens per generated caption (none: 20 on CPU, 30 on CUDA).",
-    )
-    num_beams: int | None = Field(
-        None, ge=1, le=16, description="Beam-search width of caption generation (1: greedy; none: 1 on CPU, 3 on CUDA).",
-    )
-    batch_size: int | None = Field(
-        None, ge=1, le=1024, description="Images per generate call (none: 4 on CPU, the whole model batch on CUDA).",
-    )
-    runtime: Literal["torch", "onnx", "auto"] = Field(
-        "auto",
-        description="Runtime of the image encoder and the greedy decoder: torch; onnx (exported into cache_dir "
-                    "on first use); auto: ONNX on CPU once exported (imgctx models export), torch otherwise. "
-                    "Beam search runs in torch.",
-    )
-
-    def source(self) -> str:
-        return str(self.local_model_path) if self.local_model_path else self.model
 
 
-def git_factory(settings: Settings) -> GitCaptioner:
-    own = settings.plugin(GitSettings)
-    return GitCaptioner(
-        model=own.source(), device=settings.device,
-        local_files_only=settings.plugin(HubSettings).local_files_only, max_length=own.max_length,
-        num_beams=own.num_beams, torch_threads=settings.plugin(TorchSettings).threads,
-        micro_batch=own.batch_size, runtime=own.runtime, cache_dir=settings.cache_dir,
-    )
+git_factory = captioner_factory(GitCaptioner, GitSettings)
 
 
 @hookimpl
